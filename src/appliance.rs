@@ -1,0 +1,168 @@
+//! Starts the appliance's tasks, reloads on SIGHUP, and shuts down gracefully on SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::server::{self, ServerContext};
+use crate::site::index::IndexError;
+use crate::site::Site;
+use crate::tls::{self, CertResolver, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Site(#[from] IndexError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr} ({key}): {source}. Fix: free the port, choose another in the config, or grant CAP_NET_BIND_SERVICE for ports below 1024")]
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running appliance. Dropping it does not stop it; call [`Appliance::shutdown`].
+pub struct Appliance {
+    https_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    site: Arc<Site>,
+    certs: Arc<CertResolver>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    grace: Duration,
+}
+
+impl Appliance {
+    /// Loads the site and certificates, binds the listeners and starts serving.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let certs = Arc::new(CertResolver::load(&config.tls.certificates)?);
+        let acceptor = TlsAcceptor::from(tls::server_config(certs.clone())?);
+
+        let https = bind(config.listen.https, "listen.https").await?;
+        let https_addr = https.local_addr().map_err(|source| StartError::Bind {
+            key: "listen.https",
+            addr: config.listen.https,
+            source,
+        })?;
+        let http = match config.listen.http.addr() {
+            Some(addr) => Some(bind(addr, "listen.http").await?),
+            None => None,
+        };
+        let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
+
+        let mut site = Site::new(&config)?;
+        site.set_https_port(https_addr.port());
+        let site = Arc::new(site);
+
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let ctx = ServerContext {
+            site: site.clone(),
+            limits: config.limits.clone(),
+            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(server::serve_https(https, acceptor, ctx.clone()));
+        if let Some(http) = http {
+            tracker.spawn(server::serve_http(http, ctx));
+        }
+        tracker.spawn(tls::watch(
+            certs.clone(),
+            config.tls.watch_interval,
+            shutdown.clone(),
+        ));
+        tracing::info!(https = %https_addr, http = ?http_addr, "serving");
+        Ok(Self {
+            https_addr,
+            http_addr,
+            site,
+            certs,
+            shutdown,
+            tracker,
+            grace: config.limits.shutdown_grace,
+        })
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    pub fn site(&self) -> &Arc<Site> {
+        &self.site
+    }
+
+    pub fn certificates(&self) -> &Arc<CertResolver> {
+        &self.certs
+    }
+
+    /// What SIGHUP does: re-read the certificates and re-index the site. Each keeps its old
+    /// state when the new one is broken.
+    pub async fn reload(&self) {
+        let certs = self.certs.clone();
+        let site = self.site.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = certs.reload() {
+                tracing::error!(error = %e, "new certificate rejected; still serving the previous one");
+            }
+            match site.reindex() {
+                Ok(files) => tracing::info!(files, "site re-indexed"),
+                Err(e) => tracing::error!(error = %e, "re-index failed; still serving the previous index"),
+            }
+        })
+        .await;
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period, then returns.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?self.grace, "connections still open after the grace period; closing them");
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, reloading on SIGHUP.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading certificates and site index");
+                    self.reload().await;
+                }
+            }
+        }
+        tracing::info!("shutting down: draining connections");
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { key, addr, source })
+}

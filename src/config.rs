@@ -1,0 +1,646 @@
+//! The appliance's configuration: one TOML file, usually on the SD card's FAT partition.
+//!
+//! The serde types below *are* the schema: every key has exactly one declaration, its default
+//! sits next to it, and unknown keys are rejected so a typo never silently falls back to a
+//! default. `examples/pi-failover.toml` documents every key for users.
+//!
+//! Errors are for someone editing a file on a laptop before shipping the Pi: each one names
+//! the file, the key and what to write instead.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where `pi-failover run` looks when `--config` is not given: the FAT boot partition,
+/// which the user edits from any computer before shipping the Pi.
+pub const DEFAULT_CONFIG_PATH: &str = "/boot/pi-failover.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub site: SiteConfig,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Directory holding the built site (a Jekyll `_site/`).
+    pub root: PathBuf,
+    /// The names readers use for the site. The first one is used in redirects when a request
+    /// carries no usable Host.
+    pub hostnames: Vec<String>,
+    /// Value of the `X-Powered-By` header on every response.
+    #[serde(default = "default_powered_by")]
+    pub powered_by: String,
+    /// The path DNS health checkers fetch; always answered, over HTTPS and plain HTTP.
+    #[serde(default = "default_health_path")]
+    pub health_path: String,
+    /// Serve files and directories whose name starts with a dot (`.git/`, `.env`).
+    #[serde(default)]
+    pub serve_dotfiles: bool,
+    #[serde(default)]
+    pub hsts: HstsConfig,
+    /// Extra headers added to every response, e.g. `Referrer-Policy`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HstsConfig {
+    /// `0s` turns the header off.
+    #[serde(default = "default_hsts_max_age", with = "humantime_serde")]
+    pub max_age: Duration,
+    #[serde(default)]
+    pub include_subdomains: bool,
+    #[serde(default)]
+    pub preload: bool,
+}
+
+impl Default for HstsConfig {
+    fn default() -> Self {
+        Self {
+            max_age: default_hsts_max_age(),
+            include_subdomains: false,
+            preload: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    #[serde(default = "default_https_listen")]
+    pub https: SocketAddr,
+    /// Plain HTTP: the health path plus a redirect to HTTPS. `"off"` disables it.
+    #[serde(default = "default_http_listen")]
+    pub http: Listen,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            https: default_https_listen(),
+            http: default_http_listen(),
+        }
+    }
+}
+
+/// A listener that can be switched off with the string `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    Off,
+    On(SocketAddr),
+}
+
+impl Listen {
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Listen::Off => None,
+            Listen::On(addr) => Some(addr),
+        }
+    }
+}
+
+impl Serialize for Listen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Listen::Off => s.serialize_str("off"),
+            Listen::On(addr) => s.collect_str(addr),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(Listen::Off);
+        }
+        text.parse().map(Listen::On).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not an address:port such as \"0.0.0.0:80\" or \"[::]:80\", nor \"off\""
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// One or more certificate chains. A client's SNI picks the one whose names match; the
+    /// first is used for clients without SNI or with an unknown name.
+    pub certificates: Vec<CertificateConfig>,
+    /// How often the certificate files are checked for changes (SIGHUP reloads at once).
+    #[serde(default = "default_watch_interval", with = "humantime_serde")]
+    pub watch_interval: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// PEM file: the certificate followed by its intermediates (Let's Encrypt's fullchain.pem).
+    pub cert: PathBuf,
+    /// PEM file: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections beyond this wait in the kernel's accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
+    /// Time allowed for a request's headers to arrive once the client starts sending them.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection that moves no byte in either direction for this long is closed.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Largest request head (request line plus headers) accepted.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "default_h2_streams")]
+    pub h2_max_concurrent_streams: u32,
+    /// On SIGTERM, how long in-flight requests may take to finish.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            tls_handshake_timeout: default_handshake_timeout(),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_header_bytes: default_max_header_bytes(),
+            h2_max_concurrent_streams: default_h2_streams(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `error`, `warn`, `info`, `debug`, or per module
+    /// (`pi_failover=debug,hyper=info`). `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_powered_by() -> String {
+    "raspberry-pi".into()
+}
+fn default_health_path() -> String {
+    "/up.txt".into()
+}
+fn default_hsts_max_age() -> Duration {
+    Duration::from_secs(365 * 24 * 3600)
+}
+fn default_https_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 443))
+}
+fn default_http_listen() -> Listen {
+    Listen::On(SocketAddr::from(([0, 0, 0, 0], 80)))
+}
+fn default_watch_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_h2_streams() -> u32 {
+    64
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// A configuration problem, phrased for the person editing the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read it: {source}. Fix: check the path, or pass --config PATH")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {problem}. Fix: {fix}")]
+    Syntax {
+        file: PathBuf,
+        problem: String,
+        fix: String,
+    },
+    #[error("{file}: key `{key}`: {problem}. Fix: {fix}")]
+    Key {
+        file: PathBuf,
+        key: String,
+        problem: String,
+        fix: String,
+    },
+}
+
+impl ConfigError {
+    /// The dotted key the error is about, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Key { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    let config = parse(&text, file)?;
+    config.validate(file)?;
+    Ok(config)
+}
+
+/// Parses TOML text; `file` is only used to name the source in errors. Relative paths in the
+/// config are taken relative to the file's directory, so a config on the boot partition can
+/// say `cert = "fullchain.pem"`.
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+        file: file.to_owned(),
+        problem: format!("not valid TOML: {}", e.message()),
+        fix: format!(
+            "correct the syntax near {}; see examples/pi-failover.toml",
+            line_col(text, e.span())
+        ),
+    })?;
+    let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let problem = inner.message().to_owned();
+        let fix = fix_for(&key, &problem);
+        if key.is_empty() || key == "." {
+            ConfigError::Syntax {
+                file: file.to_owned(),
+                problem,
+                fix,
+            }
+        } else {
+            ConfigError::Key {
+                file: file.to_owned(),
+                key,
+                problem,
+                fix,
+            }
+        }
+    })?;
+    if let Some(dir) = file.parent() {
+        config.resolve_relative_paths(dir);
+    }
+    Ok(config)
+}
+
+fn line_col(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else {
+        return "the reported place".into();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {col}")
+}
+
+/// A hint for serde's own errors (wrong type, unknown or missing key).
+fn fix_for(key: &str, problem: &str) -> String {
+    if problem.starts_with("unknown field") {
+        return "remove the key or correct its spelling (the message lists the keys allowed here)"
+            .into();
+    }
+    if problem.starts_with("missing field") {
+        return "add the key; examples/pi-failover.toml shows every key with its meaning".into();
+    }
+    if key.ends_with("timeout")
+        || key.ends_with("interval")
+        || key.ends_with("grace")
+        || key.ends_with("max_age")
+    {
+        return "write a duration in quotes, such as \"10s\", \"2m\" or \"365d\"".into();
+    }
+    "give a value of the type shown in examples/pi-failover.toml".into()
+}
+
+impl Config {
+    fn resolve_relative_paths(&mut self, base: &Path) {
+        let absolutize = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        absolutize(&mut self.site.root);
+        for cert in &mut self.tls.certificates {
+            absolutize(&mut cert.cert);
+            absolutize(&mut cert.key);
+        }
+    }
+
+    /// Checks what the types cannot: values that parse but cannot work.
+    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let err = |key: &str, problem: String, fix: &str| ConfigError::Key {
+            file: file.to_owned(),
+            key: key.into(),
+            problem,
+            fix: fix.into(),
+        };
+
+        if !self.site.root.is_dir() {
+            return Err(err(
+                "site.root",
+                format!("`{}` is not a directory", self.site.root.display()),
+                "point it at the directory holding the built site (the one with index.html)",
+            ));
+        }
+        if self.site.hostnames.is_empty() {
+            return Err(err(
+                "site.hostnames",
+                "the list is empty".into(),
+                "list the names readers use, e.g. [\"example.com\", \"www.example.com\"]",
+            ));
+        }
+        for name in &self.site.hostnames {
+            if !is_valid_hostname(name) {
+                return Err(err(
+                    "site.hostnames",
+                    format!("`{name}` is not a host name"),
+                    "write bare names such as \"example.com\": no scheme, port or path",
+                ));
+            }
+        }
+        if http::HeaderValue::from_str(&self.site.powered_by).is_err() {
+            return Err(err(
+                "site.powered_by",
+                "the value cannot be sent in an HTTP header".into(),
+                "use printable ASCII, e.g. \"raspberry-pi\"",
+            ));
+        }
+        if !self.site.health_path.starts_with('/')
+            || crate::site::resolve::request_key(&self.site.health_path).is_err()
+        {
+            return Err(err(
+                "site.health_path",
+                format!("`{}` is not a plain absolute path", self.site.health_path),
+                "write a path such as \"/up.txt\"",
+            ));
+        }
+        for (name, value) in &self.site.headers {
+            let key = format!("site.headers.{name}");
+            let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                err(
+                    &key,
+                    format!("`{name}` is not a header name"),
+                    "use letters, digits and dashes, e.g. \"Referrer-Policy\"",
+                )
+            })?;
+            if crate::site::policy::is_managed_header(&header) {
+                return Err(err(
+                    &key,
+                    format!("`{name}` is set by the server itself"),
+                    "remove it; X-Powered-By and HSTS have their own keys under [site]",
+                ));
+            }
+            if http::HeaderValue::from_str(value).is_err() {
+                return Err(err(
+                    &key,
+                    "the value cannot be sent in an HTTP header".into(),
+                    "use printable ASCII without line breaks",
+                ));
+            }
+        }
+        if self.tls.certificates.is_empty() {
+            return Err(err(
+                "tls.certificates",
+                "no certificate is configured".into(),
+                "add a [[tls.certificates]] table with `cert` and `key` paths",
+            ));
+        }
+        for (i, cert) in self.tls.certificates.iter().enumerate() {
+            for (what, path) in [("cert", &cert.cert), ("key", &cert.key)] {
+                if !path.is_file() {
+                    return Err(err(
+                        &format!("tls.certificates[{i}].{what}"),
+                        format!("`{}` is not a readable file", path.display()),
+                        "copy the PEM file next to the config, or correct the path",
+                    ));
+                }
+            }
+        }
+        if self.tls.watch_interval < Duration::from_millis(50) {
+            return Err(err(
+                "tls.watch_interval",
+                "shorter than 50ms".into(),
+                "use a few seconds, e.g. \"10s\"",
+            ));
+        }
+        if let Listen::On(http) = self.listen.http {
+            if http == self.listen.https {
+                return Err(err(
+                    "listen.http",
+                    "it is the same address as listen.https".into(),
+                    "use another port (80 is usual), or \"off\"",
+                ));
+            }
+        }
+        let l = &self.limits;
+        if l.max_connections == 0 {
+            return Err(err(
+                "limits.max_connections",
+                "0 would refuse every reader".into(),
+                "use a positive number; 1024 suits a Pi",
+            ));
+        }
+        if l.max_header_bytes < 1024 {
+            return Err(err(
+                "limits.max_header_bytes",
+                format!(
+                    "{} bytes is too small for real browsers",
+                    l.max_header_bytes
+                ),
+                "use at least 8192; 16384 is the default",
+            ));
+        }
+        if l.h2_max_concurrent_streams == 0 {
+            return Err(err(
+                "limits.h2_max_concurrent_streams",
+                "0 would make HTTP/2 unusable".into(),
+                "use a positive number; 64 is the default",
+            ));
+        }
+        for (key, value) in [
+            ("limits.tls_handshake_timeout", l.tls_handshake_timeout),
+            ("limits.header_read_timeout", l.header_read_timeout),
+            ("limits.idle_timeout", l.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(err(
+                    key,
+                    "a zero timeout would cut every connection".into(),
+                    "use a duration such as \"10s\"",
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(err(
+                "log.level",
+                format!("`{}` is not a log filter", self.log.level),
+                "use error, warn, info or debug",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, for `check-config`. Nothing in this schema is
+    /// secret yet (key *paths* are not key material); secrets added later must be redacted here.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+fn is_valid_hostname(name: &str) -> bool {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Off => f.write_str("off"),
+            Listen::On(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("/boot/pi-failover.toml"))
+    }
+
+    const MINIMAL: &str = r#"
+        [site]
+        root = "/srv/site"
+        hostnames = ["example.com"]
+        [[tls.certificates]]
+        cert = "fullchain.pem"
+        key = "privkey.pem"
+    "#;
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = parse_str(MINIMAL).expect("minimal config parses");
+        assert_eq!(c.site.powered_by, "raspberry-pi");
+        assert_eq!(c.site.health_path, "/up.txt");
+        assert_eq!(c.listen.https.port(), 443);
+        assert_eq!(c.listen.http.addr().map(|a| a.port()), Some(80));
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_config_file() {
+        let c = parse_str(MINIMAL).expect("parses");
+        assert_eq!(c.tls.certificates[0].cert, Path::new("/boot/fullchain.pem"));
+        assert_eq!(c.site.root, Path::new("/srv/site"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_section() {
+        let text = MINIMAL.replace("[site]", "[site]\nrooot = \"x\"");
+        let e = parse_str(&text).expect_err("typo must be rejected");
+        assert_eq!(e.key(), Some("site.rooot"));
+        let msg = e.to_string();
+        assert!(msg.contains("/boot/pi-failover.toml"), "{msg}");
+        assert!(msg.contains("Fix:"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_and_the_fix() {
+        let text = format!("{MINIMAL}\n[limits]\nidle_timeout = 60\n");
+        let e = parse_str(&text).expect_err("number is not a duration");
+        assert_eq!(e.key(), Some("limits.idle_timeout"));
+        assert!(e.to_string().contains("\"10s\""), "{e}");
+    }
+
+    #[test]
+    fn http_listener_can_be_switched_off() {
+        let text = format!("{MINIMAL}\n[listen]\nhttp = \"off\"\n");
+        assert_eq!(parse_str(&text).expect("parses").listen.http, Listen::Off);
+        let bad = format!("{MINIMAL}\n[listen]\nhttp = \"port 80\"\n");
+        let e = parse_str(&bad).expect_err("not an address");
+        assert_eq!(e.key(), Some("listen.http"));
+    }
+
+    #[test]
+    fn broken_toml_points_at_the_line() {
+        let e = parse_str("[site\nroot = 1").expect_err("syntax error");
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn hostnames_are_bare_names() {
+        assert!(is_valid_hostname("example.com"));
+        assert!(is_valid_hostname("127.0.0.1"));
+        assert!(is_valid_hostname("localhost"));
+        assert!(!is_valid_hostname("https://example.com"));
+        assert!(!is_valid_hostname("example.com:443"));
+        assert!(!is_valid_hostname("-bad.example"));
+    }
+}

@@ -1,0 +1,125 @@
+//! `pi-failover demo`: the appliance on a built-in default, for a first look with nothing
+//! but the binary: a sample site compiled in, a self-signed certificate made at start, and
+//! listeners on loopback.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use include_dir::{include_dir, Dir};
+
+use crate::config::{self, Config};
+
+static SAMPLE_SITE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/demo/site");
+
+/// Preferred demo ports; a busy one is replaced by a free one.
+pub const DEMO_HTTPS_PORT: u16 = 8443;
+pub const DEMO_HTTP_PORT: u16 = 8080;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot write the demo files under {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make the self-signed certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("the built-in demo config is invalid: {0}")]
+    Config(#[from] config::ConfigError),
+}
+
+/// The demo's files on disk; they are removed when this is dropped.
+pub struct DemoFiles {
+    dir: tempfile::TempDir,
+    pub config: Config,
+}
+
+impl DemoFiles {
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Writes the sample site and a fresh self-signed certificate into a temporary directory
+/// and returns a config that serves them on loopback.
+pub fn prepare() -> Result<DemoFiles, DemoError> {
+    let dir = tempfile::Builder::new()
+        .prefix("pi-failover-demo-")
+        .tempdir()
+        .map_err(|source| DemoError::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let site = dir.path().join("site");
+    write_dir(&SAMPLE_SITE, &site)?;
+
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let generated = rcgen::generate_simple_self_signed(names)?;
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    write(&cert, generated.cert.pem().as_bytes())?;
+    write(&key, generated.signing_key.serialize_pem().as_bytes())?;
+
+    let https = free_port_or_any(DEMO_HTTPS_PORT);
+    let http = free_port_or_any(DEMO_HTTP_PORT);
+    let text = format!(
+        r#"
+[site]
+root = "site"
+hostnames = ["localhost", "127.0.0.1"]
+
+[listen]
+https = "{https}"
+http = "{http}"
+
+[[tls.certificates]]
+cert = "cert.pem"
+key = "key.pem"
+"#
+    );
+    let config_path = dir.path().join("pi-failover.toml");
+    write(&config_path, text.as_bytes())?;
+    let config = config::load(&config_path)?;
+    Ok(DemoFiles { dir, config })
+}
+
+fn write_dir(dir: &Dir<'_>, target: &Path) -> Result<(), DemoError> {
+    std::fs::create_dir_all(target).map_err(|source| DemoError::Write {
+        path: target.to_owned(),
+        source,
+    })?;
+    for file in dir.files() {
+        write(
+            &target.join(file.path().file_name().unwrap_or_default()),
+            file.contents(),
+        )?;
+    }
+    for sub in dir.dirs() {
+        write_dir(
+            sub,
+            &target.join(sub.path().file_name().unwrap_or_default()),
+        )?;
+    }
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), DemoError> {
+    std::fs::write(path, bytes).map_err(|source| DemoError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `127.0.0.1:preferred` when that port is free now, else `127.0.0.1:0` (the kernel picks).
+fn free_port_or_any(preferred: u16) -> SocketAddr {
+    let addr = SocketAddr::from(([127, 0, 0, 1], preferred));
+    match TcpListener::bind(addr) {
+        Ok(_) => addr,
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+    }
+}

@@ -1,0 +1,9 @@
+//! pi-failover: the standby HTTPS origin of a static website, for a Raspberry Pi behind DNS
+//! failover. See `README.md` for the product and `docs/` for its parts.
+
+pub mod appliance;
+pub mod config;
+pub mod demo;
+pub mod server;
+pub mod site;
+pub mod tls;

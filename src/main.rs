@@ -1,0 +1,112 @@
+//! The `pi-failover` command: parses the command line, sets up logging, and turns errors
+//! into messages and exit codes. Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pi_failover::appliance::Appliance;
+use pi_failover::config::{self, DEFAULT_CONFIG_PATH};
+use pi_failover::demo;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "pi-failover",
+    version,
+    about = "Standby HTTPS origin of a static website, for a Raspberry Pi"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance.
+    Run {
+        /// The config file (on the appliance: the SD card's FAT partition).
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Validate a config file and print the effective config (secrets redacted).
+    CheckConfig {
+        /// The config file to check.
+        #[arg(default_value = DEFAULT_CONFIG_PATH)]
+        path: PathBuf,
+    },
+    /// Serve a built-in sample site over HTTPS on localhost with a self-signed certificate.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(config),
+        Command::CheckConfig { path } => check_config(path),
+        Command::Demo => demo(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pi-failover: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(path: PathBuf) -> anyhow::Result<()> {
+    let config = config::load(&path)?;
+    init_logging(&config.log.level);
+    runtime()?.block_on(async {
+        let appliance = Appliance::start(config).await?;
+        appliance.run_until_signal().await?;
+        anyhow::Ok(())
+    })
+}
+
+fn check_config(path: PathBuf) -> anyhow::Result<()> {
+    let config = config::load(&path)?;
+    // Certificates are checked too: a bad key found at the co-location is a trip there.
+    pi_failover::tls::CertResolver::load(&config.tls.certificates)
+        .with_context(|| format!("{}: key `tls.certificates`", path.display()))?;
+    println!("# {}: OK. Effective configuration:", path.display());
+    print!("{}", config.to_toml());
+    Ok(())
+}
+
+fn demo() -> anyhow::Result<()> {
+    init_logging("info");
+    let files = demo::prepare()?;
+    runtime()?.block_on(async {
+        let appliance = Appliance::start(files.config.clone()).await?;
+        let https = appliance.https_addr();
+        println!("pi-failover demo: serving the sample site from {}", files.dir().display());
+        println!("  site:   https://localhost:{}/   (self-signed certificate: accept the browser's warning)", https.port());
+        if let Some(http) = appliance.http_addr() {
+            println!("  health: http://localhost:{}/up.txt   (any other plain-HTTP path redirects to HTTPS)", http.port());
+        }
+        println!("  try:    curl -kI https://localhost:{}/", https.port());
+        println!("Press Ctrl-C to stop.");
+        appliance.run_until_signal().await?;
+        anyhow::Ok(())
+    })
+}

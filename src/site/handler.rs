@@ -1,0 +1,161 @@
+//! The request path, top to bottom. Each step either answers or hands on:
+//!
+//! HTTPS: method → health path → resolve the URL → look it up in the index → reply → headers.
+//! HTTP:  health path → redirect to HTTPS.
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+
+use super::body::Body;
+use super::index::Lookup;
+use super::resolve::request_key;
+use super::{reply, Site};
+
+/// Answers one request received over HTTPS.
+pub fn https<B>(site: &Site, req: &Request<B>) -> Response<Body> {
+    let mut response = site_response(site, req);
+    site.policy.apply_https(response.headers_mut());
+    response
+}
+
+fn site_response<B>(site: &Site, req: &Request<B>) -> Response<Body> {
+    let method = req.method();
+    if method != Method::GET && method != Method::HEAD {
+        return method_not_allowed(method);
+    }
+    let path = req.uri().path();
+    if path == site.health_path {
+        return health(method);
+    }
+    let requested = match request_key(path) {
+        Ok(key) => key,
+        Err(rejection) => {
+            tracing::debug!(path, %rejection, "rejected request path");
+            return reply::text(StatusCode::BAD_REQUEST, "400 Bad Request\n", method);
+        }
+    };
+    let index = site.index();
+    if requested.has_dotfile && !site.serve_dotfiles {
+        return reply::not_found(index.get("404.html"), method);
+    }
+    match index.lookup(&requested.key, requested.directory) {
+        Lookup::File(entry) => reply::file(entry, method, req.headers()),
+        Lookup::AddSlash => add_slash(req),
+        Lookup::NotFound => reply::not_found(index.get("404.html"), method),
+    }
+}
+
+/// Answers one request received over plain HTTP: the health path, or a redirect to HTTPS.
+pub fn http<B>(site: &Site, req: &Request<B>) -> Response<Body> {
+    let method = req.method();
+    let mut response = if req.uri().path() == site.health_path
+        && (method == Method::GET || method == Method::HEAD)
+    {
+        health(method)
+    } else {
+        redirect_to_https(site, req)
+    };
+    site.policy.apply_plain(response.headers_mut());
+    response
+}
+
+/// The health path is answered whatever the site holds: DNS health checkers only need to
+/// know the server is up, and the body is empty so it costs nothing on a thin uplink.
+fn health(method: &Method) -> Response<Body> {
+    let _ = method;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CONTENT_LENGTH, 0)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::empty())
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+fn method_not_allowed(method: &Method) -> Response<Body> {
+    let mut response = reply::text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "405 Method Not Allowed\n",
+        method,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+/// `/about` → `/about/`, query kept. The Location is a path, not a URL, so a forged Host
+/// header can never turn it into a redirect to another site.
+fn add_slash<B>(req: &Request<B>) -> Response<Body> {
+    let mut location = format!("{}/", req.uri().path());
+    if let Some(query) = req.uri().query() {
+        location.push('?');
+        location.push_str(query);
+    }
+    moved_permanently(&location, req.method())
+}
+
+fn redirect_to_https<B>(site: &Site, req: &Request<B>) -> Response<Body> {
+    let asked = req
+        .uri()
+        .host()
+        .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
+        .map(strip_port);
+    // Only the site's own names are echoed back; anything else (a bare IP, a scanner's
+    // invented Host) goes to the first configured name.
+    let host = asked
+        .and_then(|h| {
+            site.hostnames
+                .iter()
+                .find(|name| name.eq_ignore_ascii_case(h))
+        })
+        .unwrap_or(&site.hostnames[0]);
+    let port = match site.https_port {
+        443 => String::new(),
+        port => format!(":{port}"),
+    };
+    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    moved_permanently(
+        &format!("https://{host}{port}{path_and_query}"),
+        req.method(),
+    )
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+fn moved_permanently(location: &str, method: &Method) -> Response<Body> {
+    let mut response = reply::text(
+        StatusCode::MOVED_PERMANENTLY,
+        "301 Moved Permanently\n",
+        method,
+    );
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+        }
+        Err(_) => reply::text(StatusCode::BAD_REQUEST, "400 Bad Request\n", method),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+    }
+}
