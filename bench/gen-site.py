@@ -3,7 +3,7 @@
 
 Usage: bench/gen-site.py OUT_DIR [--seed N]
 
-Writes exactly 200 files (about 5.5 MB) into OUT_DIR:
+Writes exactly 200 files (about 5 MB) into OUT_DIR:
 
   index.html                      15,360 bytes exactly
   YYYY/MM/DD/<slug>/index.html    100 posts, 10-40 KiB each
@@ -14,7 +14,7 @@ Writes exactly 200 files (about 5.5 MB) into OUT_DIR:
   assets/js/main.js               81,920 bytes
   assets/img/photo-1..8.jpg       50-300 KiB of random bytes behind a JPEG header;
                                   photo-1.jpg is 204,800 bytes, photo-8.jpg 307,200 bytes
-  favicon.ico, up.txt (empty)
+  assets/minima-social-icons.svg, favicon.ico, up.txt (empty)
 
 Pages are made of real-looking markup and English-ish words so they compress like HTML;
 images are incompressible. Output depends only on the seed (Python stdlib `random`), and

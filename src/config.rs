@@ -296,6 +296,7 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
     })?;
     let config = parse(&text, file)?;
     config.validate(file)?;
+    config.check_files(file)?;
     Ok(config)
 }
 
@@ -380,6 +381,36 @@ impl Config {
         }
     }
 
+    /// Checks that the files and directories the config names are there. Separate from
+    /// [`Config::validate`] so the schema can be checked on a machine without them.
+    pub fn check_files(&self, file: &Path) -> Result<(), ConfigError> {
+        let err = |key: String, problem: String, fix: &str| ConfigError::Key {
+            file: file.to_owned(),
+            key,
+            problem,
+            fix: fix.into(),
+        };
+        if !self.site.root.is_dir() {
+            return Err(err(
+                "site.root".into(),
+                format!("`{}` is not a directory", self.site.root.display()),
+                "point it at the directory holding the built site (the one with index.html)",
+            ));
+        }
+        for (i, cert) in self.tls.certificates.iter().enumerate() {
+            for (what, path) in [("cert", &cert.cert), ("key", &cert.key)] {
+                if !path.is_file() {
+                    return Err(err(
+                        format!("tls.certificates[{i}].{what}"),
+                        format!("`{}` is not a readable file", path.display()),
+                        "copy the PEM file next to the config, or correct the path",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks what the types cannot: values that parse but cannot work.
     pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let err = |key: &str, problem: String, fix: &str| ConfigError::Key {
@@ -389,13 +420,6 @@ impl Config {
             fix: fix.into(),
         };
 
-        if !self.site.root.is_dir() {
-            return Err(err(
-                "site.root",
-                format!("`{}` is not a directory", self.site.root.display()),
-                "point it at the directory holding the built site (the one with index.html)",
-            ));
-        }
         if self.site.hostnames.is_empty() {
             return Err(err(
                 "site.hostnames",
@@ -459,17 +483,6 @@ impl Config {
                 "add a [[tls.certificates]] table with `cert` and `key` paths",
             ));
         }
-        for (i, cert) in self.tls.certificates.iter().enumerate() {
-            for (what, path) in [("cert", &cert.cert), ("key", &cert.key)] {
-                if !path.is_file() {
-                    return Err(err(
-                        &format!("tls.certificates[{i}].{what}"),
-                        format!("`{}` is not a readable file", path.display()),
-                        "copy the PEM file next to the config, or correct the path",
-                    ));
-                }
-            }
-        }
         if self.tls.watch_interval < Duration::from_millis(50) {
             return Err(err(
                 "tls.watch_interval",
@@ -478,7 +491,7 @@ impl Config {
             ));
         }
         if let Listen::On(http) = self.listen.http {
-            if http == self.listen.https {
+            if http == self.listen.https && http.port() != 0 {
                 return Err(err(
                     "listen.http",
                     "it is the same address as listen.https".into(),

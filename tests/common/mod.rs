@@ -1,0 +1,348 @@
+//! Shared helpers for the integration tests: a site on disk, certificates from a test CA,
+//! an appliance started in-process on loopback ports, and a real rustls + hyper client.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use pi_failover::appliance::Appliance;
+use pi_failover::config::{self, Config};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// A byte string that must never appear in a response: it lives outside the site root.
+pub const SECRET: &str = "OUTSIDE-THE-ROOT-d41d8cd98f00b204";
+
+/// A temporary directory with `site/` (the root), `outside/secret.txt`, and certificates.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub ca: TestCa,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("site")).expect("site dir");
+        std::fs::create_dir_all(dir.path().join("outside")).expect("outside dir");
+        std::fs::write(dir.path().join("outside/secret.txt"), SECRET).expect("secret");
+        let fixture = Self {
+            dir,
+            ca: TestCa::new(),
+        };
+        fixture.ca.issue_to(
+            &["localhost", "example.test"],
+            &fixture.path("cert.pem"),
+            &fixture.path("key.pem"),
+        );
+        fixture
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.path("site")
+    }
+
+    /// Writes a file under the site root, creating directories.
+    pub fn site_file(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.root().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, contents).expect("write");
+        path
+    }
+
+    /// A config for this fixture on loopback with free ports, before `tweak`.
+    pub fn config(&self) -> Config {
+        let text = format!(
+            r#"
+            [site]
+            root = "{root}"
+            hostnames = ["localhost", "example.test"]
+            [listen]
+            https = "127.0.0.1:0"
+            http = "127.0.0.1:0"
+            [tls]
+            watch_interval = "100ms"
+            [[tls.certificates]]
+            cert = "{cert}"
+            key = "{key}"
+            "#,
+            root = self.root().display(),
+            cert = self.path("cert.pem").display(),
+            key = self.path("key.pem").display(),
+        );
+        let file = self.path("pi-failover.toml");
+        let config = config::parse(&text, &file).expect("test config parses");
+        config.validate(&file).expect("test config is valid");
+        config
+    }
+
+    pub async fn start(&self) -> Appliance {
+        self.start_with(|_| {}).await
+    }
+
+    pub async fn start_with(&self, tweak: impl FnOnce(&mut Config)) -> Appliance {
+        let mut config = self.config();
+        tweak(&mut config);
+        Appliance::start(config).await.expect("appliance starts")
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(vec![self.ca.cert_der()])
+    }
+}
+
+/// A throwaway certificate authority that issues ECDSA P-256 leaf certificates.
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    der: CertificateDer<'static>,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "pi-failover test CA");
+        let key = KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("CA cert");
+        Self {
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    pub fn cert_der(&self) -> CertificateDer<'static> {
+        self.der.clone()
+    }
+
+    /// Writes a leaf certificate for `names` and its key as PEM files.
+    pub fn issue_to(&self, names: &[&str], cert_path: &Path, key_path: &Path) {
+        self.issue_with_key(
+            names,
+            KeyPair::generate().expect("leaf key"),
+            cert_path,
+            key_path,
+        );
+    }
+
+    pub fn issue_with_key(&self, names: &[&str], key: KeyPair, cert_path: &Path, key_path: &Path) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let params = CertificateParams::new(names).expect("leaf params");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        std::fs::write(cert_path, cert.pem()).expect("write cert");
+        std::fs::write(key_path, key.serialize_pem()).expect("write key");
+    }
+}
+
+/// A real TLS client: rustls (ring), trusting only the given roots.
+#[derive(Clone)]
+pub struct Client {
+    roots: Vec<CertificateDer<'static>>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub version: http::Version,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Client {
+    pub fn new(roots: Vec<CertificateDer<'static>>) -> Self {
+        Self { roots }
+    }
+
+    pub fn tls_config(
+        &self,
+        alpn: &[&[u8]],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ClientConfig> {
+        let mut store = rustls::RootCertStore::empty();
+        for root in &self.roots {
+            store.add(root.clone()).expect("add root");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("versions")
+            .with_root_certificates(store)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+
+    /// Opens a TLS connection with SNI `name`, offering `alpn`.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+        alpn: &[&[u8]],
+    ) -> TlsStream<TcpStream> {
+        self.connect_with(addr, name, self.tls_config(alpn, rustls::DEFAULT_VERSIONS))
+            .await
+            .expect("TLS connect")
+    }
+
+    pub async fn connect_with(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(addr).await?;
+        let server_name = ServerName::try_from(name.to_owned()).expect("server name");
+        TlsConnector::from(config).connect(server_name, tcp).await
+    }
+
+    /// An HTTP/1.1 connection that can carry several requests.
+    pub async fn h1(&self, addr: SocketAddr) -> H1 {
+        let tls = self.connect(addr, "localhost", &[b"http/1.1"]).await;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("h1 handshake");
+        tokio::spawn(conn);
+        H1 { sender }
+    }
+
+    /// An HTTP/2 connection (ALPN h2).
+    pub async fn h2(&self, addr: SocketAddr) -> H2 {
+        let tls = self.connect(addr, "localhost", &[b"h2"]).await;
+        assert_eq!(
+            tls.get_ref().1.alpn_protocol(),
+            Some(&b"h2"[..]),
+            "server must accept h2"
+        );
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(tls),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(conn);
+        H2 { sender }
+    }
+
+    /// One GET over a fresh HTTP/1.1 connection.
+    pub async fn get(&self, addr: SocketAddr, path: &str) -> Reply {
+        self.h1(addr).await.send(get(path)).await
+    }
+}
+
+pub fn get(path: &str) -> Request<Empty<Bytes>> {
+    request("GET", path, &[])
+}
+
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request<Empty<Bytes>> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Empty::new()).expect("request")
+}
+
+pub struct H1 {
+    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+}
+
+impl H1 {
+    pub async fn send(&mut self, req: Request<Empty<Bytes>>) -> Reply {
+        self.try_send(req).await.expect("h1 request")
+    }
+
+    pub async fn try_send(&mut self, req: Request<Empty<Bytes>>) -> Result<Reply, hyper::Error> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(req).await?;
+        collect(response).await
+    }
+}
+
+pub struct H2 {
+    sender: hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+}
+
+impl H2 {
+    pub async fn send(&mut self, req: Request<Empty<Bytes>>) -> Reply {
+        // h2 requests carry the authority in the URI.
+        let (mut parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        parts.uri = format!("https://localhost{path}").parse().expect("uri");
+        parts.headers.remove("host");
+        self.sender.ready().await.expect("h2 ready");
+        let response = self
+            .sender
+            .send_request(Request::from_parts(parts, body))
+            .await
+            .expect("h2 request");
+        collect(response).await.expect("h2 body")
+    }
+}
+
+async fn collect(response: hyper::Response<hyper::body::Incoming>) -> Result<Reply, hyper::Error> {
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        version: parts.version,
+    })
+}
+
+/// Sends raw request bytes over TLS and returns everything the server sent until it closed.
+/// Hostile paths go through here: a client library would normalise or refuse them.
+pub async fn raw_exchange(client: &Client, addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut tls = client.connect(addr, "localhost", &[b"http/1.1"]).await;
+    tls.write_all(request).await.expect("write request");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tls.read_to_end(&mut out),
+    )
+    .await;
+    out
+}
+
+/// The status code of a raw HTTP/1.1 response.
+pub fn raw_status(response: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(response);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A plain-HTTP GET over TCP (the redirect listener), returning status and headers.
+pub async fn plain_get(addr: SocketAddr, path: &str, host: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.expect("read");
+    out
+}

@@ -1,0 +1,226 @@
+//! The TLS face: protocol versions, ALPN, key types, SNI, and certificate reload while
+//! serving.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{get, Client, Fixture};
+use pi_failover::config::CertificateConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+fn fixture_cert(name: &str) -> CertificateDer<'static> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    CertificateDer::from_pem_file(path).expect("fixture cert")
+}
+
+fn peer_cert(
+    tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> CertificateDer<'static> {
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .expect("server sent a chain")[0]
+        .clone()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn tls13_and_tls12_are_both_accepted() {
+    let f = Fixture::new();
+    f.site_file("index.html", "hi");
+    let app = f.start().await;
+    let client = f.client();
+    for (version, expected) in [
+        (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+        (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+    ] {
+        let tls = client
+            .connect_with(
+                app.https_addr(),
+                "localhost",
+                client.tls_config(&[b"http/1.1"], &[version]),
+            )
+            .await
+            .expect("handshake");
+        assert_eq!(tls.get_ref().1.protocol_version(), Some(expected));
+    }
+}
+
+#[tokio::test]
+async fn alpn_offers_h2_and_http11() {
+    let f = Fixture::new();
+    let app = f.start().await;
+    let client = f.client();
+    let h2 = client
+        .connect(app.https_addr(), "localhost", &[b"h2", b"http/1.1"])
+        .await;
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let h1 = client
+        .connect(app.https_addr(), "localhost", &[b"http/1.1"])
+        .await;
+    assert_eq!(h1.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    // A client without ALPN speaks HTTP/1.1.
+    let r = client.get(app.https_addr(), "/up.txt").await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn rsa_pkcs1_and_ec_sec1_keys_from_openssl_are_served() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for kind in ["rsa", "ec"] {
+        let f = Fixture::new();
+        let app = f
+            .start_with(|c| {
+                c.tls.certificates = vec![CertificateConfig {
+                    cert: fixtures.join(format!("{kind}-cert.pem")),
+                    key: fixtures.join(format!("{kind}-key.pem")),
+                }]
+            })
+            .await;
+        let client = Client::new(vec![fixture_cert(&format!("{kind}-cert.pem"))]);
+        let r = client.get(app.https_addr(), "/up.txt").await;
+        assert_eq!(r.status, 200, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn ed25519_keys_are_served() {
+    let f = Fixture::new();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("ed25519 key");
+    f.ca.issue_with_key(&["localhost"], key, &f.path("ed.pem"), &f.path("ed.key"));
+    let app = f
+        .start_with(|c| {
+            c.tls.certificates = vec![CertificateConfig {
+                cert: f.path("ed.pem"),
+                key: f.path("ed.key"),
+            }]
+        })
+        .await;
+    let r = f.client().get(app.https_addr(), "/up.txt").await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn sni_picks_the_certificate_for_each_hostname() {
+    let f = Fixture::new();
+    f.ca.issue_to(&["blog.test"], &f.path("blog.pem"), &f.path("blog.key"));
+    f.ca.issue_to(&["*.shop.test"], &f.path("shop.pem"), &f.path("shop.key"));
+    let app = f
+        .start_with(|c| {
+            for name in ["blog", "shop"] {
+                c.tls.certificates.push(CertificateConfig {
+                    cert: f.path(&format!("{name}.pem")),
+                    key: f.path(&format!("{name}.key")),
+                });
+            }
+        })
+        .await;
+    let client = f.client();
+    let der = |p: &str| CertificateDer::from_pem_file(f.path(p)).expect("pem");
+    // The client verifies each chain against the SNI name, so a wrong pick fails the handshake.
+    let blog = client.connect(app.https_addr(), "blog.test", &[]).await;
+    assert_eq!(peer_cert(&blog), der("blog.pem"));
+    let shop = client.connect(app.https_addr(), "www.shop.test", &[]).await;
+    assert_eq!(peer_cert(&shop), der("shop.pem"));
+    let default = client.connect(app.https_addr(), "localhost", &[]).await;
+    assert_eq!(peer_cert(&default), der("cert.pem"));
+}
+
+// The fixtures were made with:
+//   openssl req -x509 -newkey rsa:2048 -nodes -keyout k8.pem -out rsa-cert.pem -days 36500 \
+//     -subj /CN=localhost -addext "subjectAltName=DNS:localhost,DNS:rsa.test" \
+//     -addext "basicConstraints=critical,CA:FALSE"
+//   openssl rsa -in k8.pem -traditional -out rsa-key.pem
+//   openssl ecparam -name prime256v1 -genkey -noout -out ec-key.pem
+//   openssl req -x509 -key ec-key.pem -out ec-cert.pem -days 36500 -subj /CN=localhost \
+//     -addext "subjectAltName=DNS:localhost,DNS:ec.test" -addext "basicConstraints=critical,CA:FALSE"
+
+/// Waits for the watcher (100 ms interval in tests) to pick the change up.
+async fn until(mut condition: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within 5 s");
+}
+
+#[tokio::test]
+async fn renewed_certificate_is_used_by_new_handshakes_while_open_connections_keep_working() {
+    let f = Fixture::new();
+    f.site_file("index.html", "hi");
+    let app = f.start().await;
+    let client = f.client();
+    let old = CertificateDer::from_pem_file(f.path("cert.pem")).expect("pem");
+
+    let mut open = client.h1(app.https_addr()).await;
+    assert_eq!(open.send(get("/")).await.status, 200);
+
+    // Renew: a new key and certificate written over the old files, as certbot's deploy hook
+    // or a copy to the boot partition would.
+    f.ca.issue_to(
+        &["localhost", "example.test"],
+        &f.path("cert.pem"),
+        &f.path("key.pem"),
+    );
+    let new = CertificateDer::from_pem_file(f.path("cert.pem")).expect("pem");
+    assert_ne!(old, new);
+
+    until(async || {
+        let tls = client.connect(app.https_addr(), "localhost", &[]).await;
+        peer_cert(&tls) == new
+    })
+    .await;
+    assert_eq!(
+        open.send(get("/")).await.status,
+        200,
+        "the open connection survives the reload"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_new_certificate_is_rejected_and_the_old_one_stays() {
+    let f = Fixture::new();
+    let app = f.start().await;
+    let client = f.client();
+    let old = CertificateDer::from_pem_file(f.path("cert.pem")).expect("pem");
+    let old_pem = std::fs::read(f.path("cert.pem")).expect("read");
+
+    std::fs::write(f.path("cert.pem"), "-----BEGIN CERTIFICATE-----\ngarbage\n").expect("write");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tls = client.connect(app.https_addr(), "localhost", &[]).await;
+    assert_eq!(peer_cert(&tls), old);
+
+    // A key that does not match the certificate is refused as well.
+    std::fs::write(f.path("cert.pem"), &old_pem).expect("restore cert");
+    let other = tempfile::tempdir().expect("tmp");
+    f.ca.issue_to(
+        &["localhost"],
+        &other.path().join("c.pem"),
+        &other.path().join("k.pem"),
+    );
+    std::fs::copy(other.path().join("k.pem"), f.path("key.pem")).expect("copy");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        app.certificates().reload().is_err(),
+        "mismatched key must be refused"
+    );
+    let tls = client.connect(app.https_addr(), "localhost", &[]).await;
+    assert_eq!(peer_cert(&tls), old);
+}
+
+#[tokio::test]
+async fn certificate_expiry_and_names_are_known() {
+    let f = Fixture::new();
+    let app = f.start().await;
+    let infos = app.certificates().infos();
+    assert_eq!(infos.len(), 1);
+    assert_eq!(infos[0].names, ["localhost", "example.test"]);
+    assert!(!infos[0].expires_within(Duration::from_secs(86400)));
+}
