@@ -125,6 +125,11 @@ def rows(path):
         return list(csv.DictReader(f, delimiter="\t"))
 
 samples, mem = rows(samples_path), rows(mem_path)
+present = []
+for r in samples + mem:
+    if r["server"] not in present:
+        present.append(r["server"])
+order = [s for s in order if s in present] + [s for s in present if s not in order]
 versions = open(versions_path).read().strip().splitlines() if os.path.exists(versions_path) else []
 
 def med(xs):
@@ -145,7 +150,8 @@ w("")
 if samples:
     rounds = max(int(r["round"]) for r in samples)
     dur = samples[0]["duration_s"]
-    w(f"Medians of {rounds} alternating round(s) ({' '.join(order)} ...), {dur} s per wrk run, "
+    alt = f", servers alternating {' '.join(order * 2)} ..." if len(order) > 1 else ""
+    w(f"Medians of {rounds} round(s){alt}, {dur} s per wrk run, "
       f"`wrk -t{samples[0].get('threads', '2')} --timeout 5s`, no Accept-Encoding.")
     w("")
 for v in versions:
@@ -594,7 +600,7 @@ preflight() { # server: each case answers 200 with the file's exact size; 404 wo
 	hdr=$OUT/headers-$s.txt
 	for i in "${!CASE_NAMES[@]}"; do
 		want=$(stat -c %s "$SITE/${CASE_FILES[i]}")
-		got=$(curl_tls "$port" "${CASE_PATHS[i]}" -o /dev/null -D "$hdr" -w '%{http_code} %{size_download}') ||
+		got=$(curl_tls "$port" "${CASE_PATHS[i]}" --http1.1 -o /dev/null -D "$hdr" -w '%{http_code} %{size_download}') ||
 			die "$s: curl ${CASE_PATHS[i]} failed"
 		read -r code size <<<"$got"
 		[[ $code == 200 && $size == "$want" ]] ||
@@ -602,7 +608,7 @@ preflight() { # server: each case answers 200 with the file's exact size; 404 wo
 		grep -qi '^x-powered-by: *raspberry-pi' "$hdr" || log "   warning: $s sends no 'X-Powered-By: raspberry-pi' on ${CASE_PATHS[i]}"
 		! grep -qi '^content-encoding:' "$hdr" || log "   warning: $s compressed ${CASE_PATHS[i]} without Accept-Encoding"
 	done
-	code=$(curl_tls "$port" /no-such-page.html -o /dev/null -w '%{http_code}') || code="curl failed"
+	code=$(curl_tls "$port" /no-such-page.html --http1.1 -o /dev/null -w '%{http_code}') || code="curl failed"
 	[[ $code == 404 ]] || log "   warning: $s answered HTTP $code for a missing page (expected 404)"
 	log "   $s: cases answer 200 with the expected sizes; $(openssl s_client -connect "127.0.0.1:$port" \
 		-servername localhost -brief </dev/null 2>&1 | sed -n 's/^\(Protocol version\|Ciphersuite\): */\1 /p' | paste -sd, -)"
@@ -624,7 +630,7 @@ collect_versions() {
 		if want pi-failover; then
 			echo "pi-failover: $("$PF_BIN" --version 2>/dev/null | head -n1 || echo "version unknown"), $PF_BIN"
 		fi
-		echo "site: $(find "$SITE" -type f | wc -l) files, $(du -sb "$SITE" | cut -f1) bytes (bench/gen-site.py)"
+		echo "site: $(find "$SITE" -type f -printf '%s\n' | awk '{ n++; b += $1 } END { printf "%d files, %d bytes", n, b }') (bench/gen-site.py)"
 	} >"$VERSIONS"
 }
 

@@ -164,7 +164,9 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
     pub tls_handshake_timeout: Duration,
-    /// Time allowed for a request's headers to arrive once the client starts sending them.
+    /// Time allowed for a request's headers to arrive. For HTTP/1.1, hyper also runs this
+    /// timer while a kept-alive connection waits for its next request, so it is the
+    /// effective keep-alive time there.
     #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// A connection that moves no byte in either direction for this long is closed.
@@ -236,7 +238,7 @@ fn default_handshake_timeout() -> Duration {
     Duration::from_secs(10)
 }
 fn default_header_read_timeout() -> Duration {
-    Duration::from_secs(10)
+    Duration::from_secs(15)
 }
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
@@ -604,7 +606,7 @@ mod tests {
         assert_eq!(c.site.health_path, "/up.txt");
         assert_eq!(c.listen.https.port(), 443);
         assert_eq!(c.listen.http.addr().map(|a| a.port()), Some(80));
-        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(15));
     }
 
     #[test]

@@ -89,13 +89,6 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     loop {
-        let permit = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            permit = ctx.connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
         let (tcp, peer) = tokio::select! {
             _ = ctx.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
@@ -106,6 +99,16 @@ where
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
+            },
+        };
+        // The permit is taken after accept, not before: a listener waiting for its next
+        // client must not hold one. At the cap, this loop stops accepting and further
+        // clients wait in the kernel's backlog.
+        let permit = tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            permit = ctx.connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
             },
         };
         let _ = tcp.set_nodelay(true);

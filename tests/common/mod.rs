@@ -346,3 +346,13 @@ pub async fn plain_get(addr: SocketAddr, path: &str, host: &str) -> String {
     tcp.read_to_string(&mut out).await.expect("read");
     out
 }
+
+/// The path of a system tool a `system-tests` test needs. Opted in and missing, the test
+/// fails loudly: it never skips.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("`{name}` is needed by the system tests but is not installed; .ci/run installs it (apt-get install {name})"))
+}

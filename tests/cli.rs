@@ -1,0 +1,334 @@
+//! The `pi-failover` command as a user runs it: `check-config` on the shipped example and on
+//! broken files, `demo` end to end, and signals to `run`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Client, Fixture};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pi-failover");
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pi-failover.toml")
+}
+
+/// The example as a user lays it out on the boot partition: the config, fullchain.pem and
+/// privkey.pem side by side, and the site root pointed at a real directory.
+fn boot_partition_with_example(f: &Fixture) -> PathBuf {
+    let boot = f.path("boot");
+    std::fs::create_dir_all(&boot).expect("boot dir");
+    let text = std::fs::read_to_string(example()).expect("example");
+    let text = text.replace(
+        "root = \"/data/site\"",
+        &format!("root = \"{}\"", f.root().display()),
+    );
+    std::fs::write(boot.join("pi-failover.toml"), text).expect("write config");
+    f.ca.issue_to(
+        &["example.com", "www.example.com"],
+        &boot.join("fullchain.pem"),
+        &boot.join("privkey.pem"),
+    );
+    boot.join("pi-failover.toml")
+}
+
+#[test]
+fn the_shipped_example_is_a_valid_config() {
+    let path = example();
+    let text = std::fs::read_to_string(&path).expect("example");
+    let config = pi_failover::config::parse(&text, &path).expect("example parses");
+    config.validate(&path).expect("example validates");
+    assert_eq!(config.site.powered_by, "raspberry-pi");
+}
+
+#[test]
+fn check_config_accepts_the_example_and_prints_the_effective_config() {
+    let f = Fixture::new();
+    let config = boot_partition_with_example(&f);
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+    assert!(stdout.contains("powered_by = \"raspberry-pi\""), "{stdout}");
+    assert!(stdout.contains("fullchain.pem"), "{stdout}");
+    assert!(
+        !stdout.contains("BEGIN"),
+        "no key material is printed: {stdout}"
+    );
+}
+
+fn check_config_error(text: &str) -> String {
+    let f = Fixture::new();
+    let path = f.path("pi-failover.toml");
+    std::fs::write(&path, text).expect("write");
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "a broken config must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains(&path.display().to_string()),
+        "names the file: {stderr}"
+    );
+    assert!(stderr.contains("Fix:"), "says how to fix it: {stderr}");
+    stderr
+}
+
+#[test]
+fn check_config_names_the_file_the_key_and_the_fix() {
+    let base = |extra: &str| {
+        format!(
+            "[site]\nroot = \".\"\nhostnames = [\"example.com\"]\n{extra}\n[[tls.certificates]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n"
+        )
+    };
+    let e = check_config_error(&base("powerd_by = \"x\""));
+    assert!(e.contains("site.powerd_by"), "{e}");
+    let e = check_config_error(
+        &base("hostnames_extra = 1").replace("[site]", "[site]\nhealth_path = 5"),
+    );
+    assert!(e.contains("site.health_path"), "{e}");
+    let e =
+        check_config_error(&base("").replace("[\"example.com\"]", "[\"https://example.com/\"]"));
+    assert!(e.contains("site.hostnames"), "{e}");
+    let e = check_config_error(&base(""));
+    assert!(e.contains("tls.certificates[0].cert"), "{e}");
+    let e = check_config_error("[site\n");
+    assert!(e.contains("line 1"), "{e}");
+}
+
+#[test]
+fn check_config_rejects_a_key_that_does_not_match_the_certificate() {
+    let f = Fixture::new();
+    let config = boot_partition_with_example(&f);
+    let other = f.path("other");
+    std::fs::create_dir_all(&other).expect("dir");
+    f.ca.issue_to(&["example.com"], &other.join("c.pem"), &other.join("k.pem"));
+    std::fs::copy(other.join("k.pem"), f.path("boot/privkey.pem")).expect("copy");
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tls.certificates") && stderr.contains("privkey.pem"),
+        "{stderr}"
+    );
+}
+
+/// A child process killed when the test ends, pass or fail.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What `pi-failover demo` printed: its temporary directory and HTTPS port.
+struct DemoInfo {
+    dir: PathBuf,
+    https_port: u16,
+    http_port: u16,
+}
+
+fn start_demo() -> (Running, DemoInfo) {
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut dir = None;
+    let mut https_port = None;
+    let mut http_port = None;
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(rest) = line.split("from ").nth(1).filter(|_| dir.is_none()) {
+            dir = Some(PathBuf::from(rest.trim()));
+        }
+        let port_after = |prefix: &str| {
+            line.split(prefix)
+                .nth(1)?
+                .split('/')
+                .next()?
+                .parse::<u16>()
+                .ok()
+        };
+        if line.contains("site:") {
+            https_port = port_after("https://localhost:");
+        }
+        if line.contains("health:") {
+            http_port = port_after("http://localhost:");
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let info = DemoInfo {
+        dir: dir.expect("demo printed its directory"),
+        https_port: https_port.expect("demo printed the HTTPS URL"),
+        http_port: http_port.expect("demo printed the health URL"),
+    };
+    (Running(child), info)
+}
+
+#[tokio::test]
+async fn demo_serves_the_sample_site_over_https_and_stops_cleanly_on_sigterm() {
+    let (mut demo, info) = start_demo();
+    let cert = CertificateDer::from_pem_file(info.dir.join("cert.pem")).expect("demo cert");
+    let client = Client::new(vec![cert]);
+    let addr = ([127, 0, 0, 1], info.https_port).into();
+
+    let home = client.get(addr, "/").await;
+    assert_eq!(home.status, 200);
+    assert_eq!(home.header("x-powered-by"), Some("raspberry-pi"));
+    assert!(String::from_utf8_lossy(&home.body).contains("badge.js"));
+    assert_eq!(client.get(addr, "/about").await.status, 301);
+    assert_eq!(client.get(addr, "/assets/js/badge.js").await.status, 200);
+    assert_eq!(client.get(addr, "/missing").await.status, 404);
+    let health = common::plain_get(
+        ([127, 0, 0, 1], info.http_port).into(),
+        "/up.txt",
+        "localhost",
+    )
+    .await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
+    signal(&demo.0, libc::SIGTERM);
+    let status = wait_exit(&mut demo.0, Duration::from_secs(15));
+    assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
+    assert!(!info.dir.exists(), "the demo removes its temporary files");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_of_a_running_appliance() {
+    let f = Fixture::new();
+    f.site_file("index.html", "hi");
+    let config = f.path("run.toml");
+    std::fs::write(
+        &config,
+        "[site]\nroot = \"site\"\nhostnames = [\"localhost\"]\n[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n\
+         [tls]\nwatch_interval = \"1h\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+    )
+    .expect("config");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let running = Running(child);
+    let port = loop {
+        let line = rx.recv_timeout(Duration::from_secs(10)).expect("log line");
+        if let Some(rest) = line.split("https=127.0.0.1:").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("port")
+                .parse::<u16>()
+                .expect("port number");
+        }
+    };
+    let addr = ([127, 0, 0, 1], port).into();
+    let client = f.client();
+    let peer = |tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        tls.get_ref().1.peer_certificates().expect("chain")[0]
+            .clone()
+            .into_owned()
+    };
+    let before = peer(&client.connect(addr, "localhost", &[]).await);
+    f.ca.issue_to(&["localhost"], &f.path("cert.pem"), &f.path("key.pem"));
+    let renewed = CertificateDer::from_pem_file(f.path("cert.pem")).expect("pem");
+    assert_ne!(before, renewed);
+    signal(&running.0, libc::SIGHUP);
+    let mut seen = before;
+    for _ in 0..50 {
+        seen = peer(&client.connect(addr, "localhost", &[]).await);
+        if seen == renewed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen, renewed,
+        "SIGHUP made new handshakes use the renewed certificate"
+    );
+}
+
+#[cfg(feature = "system-tests")]
+#[test]
+fn curl_sees_the_demos_headers() {
+    let curl = common::require_tool("curl");
+    let (_demo, info) = start_demo();
+    let url = format!("https://localhost:{}/", info.https_port);
+    let out = Command::new(curl)
+        .args(["-skI", "--http1.1", &url])
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    for header in [
+        "x-powered-by: raspberry-pi",
+        "strict-transport-security: max-age=",
+        "x-content-type-options: nosniff",
+        "etag: \"",
+        "last-modified: ",
+    ] {
+        assert!(head.contains(header), "missing {header}: {head}");
+    }
+    let out = Command::new(common::require_tool("curl"))
+        .args(["-skI", "--http2", &url])
+        .output()
+        .expect("curl h2");
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(head.starts_with("http/2 200"), "HEAD over h2 works: {head}");
+    assert!(head.contains("content-length: "), "{head}");
+}

@@ -1,0 +1,246 @@
+//! Limits that keep slow or hostile clients from holding the Pi's resources, and a graceful
+//! shutdown that lets readers finish.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Fixture;
+use pi_failover::config::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn short_limits(c: &mut Config) {
+    c.limits.tls_handshake_timeout = Duration::from_millis(800);
+    c.limits.header_read_timeout = Duration::from_millis(800);
+    c.limits.idle_timeout = Duration::from_millis(800);
+}
+
+/// Reads until the server closes; returns how long that took and what was read.
+async fn until_closed(
+    mut stream: impl AsyncReadExt + Unpin,
+    limit: Duration,
+) -> (Duration, Vec<u8>) {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), stream.read(&mut buf))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return (start.elapsed(), out),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the server kept the connection open for {limit:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_tls_handshake_is_cut_off() {
+    let f = Fixture::new();
+    let app = f.start_with(short_limits).await;
+    let tcp = TcpStream::connect(app.https_addr()).await.expect("connect");
+    let (took, _) = until_closed(tcp, Duration::from_secs(5)).await;
+    assert!(
+        took >= Duration::from_millis(700),
+        "closed too early: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn slowloris_headers_are_cut_off_while_readers_are_still_served() {
+    let f = Fixture::new();
+    f.site_file("index.html", "hi");
+    let app = f.start_with(short_limits).await;
+    let client = f.client();
+    let mut slow = client
+        .connect(app.https_addr(), "localhost", &[b"http/1.1"])
+        .await;
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .expect("start");
+    let trickle = async {
+        // One header byte every 100 ms: never idle, never done.
+        for _ in 0..50 {
+            if slow.write_all(b"X").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        slow
+    };
+    let reader = async {
+        let r = client.get(app.https_addr(), "/").await;
+        assert_eq!(r.status, 200, "a normal reader is served meanwhile");
+    };
+    let (slow, ()) = tokio::join!(trickle, reader);
+    let (took, response) = until_closed(slow, Duration::from_secs(1)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        !text.contains("200 OK"),
+        "the slow request must not be answered: {text}"
+    );
+    assert!(took < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let f = Fixture::new();
+    f.site_file("index.html", "hi");
+    let app = f
+        .start_with(|c| {
+            c.limits.idle_timeout = Duration::from_millis(800);
+            c.limits.header_read_timeout = Duration::from_secs(30);
+        })
+        .await;
+    let client = f.client();
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let tls = client.connect(app.https_addr(), "localhost", &[alpn]).await;
+        let (took, _) = until_closed(tls, Duration::from_secs(5)).await;
+        assert!(
+            took >= Duration::from_millis(700),
+            "{alpn:?} closed too early: {took:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_disconnected() {
+    let f = Fixture::new();
+    f.site_file("big.bin", vec![1u8; 8 * 1024 * 1024]);
+    let app = f.start_with(short_limits).await;
+    let mut tls = f
+        .client()
+        .connect(app.https_addr(), "localhost", &[b"http/1.1"])
+        .await;
+    tls.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    // Stop reading long enough for the server's writes to stall.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, body) = until_closed(tls, Duration::from_secs(10)).await;
+    assert!(
+        body.len() < 8 * 1024 * 1024,
+        "the stalled transfer must have been cut"
+    );
+}
+
+#[tokio::test]
+async fn oversized_request_headers_get_431() {
+    let f = Fixture::new();
+    let app = f.start_with(|c| c.limits.max_header_bytes = 8192).await;
+    let big = "a".repeat(20_000);
+    let request = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n");
+    let response = common::raw_exchange(&f.client(), app.https_addr(), request.as_bytes()).await;
+    assert_eq!(
+        common::raw_status(&response),
+        431,
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let f = Fixture::new();
+    let app = f.start_with(|c| c.limits.max_connections = 2).await;
+    let client = f.client();
+    let first = client.connect(app.https_addr(), "localhost", &[]).await;
+    let _second = client.connect(app.https_addr(), "localhost", &[]).await;
+    let third = tokio::time::timeout(
+        Duration::from_millis(500),
+        client.connect(app.https_addr(), "localhost", &[]),
+    )
+    .await;
+    assert!(
+        third.is_err(),
+        "a third handshake must wait while two connections are open"
+    );
+    drop(first);
+    let third = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.connect(app.https_addr(), "localhost", &[]),
+    )
+    .await;
+    assert!(
+        third.is_ok(),
+        "the third connection proceeds once one closes"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_response_finish_and_stops_accepting() {
+    let f = Fixture::new();
+    let data = vec![9u8; 4 * 1024 * 1024];
+    f.site_file("big.bin", &data);
+    let app = f.start().await;
+    let addr = app.https_addr();
+    let client = f.client();
+    let mut tls = client.connect(addr, "localhost", &[b"http/1.1"]).await;
+    tls.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    let mut first = [0u8; 1024];
+    let n = tls.read(&mut first).await.expect("response started");
+    assert!(n > 0);
+
+    let shutdown = tokio::spawn(app.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err()
+            || client
+                .connect_with(
+                    addr,
+                    "localhost",
+                    client.tls_config(&[], rustls::DEFAULT_VERSIONS)
+                )
+                .await
+                .is_err(),
+        "no new connection is served after shutdown starts"
+    );
+    let (_, rest) = until_closed(tls, Duration::from_secs(10)).await;
+    let mut response = first[..n].to_vec();
+    response.extend_from_slice(&rest);
+    let header_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head")
+        + 4;
+    assert_eq!(
+        response.len() - header_end,
+        data.len(),
+        "the whole body arrived"
+    );
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("shutdown returns once drained")
+        .expect("join");
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_on_a_stuck_connection_after_the_grace_period() {
+    let f = Fixture::new();
+    f.site_file("big.bin", vec![1u8; 8 * 1024 * 1024]);
+    let app = f
+        .start_with(|c| {
+            c.limits.shutdown_grace = Duration::from_millis(500);
+            c.limits.idle_timeout = Duration::from_secs(60);
+        })
+        .await;
+    let mut tls = f
+        .client()
+        .connect(app.https_addr(), "localhost", &[b"http/1.1"])
+        .await;
+    tls.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    app.shutdown().await;
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+    drop(tls);
+}
