@@ -386,12 +386,7 @@ impl Config {
     /// Checks that the files and directories the config names are there. Separate from
     /// [`Config::validate`] so the schema can be checked on a machine without them.
     pub fn check_files(&self, file: &Path) -> Result<(), ConfigError> {
-        let err = |key: String, problem: String, fix: &str| ConfigError::Key {
-            file: file.to_owned(),
-            key,
-            problem,
-            fix: fix.into(),
-        };
+        let err = |key: String, problem: String, fix: &str| key_error(file, &key, problem, fix);
         if !self.site.root.is_dir() {
             return Err(err(
                 "site.root".into(),
@@ -415,12 +410,7 @@ impl Config {
 
     /// Checks what the types cannot: values that parse but cannot work.
     pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
-        let err = |key: &str, problem: String, fix: &str| ConfigError::Key {
-            file: file.to_owned(),
-            key: key.into(),
-            problem,
-            fix: fix.into(),
-        };
+        let err = |key: &str, problem: String, fix: &str| key_error(file, key, problem, fix);
 
         if self.site.hostnames.is_empty() {
             return Err(err(
@@ -553,6 +543,15 @@ impl Config {
     /// secret yet (key *paths* are not key material); secrets added later must be redacted here.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigError {
+    ConfigError::Key {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        problem,
+        fix: fix.to_owned(),
     }
 }
 

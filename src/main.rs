@@ -88,8 +88,13 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
 fn check_config(path: PathBuf) -> anyhow::Result<()> {
     let config = config::load(&path)?;
     // Certificates are checked too: a bad key found at the co-location is a trip there.
-    pi_failover::tls::CertResolver::load(&config.tls.certificates)
-        .with_context(|| format!("{}: key `tls.certificates`", path.display()))?;
+    pi_failover::tls::CertResolver::load(&config.tls.certificates).with_context(|| {
+        format!(
+            "{}: key `tls.certificates`: a certificate or key is not usable. Fix: copy the \
+                 certificate chain (fullchain.pem) and the private key made with it",
+            path.display()
+        )
+    })?;
     println!("# {}: OK. Effective configuration:", path.display());
     print!("{}", config.to_toml());
     Ok(())

@@ -25,7 +25,7 @@ fn site_response<B>(site: &Site, req: &Request<B>) -> Response<Body> {
     }
     let path = req.uri().path();
     if path == site.health_path {
-        return health(method);
+        return health();
     }
     let requested = match request_key(path) {
         Ok(key) => key,
@@ -51,7 +51,7 @@ pub fn http<B>(site: &Site, req: &Request<B>) -> Response<Body> {
     let mut response = if req.uri().path() == site.health_path
         && (method == Method::GET || method == Method::HEAD)
     {
-        health(method)
+        health()
     } else {
         redirect_to_https(site, req)
     };
@@ -61,8 +61,7 @@ pub fn http<B>(site: &Site, req: &Request<B>) -> Response<Body> {
 
 /// The health path is answered whatever the site holds: DNS health checkers only need to
 /// know the server is up, and the body is empty so it costs nothing on a thin uplink.
-fn health(method: &Method) -> Response<Body> {
-    let _ = method;
+fn health() -> Response<Body> {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -109,7 +108,8 @@ fn redirect_to_https<B>(site: &Site, req: &Request<B>) -> Response<Body> {
                 .iter()
                 .find(|name| name.eq_ignore_ascii_case(h))
         })
-        .unwrap_or(&site.hostnames[0]);
+        .or(site.hostnames.first())
+        .map_or("localhost", String::as_str);
     let port = match site.https_port {
         443 => String::new(),
         port => format!(":{port}"),
@@ -118,7 +118,7 @@ fn redirect_to_https<B>(site: &Site, req: &Request<B>) -> Response<Body> {
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {
-        host.clone()
+        host.to_owned()
     };
     moved_permanently(
         &format!("https://{host}{port}{path_and_query}"),

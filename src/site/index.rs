@@ -115,16 +115,14 @@ impl SiteIndex {
                 }
             }
         }
-        let keys: HashSet<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+        let paths: HashMap<&str, &PathBuf> = found.iter().map(|(k, p)| (k.as_str(), p)).collect();
         let sibling = |key: &str, ext: &str| {
-            let candidate = format!("{key}.{ext}");
-            keys.contains(candidate.as_str()).then_some(candidate)
+            paths
+                .get(format!("{key}.{ext}").as_str())
+                .map(|p| (*p).clone())
         };
         let mut files = HashMap::with_capacity(found.len());
-        let paths: HashMap<&str, &PathBuf> = found.iter().map(|(k, p)| (k.as_str(), p)).collect();
         for (key, path) in &found {
-            let variant =
-                |ext| sibling(key, ext).and_then(|k| paths.get(k.as_str()).map(|p| (*p).clone()));
             if let Some(dir) = key.strip_suffix(INDEX_FILE) {
                 if dir.is_empty() || dir.ends_with('/') {
                     index
@@ -137,8 +135,8 @@ impl SiteIndex {
                 Entry {
                     path: path.clone(),
                     content_type: content_type_for(key),
-                    brotli: variant("br"),
-                    gzip: variant("gz"),
+                    brotli: sibling(key, "br"),
+                    gzip: sibling(key, "gz"),
                 },
             );
         }
