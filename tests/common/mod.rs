@@ -209,6 +209,16 @@ impl Client {
         config: Arc<rustls::ClientConfig>,
     ) -> std::io::Result<TlsStream<TcpStream>> {
         let tcp = TcpStream::connect(addr).await?;
+        self.handshake(tcp, name, config).await
+    }
+
+    /// A TLS handshake over an already connected socket.
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
         let server_name = ServerName::try_from(name.to_owned()).expect("server name");
         TlsConnector::from(config).connect(server_name, tcp).await
     }
