@@ -22,6 +22,8 @@ pub enum StartError {
     Site(#[from] IndexError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
     #[error("cannot listen on {addr} ({key}): {source}. Fix: free the port, choose another in the config, or grant CAP_NET_BIND_SERVICE for ports below 1024")]
     Bind {
         key: &'static str,
@@ -82,6 +84,9 @@ impl Appliance {
             config.tls.watch_interval,
             shutdown.clone(),
         ));
+        if let Some(syncer) = crate::sync::Syncer::new(&config).await? {
+            tracker.spawn(sync_loop(syncer, site.clone(), shutdown.clone()));
+        }
         tracing::info!(https = %https_addr, http = ?http_addr, "serving");
         Ok(Self {
             https_addr,
@@ -158,6 +163,52 @@ impl Appliance {
         tracing::info!("shutting down: draining connections");
         self.shutdown().await;
         Ok(())
+    }
+}
+
+/// Syncs at once, then every interval (plus jitter); each new generation is swapped into the
+/// site server as soon as it is current.
+async fn sync_loop(syncer: crate::sync::Syncer, site: Arc<Site>, stop: CancellationToken) {
+    loop {
+        // A sync interrupted by shutdown leaves only staging files, removed at next start.
+        let result = tokio::select! {
+            _ = stop.cancelled() => return,
+            result = syncer.sync_once(false) => result,
+        };
+        match result {
+            Ok(report) => {
+                if report.switched || !site.has_content() {
+                    let site = site.clone();
+                    match tokio::task::spawn_blocking(move || site.reindex()).await {
+                        Ok(Ok(files)) => {
+                            tracing::info!(files, generation = ?report.generation, "serving the new generation")
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "cannot index the new generation; still serving the previous one")
+                        }
+                        Err(e) => tracing::error!(error = %e, "indexing task failed"),
+                    }
+                }
+                tracing::info!(
+                    listed = report.listed,
+                    added = report.added,
+                    changed = report.changed,
+                    removed = report.removed,
+                    skipped = report.skipped.len(),
+                    list_requests = report.list_requests,
+                    get_requests = report.get_requests,
+                    seconds = report.duration.as_secs_f64(),
+                    "sync done"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sync failed; still serving the last good generation")
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(syncer.next_delay()) => {}
+        }
     }
 }
 

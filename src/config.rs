@@ -30,13 +30,18 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Where the site comes from. Without it, `site.root` is served as it is.
+    pub s3: Option<S3Config>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
-    /// Directory holding the built site (a Jekyll `_site/`).
-    pub root: PathBuf,
+    /// Directory holding the built site (a Jekyll `_site/`), when the site is not synced
+    /// from S3. With `[s3]` the site lives in generations under `storage.data_dir`.
+    pub root: Option<PathBuf>,
     /// The names readers use for the site. The first one is used in redirects when a request
     /// carries no usable Host.
     pub hostnames: Vec<String>,
@@ -198,6 +203,72 @@ impl Default for LimitsConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The writable data partition: site generations live in `<data_dir>/site/`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Only keys under this prefix are synced; the prefix is not part of the local path.
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// For S3-compatible stores (MinIO, Garage, R2, B2, ...): e.g. "https://minio.lan:9000".
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`.
+    #[serde(default)]
+    pub path_style: bool,
+    /// An AWS shared-credentials file (`[default]` with `aws_access_key_id` and
+    /// `aws_secret_access_key`). Without it: the environment, then the SDK's default chain.
+    pub credentials_file: Option<PathBuf>,
+    /// The profile to use in `credentials_file`.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    #[serde(default = "default_sync_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// A random delay up to this much is added to each interval, so several Pis do not
+    /// hit the bucket in step.
+    #[serde(default = "default_sync_jitter", with = "humantime_serde")]
+    pub jitter: Duration,
+    /// Downloads in flight at once.
+    #[serde(default = "default_sync_concurrency")]
+    pub concurrency: usize,
+    /// Download bandwidth limit in bytes per second; 0 means no limit.
+    #[serde(default)]
+    pub bandwidth_limit: u64,
+    /// Time allowed for one request (including its body) before it is retried.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(default = "default_max_objects")]
+    pub max_objects: usize,
+    #[serde(default = "default_max_total_bytes")]
+    pub max_total_bytes: u64,
+    /// A sync that would leave less free space than this on the data partition is refused.
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
+    /// Largest share of the site one sync may delete (0.0 to 1.0).
+    #[serde(default = "default_max_delete_fraction")]
+    pub max_delete_fraction: f64,
+    /// Accept an empty listing (and so an empty site).
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// A tracing filter: `error`, `warn`, `info`, `debug`, or per module
     /// (`pi_failover=debug,hyper=info`). `RUST_LOG` overrides it.
@@ -251,6 +322,39 @@ fn default_h2_streams() -> u32 {
 }
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/data")
+}
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_profile() -> String {
+    "default".into()
+}
+fn default_sync_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_sync_jitter() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_sync_concurrency() -> usize {
+    4
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_objects() -> usize {
+    100_000
+}
+fn default_max_total_bytes() -> u64 {
+    2_000_000_000
+}
+fn default_min_free_bytes() -> u64 {
+    100_000_000
+}
+fn default_max_delete_fraction() -> f64 {
+    0.5
 }
 fn default_log_level() -> String {
     "info".into()
@@ -376,7 +480,13 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        absolutize(&mut self.site.root);
+        if let Some(root) = &mut self.site.root {
+            absolutize(root);
+        }
+        absolutize(&mut self.storage.data_dir);
+        if let Some(file) = self.s3.as_mut().and_then(|s3| s3.credentials_file.as_mut()) {
+            absolutize(file);
+        }
         for cert in &mut self.tls.certificates {
             absolutize(&mut cert.cert);
             absolutize(&mut cert.key);
@@ -387,12 +497,23 @@ impl Config {
     /// [`Config::validate`] so the schema can be checked on a machine without them.
     pub fn check_files(&self, file: &Path) -> Result<(), ConfigError> {
         let err = |key: String, problem: String, fix: &str| key_error(file, &key, problem, fix);
-        if !self.site.root.is_dir() {
-            return Err(err(
-                "site.root".into(),
-                format!("`{}` is not a directory", self.site.root.display()),
-                "point it at the directory holding the built site (the one with index.html)",
-            ));
+        if let Some(root) = &self.site.root {
+            if !root.is_dir() {
+                return Err(err(
+                    "site.root".into(),
+                    format!("`{}` is not a directory", root.display()),
+                    "point it at the directory holding the built site (the one with index.html)",
+                ));
+            }
+        }
+        if let Some(file) = self.s3.as_ref().and_then(|s3| s3.credentials_file.as_ref()) {
+            if !file.is_file() {
+                return Err(err(
+                    "s3.credentials_file".into(),
+                    format!("`{}` is not a readable file", file.display()),
+                    "copy the AWS credentials file next to the config, or correct the path",
+                ));
+            }
         }
         for (i, cert) in self.tls.certificates.iter().enumerate() {
             for (what, path) in [("cert", &cert.cert), ("key", &cert.key)] {
@@ -412,6 +533,26 @@ impl Config {
     pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let err = |key: &str, problem: String, fix: &str| key_error(file, key, problem, fix);
 
+        match (&self.site.root, &self.s3) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "site.root",
+                    "both site.root and [s3] are set".into(),
+                    "remove site.root: with [s3] the site is synced into storage.data_dir",
+                ))
+            }
+            (None, None) => {
+                return Err(err(
+                    "site.root",
+                    "there is no site: neither site.root nor [s3] is set".into(),
+                    "add an [s3] section with the bucket, or set site.root to a directory",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(s3) = &self.s3 {
+            validate_s3(s3, file)?;
+        }
         if self.site.hostnames.is_empty() {
             return Err(err(
                 "site.hostnames",
@@ -539,11 +680,90 @@ impl Config {
         Ok(())
     }
 
-    /// The effective configuration as TOML, for `check-config`. Nothing in this schema is
-    /// secret yet (key *paths* are not key material); secrets added later must be redacted here.
+    /// The directory the site is served from: `site.root`, or the current generation.
+    pub fn site_root(&self) -> PathBuf {
+        match &self.site.root {
+            Some(root) if self.s3.is_none() => root.clone(),
+            _ => crate::sync::store::GenerationStore::current_files(&self.storage.data_dir),
+        }
+    }
+
+    /// The effective configuration as TOML, for `check-config`. The schema holds no secret:
+    /// S3 credentials stay in their own file and only its path is printed, as for the TLS key.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
+}
+
+fn validate_s3(s3: &S3Config, file: &Path) -> Result<(), ConfigError> {
+    let err = |key: &str, problem: String, fix: &str| key_error(file, key, problem, fix);
+    let valid_bucket = (3..=63).contains(&s3.bucket.len())
+        && s3
+            .bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !valid_bucket {
+        return Err(err(
+            "s3.bucket",
+            format!("`{}` is not a bucket name", s3.bucket),
+            "write the bucket's name only (3-63 lowercase letters, digits, dots, dashes), no s3:// or path",
+        ));
+    }
+    if s3.prefix.starts_with('/') {
+        return Err(err(
+            "s3.prefix",
+            "starts with /".into(),
+            "write the key prefix without a leading slash, e.g. \"site/\"",
+        ));
+    }
+    if let Some(endpoint) = &s3.endpoint {
+        let ok = endpoint
+            .parse::<http::Uri>()
+            .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+        if !ok {
+            return Err(err(
+                "s3.endpoint",
+                format!("`{endpoint}` is not an http(s) URL"),
+                "write the store's URL, e.g. \"https://s3.eu-central-003.backblazeb2.com\"",
+            ));
+        }
+    }
+    if s3.concurrency == 0 || s3.concurrency > 64 {
+        return Err(err(
+            "s3.concurrency",
+            format!("{} downloads at once", s3.concurrency),
+            "use 1 to 64; 4 suits a Pi on a thin uplink",
+        ));
+    }
+    if s3.interval < Duration::from_secs(1) {
+        return Err(err(
+            "s3.interval",
+            "shorter than a second".into(),
+            "use minutes, e.g. \"5m\"",
+        ));
+    }
+    if s3.request_timeout.is_zero() {
+        return Err(err(
+            "s3.request_timeout",
+            "a zero timeout fails every request".into(),
+            "use a duration such as \"60s\"",
+        ));
+    }
+    if !(0.0..=1.0).contains(&s3.max_delete_fraction) {
+        return Err(err(
+            "s3.max_delete_fraction",
+            format!("{} is not a fraction", s3.max_delete_fraction),
+            "use a number from 0.0 to 1.0, e.g. 0.5",
+        ));
+    }
+    if s3.max_objects == 0 {
+        return Err(err(
+            "s3.max_objects",
+            "0 allows no site at all".into(),
+            "use a number above the site's file count, e.g. 100000",
+        ));
+    }
+    Ok(())
 }
 
 fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigError {
@@ -612,7 +832,7 @@ mod tests {
     fn relative_paths_are_relative_to_the_config_file() {
         let c = parse_str(MINIMAL).expect("parses");
         assert_eq!(c.tls.certificates[0].cert, Path::new("/boot/fullchain.pem"));
-        assert_eq!(c.site.root, Path::new("/srv/site"));
+        assert_eq!(c.site.root.as_deref(), Some(Path::new("/srv/site")));
     }
 
     #[test]

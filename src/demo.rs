@@ -27,6 +27,24 @@ pub enum DemoError {
     Certificate(#[from] rcgen::Error),
     #[error("the built-in demo config is invalid: {0}")]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Start(#[from] crate::appliance::StartError),
+}
+
+/// Prepares the demo files and starts the appliance on them. A preferred port that is
+/// taken (even between the check and the bind, by another demo) is replaced by a free one.
+pub async fn start() -> Result<(DemoFiles, crate::appliance::Appliance), DemoError> {
+    let mut files = prepare()?;
+    match crate::appliance::Appliance::start(files.config.clone()).await {
+        Ok(appliance) => Ok((files, appliance)),
+        Err(crate::appliance::StartError::Bind { .. }) => {
+            files.config.listen.https.set_port(0);
+            files.config.listen.http = config::Listen::On(SocketAddr::from(([127, 0, 0, 1], 0)));
+            let appliance = crate::appliance::Appliance::start(files.config.clone()).await?;
+            Ok((files, appliance))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The demo's files on disk; they are removed when this is dropped.

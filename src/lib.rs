@@ -6,4 +6,5 @@ pub mod config;
 pub mod demo;
 pub mod server;
 pub mod site;
+pub mod sync;
 pub mod tls;

@@ -36,6 +36,18 @@ enum Command {
         #[arg(default_value = DEFAULT_CONFIG_PATH)]
         path: PathBuf,
     },
+    /// Sync the site from S3 into a new generation (the appliance also does this on its
+    /// interval). A running appliance picks the new generation up at its next sync or SIGHUP.
+    Sync {
+        /// Run one sync and exit (the only mode: the appliance runs the periodic one).
+        #[arg(long, required = true)]
+        once: bool,
+        /// List and plan only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
     /// Serve a built-in sample site over HTTPS on localhost with a self-signed certificate.
     Demo,
 }
@@ -45,6 +57,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { path } => check_config(path),
+        Command::Sync {
+            once: _,
+            dry_run,
+            config,
+        } => sync(config, dry_run),
         Command::Demo => demo(),
     };
     match result {
@@ -100,11 +117,28 @@ fn check_config(path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn sync(path: PathBuf, dry_run: bool) -> anyhow::Result<()> {
+    let config = config::load(&path)?;
+    init_logging(&config.log.level);
+    runtime()?.block_on(async {
+        let syncer = pi_failover::sync::Syncer::new(&config)
+            .await?
+            .with_context(|| {
+                format!(
+                    "{}: there is no [s3] section, so nothing to sync",
+                    path.display()
+                )
+            })?;
+        let report = syncer.sync_once(dry_run).await?;
+        print!("{report}");
+        anyhow::Ok(())
+    })
+}
+
 fn demo() -> anyhow::Result<()> {
     init_logging("info");
-    let files = demo::prepare()?;
     runtime()?.block_on(async {
-        let appliance = Appliance::start(files.config.clone()).await?;
+        let (files, appliance) = demo::start().await?;
         let https = appliance.https_addr();
         println!("pi-failover demo: serving the sample site from {}", files.dir().display());
         println!("  site:   https://localhost:{}/   (self-signed certificate: accept the browser's warning)", https.port());

@@ -25,10 +25,15 @@ fn boot_partition_with_example(f: &Fixture) -> PathBuf {
     std::fs::create_dir_all(&boot).expect("boot dir");
     let text = std::fs::read_to_string(example()).expect("example");
     let text = text.replace(
-        "root = \"/data/site\"",
-        &format!("root = \"{}\"", f.root().display()),
+        "data_dir = \"/data\"",
+        &format!("data_dir = \"{}\"", f.path("data").display()),
     );
     std::fs::write(boot.join("pi-failover.toml"), text).expect("write config");
+    std::fs::write(
+        boot.join("aws-credentials"),
+        "[default]\naws_access_key_id = AK\naws_secret_access_key = SK\n",
+    )
+    .expect("credentials");
     f.ca.issue_to(
         &["example.com", "www.example.com"],
         &boot.join("fullchain.pem"),

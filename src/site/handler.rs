@@ -39,7 +39,10 @@ fn site_response<B>(site: &Site, req: &Request<B>) -> Response<Body> {
         return reply::not_found(index.get("404.html"), method);
     }
     match index.lookup(&requested.key, requested.directory) {
-        Lookup::File(entry) => reply::file(entry, method, req.headers()),
+        Lookup::File(entry) => match &entry.redirect {
+            Some(location) => redirect_to(location.clone(), method),
+            None => reply::file(entry, method, req.headers()),
+        },
         Lookup::AddSlash => add_slash(req),
         Lookup::NotFound => reply::not_found(index.get("404.html"), method),
     }
@@ -131,6 +134,17 @@ fn strip_port(host: &str) -> &str {
         return rest.split(']').next().unwrap_or(rest);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+/// An object's `x-amz-website-redirect-location`, answered as S3 website hosting does.
+fn redirect_to(location: HeaderValue, method: &Method) -> Response<Body> {
+    let mut response = reply::text(
+        StatusCode::MOVED_PERMANENTLY,
+        "301 Moved Permanently\n",
+        method,
+    );
+    response.headers_mut().insert(header::LOCATION, location);
+    response
 }
 
 fn moved_permanently(location: &str, method: &Method) -> Response<Body> {

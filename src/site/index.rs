@@ -10,7 +10,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use http::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
+
+use crate::sync::manifest::Manifest;
 
 /// A file that can be served.
 #[derive(Debug, Clone)]
@@ -20,6 +22,12 @@ pub struct Entry {
     pub content_type: HeaderValue,
     pub brotli: Option<PathBuf>,
     pub gzip: Option<PathBuf>,
+    /// The object is stored encoded (uploaded with Content-Encoding): sent as it is.
+    pub content_encoding: Option<HeaderValue>,
+    /// Headers from the object's metadata: Cache-Control, Content-Disposition.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `x-amz-website-redirect-location`: answered with a 301 to it.
+    pub redirect: Option<HeaderValue>,
 }
 
 /// The answer of a lookup.
@@ -55,7 +63,13 @@ const INDEX_FILE: &str = "index.html";
 impl SiteIndex {
     /// Walks `root` and indexes every servable file. Unreadable entries and links out of the
     /// root are skipped with a warning; only an unreadable root is an error.
-    pub fn build(root: &Path, serve_dotfiles: bool) -> Result<Self, IndexError> {
+    ///
+    /// With a generation's `manifest`, each file also gets the headers its S3 object carried.
+    pub fn build(
+        root: &Path,
+        serve_dotfiles: bool,
+        manifest: Option<&Manifest>,
+    ) -> Result<Self, IndexError> {
         let root = root.canonicalize().map_err(|source| IndexError::Root {
             path: root.to_owned(),
             source,
@@ -130,15 +144,23 @@ impl SiteIndex {
                         .insert(dir.trim_end_matches('/').to_owned());
                 }
             }
-            files.insert(
-                key.clone(),
-                Entry {
-                    path: path.clone(),
-                    content_type: content_type_for(key),
-                    brotli: sibling(key, "br"),
-                    gzip: sibling(key, "gz"),
-                },
-            );
+            let object = manifest.and_then(|m| m.objects.get(key));
+            let mut entry = Entry {
+                path: path.clone(),
+                content_type: effective_content_type(
+                    key,
+                    object.and_then(|o| o.content_type.as_deref()),
+                ),
+                brotli: sibling(key, "br"),
+                gzip: sibling(key, "gz"),
+                content_encoding: None,
+                headers: Vec::new(),
+                redirect: None,
+            };
+            if let Some(object) = object {
+                apply_object_metadata(&mut entry, object);
+            }
+            files.insert(key.clone(), entry);
         }
         index.files = files;
         Ok(index)
@@ -200,6 +222,65 @@ fn resolve_link_inside(link: &Path, root: &Path) -> Option<PathBuf> {
     (target.starts_with(root) && target.is_file()).then_some(target)
 }
 
+fn apply_object_metadata(entry: &mut Entry, object: &crate::sync::manifest::ManifestEntry) {
+    let value = |text: &Option<String>| text.as_deref().and_then(|t| HeaderValue::from_str(t).ok());
+    if let Some(encoding) = value(&object.content_encoding) {
+        // The stored bytes are already encoded; our own siblings would be of the encoded form.
+        entry.content_encoding = Some(encoding);
+        entry.brotli = None;
+        entry.gzip = None;
+    }
+    for (name, text) in [
+        (http::header::CACHE_CONTROL, &object.cache_control),
+        (
+            http::header::CONTENT_DISPOSITION,
+            &object.content_disposition,
+        ),
+    ] {
+        if let Some(v) = value(text) {
+            entry.headers.push((name, v));
+        }
+    }
+    entry.redirect = value(&object.redirect_location);
+}
+
+/// Types that uploaders put on files they could not identify (s3cmd's libmagic calls CSS
+/// `text/plain` or `text/x-c++`); browsers refuse such CSS and JS under `nosniff`.
+const GENERIC_TYPES: &[&str] = &[
+    "text/plain",
+    "text/x-c",
+    "text/x-c++",
+    "application/octet-stream",
+    "binary/octet-stream",
+    "application/x-empty",
+    "inode/x-empty",
+];
+
+/// The object's own Content-Type, unless it is a generic one and the extension knows better.
+pub fn effective_content_type(key: &str, stored: Option<&str>) -> HeaderValue {
+    let by_extension = content_type_for(key);
+    let Some(stored) = stored.map(str::trim).filter(|s| !s.is_empty()) else {
+        return by_extension;
+    };
+    let essence = stored
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let extension_knows = mime_guess::from_path(key).first().is_some();
+    if extension_knows && GENERIC_TYPES.contains(&essence.as_str()) {
+        return by_extension;
+    }
+    let with_charset =
+        if essence.starts_with("text/") && !stored.to_ascii_lowercase().contains("charset") {
+            format!("{stored}; charset=utf-8")
+        } else {
+            stored.to_owned()
+        };
+    HeaderValue::from_str(&with_charset).unwrap_or(by_extension)
+}
+
 /// Content-Type by extension, with a UTF-8 charset on text, as nginx's `charset utf-8`
 /// with `charset_types` does for a Jekyll site.
 pub fn content_type_for(key: &str) -> HeaderValue {
@@ -241,5 +322,41 @@ mod tests {
         assert_eq!(content_type_for("photo.jpg"), "image/jpeg");
         assert_eq!(content_type_for("up.txt"), "text/plain; charset=utf-8");
         assert_eq!(content_type_for("noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn stored_types_are_kept_unless_generic_and_wrong_for_the_extension() {
+        assert_eq!(
+            effective_content_type("main.css", Some("text/x-c++")),
+            "text/css; charset=utf-8"
+        );
+        assert_eq!(
+            effective_content_type("main.css", Some("text/plain")),
+            "text/css; charset=utf-8"
+        );
+        assert_eq!(
+            effective_content_type("app.js", Some("binary/octet-stream")),
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            effective_content_type("notes.txt", Some("text/plain")),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            effective_content_type("feed", Some("application/rss+xml")),
+            "application/rss+xml"
+        );
+        assert_eq!(
+            effective_content_type("page.html", Some("text/html; charset=iso-8859-1")),
+            "text/html; charset=iso-8859-1"
+        );
+        assert_eq!(
+            effective_content_type("page.html", None),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            effective_content_type("blob", Some("application/octet-stream")),
+            "application/octet-stream"
+        );
     }
 }

@@ -67,6 +67,11 @@ pub fn file(entry: &Entry, method: &Method, headers: &HeaderMap) -> Response<Bod
             header::CONTENT_ENCODING,
             HeaderValue::from_static(encoding.token()),
         );
+    } else if let Some(stored) = &entry.content_encoding {
+        builder = builder.header(header::CONTENT_ENCODING, stored.clone());
+    }
+    for (name, value) in &entry.headers {
+        builder = builder.header(name, value.clone());
     }
 
     let (status, start, count) = match requested_range(method, headers, &validators, len) {

@@ -2,6 +2,8 @@
 //! an appliance started in-process on loopback ports, and a real rustls + hyper client.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod s3;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,6 +87,42 @@ impl Fixture {
         let file = self.path("pi-failover.toml");
         let config = config::parse(&text, &file).expect("test config parses");
         config.validate(&file).expect("test config is valid");
+        config
+    }
+
+    /// A config that syncs the site from `server` into `data/` instead of serving `site/`.
+    pub fn s3_config(&self, server: &s3::S3Server) -> Config {
+        server.write_credentials(&self.path("aws-credentials"));
+        let text = format!(
+            r#"
+            [site]
+            hostnames = ["localhost", "example.test"]
+            [listen]
+            https = "127.0.0.1:0"
+            http = "127.0.0.1:0"
+            [storage]
+            data_dir = "data"
+            [s3]
+            bucket = "{bucket}"
+            endpoint = "{endpoint}"
+            path_style = true
+            credentials_file = "aws-credentials"
+            interval = "1h"
+            jitter = "0s"
+            request_timeout = "5s"
+            [tls]
+            watch_interval = "100ms"
+            [[tls.certificates]]
+            cert = "cert.pem"
+            key = "key.pem"
+            "#,
+            bucket = s3::BUCKET,
+            endpoint = server.endpoint(),
+        );
+        let file = self.path("pi-failover.toml");
+        std::fs::write(&file, &text).expect("write config");
+        let config = config::parse(&text, &file).expect("s3 config parses");
+        config.validate(&file).expect("s3 config is valid");
         config
     }
 

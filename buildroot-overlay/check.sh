@@ -1,0 +1,688 @@
+#!/usr/bin/env bash
+# Check the pi-failover BR2_EXTERNAL tree (buildroot-overlay/) and the
+# SD-card layout (image/) without network and, by default, without
+# Buildroot.
+#
+# Usage: buildroot-overlay/check.sh
+#
+# Always (no network, no Buildroot checkout):
+#   tree        external.desc is named PIFAILOVER; Config.in sources every
+#               package; external.mk includes every package's .mk
+#   defconfigs  each configs/*_defconfig enables BR2_PACKAGE_PI_FAILOVER and
+#               what the appliance needs (CA certificates, squashfs root,
+#               setpriv, sfdisk/partx, e2fsprogs, mdev, no rw remount,
+#               BusyBox ntpd, the bcm2835 watchdog, I2C); every path it
+#               names through $(BR2_EXTERNAL_PIFAILOVER_PATH) exists, and
+#               its post-build/post-image scripts are executable
+#   package     pi-failover.mk: every variable is PI_FAILOVER_*; the
+#               version and license are Cargo.toml's; license files (if
+#               listed) exist; SITE is the repository, SITE_METHOD local;
+#               the rsync exclusions keep target/ and the other non-crate
+#               trees out; the cargo profile it forces equals Cargo.toml's
+#               [profile.release]; it ends with one $(eval $(cargo-package));
+#               every file it installs exists; Config.in, S99pi-failover,
+#               the user's gid and /etc/fstab agree
+#   boot files  config.txt (arm_64bit=1, i2c_arm, watchdog, the kernel
+#               format and firmware variant the defconfig builds),
+#               cmdline.txt (ro, rootwait, console, root= the image's
+#               PARTUUID), /etc/fstab (/ ro, /boot vfat ro, /data ext4 rw)
+#   scripts     shellcheck on every shell script in buildroot-overlay/ and
+#               image/
+#   image       image/mkimage.sh with image/genimage.cfg builds an image
+#               from stand-in boot files and root filesystem; its
+#               partitions, FAT contents and size (<= 64 MiB) are checked
+#   vendor      if the repository has vendor/, it holds every crate of
+#               Cargo.lock
+#
+# With BUILDROOT=/path/to/a/buildroot/checkout, also:
+#   - ../shared/tools/br-external-check --lint --rsync on each defconfig:
+#     "make BR2_EXTERNAL=... <defconfig>" resolves with the package enabled
+#     and every option kept, the package's .mk resolves and its source
+#     rsyncs, and Buildroot's utils/check-package reports nothing
+#   - each defconfig's kernel tarball is the one Buildroot's own
+#     raspberrypi*_64 defconfig uses, and Buildroot has its hash
+#   - Buildroot's Rust is at least the crates' minimum Rust version
+#     (Cargo.toml's rust-version and, when their sources are at hand in
+#     vendor/ or the cargo registry, every locked crate's)
+#
+# Environment:
+#   BUILDROOT          Buildroot checkout (unset: those checks are skipped)
+#   BR_EXTERNAL_CHECK  the checker (default: ../shared/tools/br-external-check
+#                      relative to the repository)
+#   PYTHON             python3 with the "magic" and "flake8" modules, for
+#                      utils/check-package (default: the first of python3,
+#                      /usr/bin/python3 that has both)
+#   CHECK_IMAGE        auto: skip the image test when genimage, mkdosfs,
+#                      mcopy, mksquashfs or sfdisk is missing (default);
+#                      require: fail then; off: skip it
+#   CARGO_HOME         where the cargo registry is (default: ~/.cargo)
+#
+# Exit status: 0 all checks passed, 1 a check failed, 2 setup error.
+
+# Single quotes hold make's $(...) literally throughout this script.
+# shellcheck disable=SC2016
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+pkgdir=$here/package/pi-failover
+mk=$pkgdir/pi-failover.mk
+
+fails=0
+ok() { printf 'ok    %s\n' "$*"; }
+fail() {
+	printf 'FAIL  %s\n' "$*"
+	fails=$((fails + 1))
+}
+note() { printf 'note  %s\n' "$*"; }
+section() { printf '\n== %s\n' "$*"; }
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 2
+}
+
+# toml_value FILE SECTION KEY: a string or bare value of KEY in [SECTION].
+toml_value() {
+	awk -v want_section="$2" -v want_key="$3" '
+		/^[[:space:]]*\[/ {
+			section = $0
+			sub(/^[[:space:]]*\[+[[:space:]]*/, "", section)
+			sub(/[[:space:]]*\].*$/, "", section)
+			next
+		}
+		section == want_section {
+			line = $0
+			sub(/^[[:space:]]+/, "", line)
+			if (index(line, want_key) != 1)
+				next
+			rest = substr(line, length(want_key) + 1)
+			if (rest !~ /^[[:space:]]*=/)
+				next
+			sub(/^[[:space:]]*=[[:space:]]*/, "", rest)
+			if (rest ~ /^"/) {
+				sub(/^"/, "", rest)
+				sub(/".*$/, "", rest)
+			} else {
+				sub(/[[:space:]]*(#.*)?$/, "", rest)
+			}
+			print rest
+			exit
+		}' "$1"
+}
+
+# mk_value VAR: the value of "VAR = ..." in pi-failover.mk (one line).
+mk_value() {
+	sed -n "s/^$1[[:space:]]*=[[:space:]]*//p" "$mk" | head -n 1
+}
+
+# mk_block VAR: the continuation lines of a multi-line "VAR = \" in the .mk.
+mk_block() {
+	awk -v var="$1" '
+		$0 ~ "^" var "[[:space:]]*[+:]?=" { on = 1 }
+		on { print; if ($0 !~ /\\$/) exit }' "$mk"
+}
+
+# defconfig_value FILE SYMBOL: the unquoted value of SYMBOL in a defconfig.
+defconfig_value() {
+	sed -n "s/^$2=\"\{0,1\}\([^\"]*\)\"\{0,1\}\$/\1/p" "$1" | tail -n 1
+}
+
+# ext_path VALUE: $(BR2_EXTERNAL_PIFAILOVER_PATH) replaced by this tree.
+ext_path() {
+	local v=$1
+	v=${v//\$(BR2_EXTERNAL_PIFAILOVER_PATH)/$here}
+	printf '%s' "${v//\$\{BR2_EXTERNAL_PIFAILOVER_PATH\}/$here}"
+}
+
+# version_ge A B: A >= B (dotted versions).
+version_ge() {
+	[ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$2" ]
+}
+
+[ -f "$repo/Cargo.toml" ] || die "no Cargo.toml in $repo: is $here the repository's buildroot-overlay/?"
+command -v shellcheck >/dev/null || die "shellcheck not found (apt-get install shellcheck)"
+
+genimage_cfg=$repo/image/genimage.cfg
+disk_sig=$(sed -n 's/^[[:space:]]*disk-signature[[:space:]]*=[[:space:]]*0x\([0-9a-fA-F]*\).*/\1/p' \
+	"$genimage_cfg" 2>/dev/null)
+
+# ---------------------------------------------------------------------------
+section "tree"
+name=$(sed -n 's/^name:[[:space:]]*//p' "$here/external.desc" 2>/dev/null | tr -d '[:space:]')
+if [ "$name" = PIFAILOVER ]; then
+	ok "external.desc: name: PIFAILOVER"
+else
+	fail "external.desc must say 'name: PIFAILOVER' (paths use \$(BR2_EXTERNAL_PIFAILOVER_PATH)), found '${name}'"
+fi
+for p in "$here"/package/*/; do
+	p=$(basename "$p")
+	if grep -qxF "source \"\$BR2_EXTERNAL_PIFAILOVER_PATH/package/$p/Config.in\"" "$here/Config.in"; then
+		ok "Config.in sources package/$p/Config.in"
+	else
+		fail "Config.in does not source \"\$BR2_EXTERNAL_PIFAILOVER_PATH/package/$p/Config.in\""
+	fi
+done
+if grep -qF 'include $(sort $(wildcard $(BR2_EXTERNAL_PIFAILOVER_PATH)/package/*/*.mk))' \
+	"$here/external.mk"; then
+	ok "external.mk includes package/*/*.mk"
+else
+	fail "external.mk does not include \$(BR2_EXTERNAL_PIFAILOVER_PATH)/package/*/*.mk"
+fi
+
+# ---------------------------------------------------------------------------
+section "defconfigs"
+required=(
+	"BR2_PACKAGE_PI_FAILOVER=y"
+	"BR2_DOWNLOAD_FORCE_CHECK_HASHES=y"
+	"BR2_PACKAGE_CA_CERTIFICATES=y"
+	"BR2_TARGET_ROOTFS_SQUASHFS=y"
+	"# BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW is not set"
+	"BR2_ROOTFS_DEVICE_CREATION_DYNAMIC_MDEV=y"
+	"BR2_PACKAGE_UTIL_LINUX_SETPRIV=y"
+	"BR2_PACKAGE_UTIL_LINUX_BINARIES=y"
+	"BR2_PACKAGE_UTIL_LINUX_PARTX=y"
+	"BR2_PACKAGE_E2FSPROGS=y"
+	"BR2_PACKAGE_RPI_FIRMWARE=y"
+	"BR2_PACKAGE_HOST_GENIMAGE=y"
+	"BR2_PACKAGE_HOST_DOSFSTOOLS=y"
+	"BR2_PACKAGE_HOST_MTOOLS=y"
+)
+path_options=(
+	BR2_ROOTFS_OVERLAY
+	BR2_ROOTFS_POST_BUILD_SCRIPT
+	BR2_ROOTFS_POST_IMAGE_SCRIPT
+	BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE
+	BR2_PACKAGE_RPI_FIRMWARE_CMDLINE_FILE
+	BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES
+	BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES
+)
+declare -A firmware_start=(
+	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI]=start.elf
+	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI_X]=start_x.elf
+	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI_CD]=start_cd.elf
+	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI_DB]=start_db.elf
+	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI4]=start4.elf
+	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI4_X]=start4x.elf
+	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI4_CD]=start4cd.elf
+	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI4_DB]=start4db.elf
+)
+defconfigs=("$here"/configs/*_defconfig)
+[ -f "${defconfigs[0]}" ] || fail "no configs/*_defconfig"
+config_txts=()
+cmdline_txts=()
+for dc in "${defconfigs[@]}"; do
+	[ -f "$dc" ] || continue
+	d=$(basename "$dc")
+	bad=0
+	for line in "${required[@]}"; do
+		if ! grep -qxF -- "$line" "$dc"; then
+			fail "$d: missing '$line'"
+			bad=1
+		fi
+	done
+	[ "$bad" -eq 0 ] && ok "$d: enables BR2_PACKAGE_PI_FAILOVER and the appliance's ${#required[@]} required options"
+
+	for opt in "${path_options[@]}"; do
+		[ -n "$(defconfig_value "$dc" "$opt")" ] || fail "$d: $opt is not set"
+	done
+
+	# Every path named through the external tree exists.
+	paths=0
+	while IFS= read -r token; do
+		p=$(ext_path "$token")
+		if [ -e "$p" ]; then
+			paths=$((paths + 1))
+		else
+			fail "$d: $token does not exist"
+		fi
+	done < <(grep -o '\$(BR2_EXTERNAL_PIFAILOVER_PATH)[^" ]*' "$dc")
+	ok "$d: all $paths paths under \$(BR2_EXTERNAL_PIFAILOVER_PATH) exist"
+	for opt in BR2_ROOTFS_POST_BUILD_SCRIPT BR2_ROOTFS_POST_IMAGE_SCRIPT; do
+		s=$(ext_path "$(defconfig_value "$dc" "$opt")")
+		if [ -n "$s" ] && [ -f "$s" ] && [ ! -x "$s" ]; then
+			fail "$d: $opt $s is not executable"
+		fi
+	done
+
+	# What the appliance needs from the fragments and config.txt.
+	bbfrag=$(ext_path "$(defconfig_value "$dc" BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES)")
+	lxfrag=$(ext_path "$(defconfig_value "$dc" BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES)")
+	cfgtxt=$(ext_path "$(defconfig_value "$dc" BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE)")
+	cmdline=$(ext_path "$(defconfig_value "$dc" BR2_PACKAGE_RPI_FIRMWARE_CMDLINE_FILE)")
+	[ -f "$cfgtxt" ] && config_txts+=("$dc|$cfgtxt")
+	[ -f "$cmdline" ] && cmdline_txts+=("$cmdline")
+	for want in "$bbfrag|CONFIG_NTPD=y|an NTP client (BusyBox ntpd)" \
+		"$bbfrag|CONFIG_TIMEOUT=y|timeout (the watchdog feeder's probe)" \
+		"$lxfrag|CONFIG_BCM2835_WDT=y|the hardware watchdog driver" \
+		"$lxfrag|CONFIG_SQUASHFS=y|a built-in squashfs for the root" \
+		"$lxfrag|CONFIG_I2C_CHARDEV=y|/dev/i2c-* for the OLED"; do
+		f=${want%%|*}
+		rest=${want#*|}
+		line=${rest%%|*}
+		what=${rest#*|}
+		if [ -f "$f" ] && grep -qxF "$line" "$f"; then
+			ok "$d: $what ($line in ${f#"$here"/})"
+		else
+			fail "$d: ${f#"$here"/} should have $line: $what"
+		fi
+	done
+done
+
+# ---------------------------------------------------------------------------
+section "package pi-failover"
+bad_vars=$(grep -oE '^(define[[:space:]]+)?[A-Z0-9_]+[[:space:]]*([+:?]?=|$)' "$mk" |
+	sed -E 's/^define[[:space:]]+//; s/[[:space:]]*[+:?]?=$//' | grep -v '^PI_FAILOVER_' | sort -u)
+if [ -z "$bad_vars" ]; then
+	ok "every variable in pi-failover.mk is PI_FAILOVER_*"
+else
+	fail "pi-failover.mk variables without the PI_FAILOVER_ prefix: $(echo "$bad_vars" | tr '\n' ' ')"
+fi
+
+cargo_version=$(toml_value "$repo/Cargo.toml" package version)
+mk_version=$(mk_value PI_FAILOVER_VERSION)
+if [ -n "$mk_version" ] && [ "$mk_version" = "$cargo_version" ]; then
+	ok "PI_FAILOVER_VERSION = $mk_version, as in Cargo.toml"
+else
+	fail "PI_FAILOVER_VERSION is '$mk_version' but Cargo.toml says version = \"$cargo_version\""
+fi
+
+cargo_license=$(toml_value "$repo/Cargo.toml" package license)
+mk_license=$(mk_value PI_FAILOVER_LICENSE)
+norm_license() { sed -E 's/[[:space:]]+(OR|or)[[:space:]]+/\n/g' | sort | tr '\n' ' '; }
+if [ -z "$mk_license" ]; then
+	fail "PI_FAILOVER_LICENSE is not set"
+elif [ "$(norm_license <<<"$mk_license")" = "$(norm_license <<<"$cargo_license")" ]; then
+	ok "PI_FAILOVER_LICENSE = $mk_license (Cargo.toml: $cargo_license)"
+else
+	fail "PI_FAILOVER_LICENSE = '$mk_license' but Cargo.toml says license = \"$cargo_license\""
+fi
+license_files=$(mk_value PI_FAILOVER_LICENSE_FILES)
+if [ -z "$license_files" ]; then
+	note "PI_FAILOVER_LICENSE_FILES is not set (the repository has no license file yet); 'make legal-info' will warn"
+else
+	for f in $license_files; do
+		if [ -f "$repo/$f" ]; then ok "license file $f exists"
+		else fail "PI_FAILOVER_LICENSE_FILES names $f, which is not in the repository"; fi
+	done
+fi
+
+if [ "$(mk_value PI_FAILOVER_SITE_METHOD)" = local ] &&
+	mk_value PI_FAILOVER_SITE | grep -qF '$(BR2_EXTERNAL_PIFAILOVER_PATH)/..'; then
+	ok "PI_FAILOVER_SITE is the repository (\$(BR2_EXTERNAL_PIFAILOVER_PATH)/..), SITE_METHOD = local"
+else
+	fail "PI_FAILOVER_SITE must be \$(BR2_EXTERNAL_PIFAILOVER_PATH)/.. with PI_FAILOVER_SITE_METHOD = local"
+fi
+
+exclusions=$(mk_block PI_FAILOVER_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS)
+missing_excl=()
+for e in /target /buildroot-overlay /image /tests /bench /.cargo; do
+	grep -qF -- "--exclude=$e" <<<"$exclusions" || missing_excl+=("$e")
+done
+if [ ${#missing_excl[@]} -eq 0 ]; then
+	ok "rsync leaves out /target /buildroot-overlay /image /tests /bench /.cargo"
+else
+	fail "PI_FAILOVER_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS lacks --exclude= for: ${missing_excl[*]}"
+fi
+copied=()
+for entry in "$repo"/* "$repo"/.[!.]*; do
+	[ -e "$entry" ] || continue
+	e=$(basename "$entry")
+	case "$e" in
+	Cargo.toml | Cargo.lock | build.rs | src | vendor | .git | .gitignore | README* | LICENSE* | COPYING*) continue ;;
+	esac
+	grep -qF -- "--exclude=/$e" <<<"$exclusions" && continue
+	copied+=("$e")
+done
+if [ ${#copied[@]} -gt 0 ]; then
+	note "also rsynced into the build directory (not needed by cargo): ${copied[*]}"
+fi
+
+profile_ok=1
+for pair in opt-level:OPT_LEVEL lto:LTO codegen-units:CODEGEN_UNITS; do
+	key=${pair%%:*}
+	envname=CARGO_PROFILE_RELEASE_${pair#*:}
+	want=$(toml_value "$repo/Cargo.toml" profile.release "$key")
+	got=$(mk_block PI_FAILOVER_CARGO_ENV | sed -n "s/.*$envname=\"\{0,1\}\([^\" \\\\]*\)\"\{0,1\}.*/\1/p")
+	if [ -z "$want" ] && [ -z "$got" ]; then
+		continue
+	elif [ "$want" != "$got" ]; then
+		fail "PI_FAILOVER_CARGO_ENV has $envname=${got:-(unset)} but Cargo.toml [profile.release] has $key = ${want:-(unset)}"
+		profile_ok=0
+	fi
+done
+[ "$profile_ok" -eq 1 ] && ok "PI_FAILOVER_CARGO_ENV restores Cargo.toml's [profile.release] (opt-level, lto, codegen-units)"
+
+last=$(grep -v '^[[:space:]]*$' "$mk" | tail -n 1)
+evals=$(grep -c 'cargo-package' "$mk")
+if [ "$last" = '$(eval $(cargo-package))' ] && [ "$evals" -eq 1 ]; then
+	ok "pi-failover.mk ends with its one \$(eval \$(cargo-package))"
+else
+	fail "pi-failover.mk must end with a single \$(eval \$(cargo-package))"
+fi
+
+while IFS= read -r f; do
+	if [ -f "$pkgdir/$f" ]; then ok "installed file package/pi-failover/$f exists"
+	else fail "pi-failover.mk installs \$(PI_FAILOVER_PKGDIR)/$f, which does not exist"; fi
+done < <(grep -o '\$(PI_FAILOVER_PKGDIR)/[A-Za-z0-9._-]*' "$mk" | sed 's/.*)\///' | sort -u)
+
+cfgin=$pkgdir/Config.in
+if grep -qx 'config BR2_PACKAGE_PI_FAILOVER' "$cfgin" &&
+	grep -qxF $'\tdepends on BR2_PACKAGE_HOST_RUSTC_TARGET_ARCH_SUPPORTS' "$cfgin" &&
+	grep -qxF $'\tselect BR2_PACKAGE_HOST_RUSTC' "$cfgin"; then
+	ok "Config.in: BR2_PACKAGE_PI_FAILOVER depends on the Rust target support and selects host-rustc"
+else
+	fail "package/pi-failover/Config.in must define BR2_PACKAGE_PI_FAILOVER, depend on BR2_PACKAGE_HOST_RUSTC_TARGET_ARCH_SUPPORTS and select BR2_PACKAGE_HOST_RUSTC"
+fi
+if grep -qx 'DAEMON="pi-failover"' "$pkgdir/S99pi-failover" 2>/dev/null; then
+	ok "S99pi-failover: DAEMON=\"pi-failover\""
+else
+	fail "package/pi-failover/S99pi-failover must set DAEMON=\"pi-failover\""
+fi
+
+# The respawn lines post-build.sh adds run what the package installs.
+for helper in run watchdog; do
+	if grep -q "/usr/libexec/pi-failover/$helper\$" "$mk" &&
+		grep -qF "::respawn:/usr/libexec/pi-failover/$helper'" "$here/board/pi-failover/post-build.sh"; then
+		ok "inittab respawns /usr/libexec/pi-failover/$helper, which the package installs"
+	else
+		fail "post-build.sh's respawn line and pi-failover.mk's install of /usr/libexec/pi-failover/$helper disagree"
+	fi
+done
+
+fstab=$here/board/pi-failover/rootfs-overlay/etc/fstab
+user_gid=$(sed -n '/^define PI_FAILOVER_USERS/,/^endef/p' "$mk" | awk '$1 == "pifailover" { print $4; exit }')
+boot_gid=$(awk '$2 == "/boot" { print $4 }' "$fstab" | tr ',' '\n' | sed -n 's/^gid=//p')
+if [ -n "$user_gid" ] && [ "$user_gid" = "$boot_gid" ]; then
+	ok "user pifailover has gid $user_gid, the group /etc/fstab gives /boot"
+else
+	fail "PI_FAILOVER_USERS gives pifailover gid '${user_gid}' but /etc/fstab mounts /boot with gid=${boot_gid}"
+fi
+
+# ---------------------------------------------------------------------------
+section "boot files"
+for pair in "${config_txts[@]}"; do
+	dc=${pair%%|*}
+	cfg=${pair#*|}
+	rel=${cfg#"$here"/}
+	missing=()
+	for line in arm_64bit=1 dtparam=i2c_arm=on dtparam=watchdog=on; do
+		grep -qx "$line" "$cfg" || missing+=("$line")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		ok "$rel: arm_64bit=1, dtparam=i2c_arm=on, dtparam=watchdog=on"
+	else
+		fail "$rel lacks: ${missing[*]}"
+	fi
+	kernel=$(sed -n 's/^kernel=//p' "$cfg" | tail -n 1)
+	if grep -qx 'BR2_LINUX_KERNEL_IMAGEGZ=y' "$dc"; then want=Image.gz
+	elif grep -qx 'BR2_LINUX_KERNEL_IMAGE=y' "$dc"; then want=Image
+	else want=''; fi
+	if [ -n "$want" ] && [ "$kernel" != "$want" ]; then
+		fail "$rel boots kernel=$kernel but $(basename "$dc") builds $want"
+	elif [ -n "$want" ]; then
+		ok "$rel boots kernel=$kernel, the format $(basename "$dc") builds"
+	fi
+	start=$(sed -n 's/^start_file=//p' "$cfg" | tail -n 1)
+	variant_file=''
+	for sym in "${!firmware_start[@]}"; do
+		grep -qx "$sym=y" "$dc" && variant_file=${firmware_start[$sym]}
+	done
+	if [ -n "$start" ] && [ "$start" != "$variant_file" ]; then
+		fail "$rel says start_file=$start but $(basename "$dc") installs ${variant_file:-no start*.elf}"
+	elif [ -n "$start" ]; then
+		ok "$rel starts $start, the firmware variant $(basename "$dc") installs"
+	fi
+done
+for cmdline in $(printf '%s\n' "${cmdline_txts[@]}" | sort -u); do
+	rel=${cmdline#"$here"/}
+	if [ "$(grep -c . "$cmdline")" -ne 1 ]; then
+		fail "$rel must be a single line"
+	fi
+	words=" $(tr '\n' ' ' < "$cmdline") "
+	missing=()
+	for w in ' ro ' ' rootwait ' ' console=' " root=PARTUUID=${disk_sig}-02 " ' rootfstype=squashfs '; do
+		[[ "$words" == *"$w"* ]] || missing+=("${w# }")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		ok "$rel: ro, rootwait, console=, rootfstype=squashfs, root=PARTUUID=${disk_sig}-02 (image/genimage.cfg's disk signature)"
+	else
+		fail "$rel lacks: ${missing[*]}"
+	fi
+done
+fstab_check() { # MOUNTPOINT TYPE OPTION
+	awk -v mp="$1" -v type="$2" -v opt="$3" '
+		$1 !~ /^#/ && $2 == mp && $3 == type {
+			n = split($4, o, ",")
+			for (i = 1; i <= n; i++) if (o[i] == opt) found = 1
+		}
+		END { exit !found }' "$fstab"
+}
+if fstab_check / squashfs ro && fstab_check /boot vfat ro && fstab_check /data ext4 rw; then
+	ok "etc/fstab: / squashfs ro, /boot vfat ro, /data ext4 rw"
+else
+	fail "etc/fstab must mount / (squashfs) ro, /boot (vfat) ro and /data (ext4) rw"
+fi
+
+# ---------------------------------------------------------------------------
+section "shellcheck"
+scripts=()
+while IFS= read -r -d '' f; do
+	case "$(head -n 1 "$f")" in
+	'#!'*sh) scripts+=("$f") ;;
+	*) case "$f" in *.sh) scripts+=("$f") ;; esac ;;
+	esac
+done < <(find "$here" "$repo/image" -type f ! -path '*/.git/*' -print0 | sort -z)
+sc_fails=0
+for f in "${scripts[@]}"; do
+	if ! out=$(shellcheck -x "$f" 2>&1); then
+		fail "shellcheck ${f#"$repo"/}"
+		printf '%s\n' "$out" | sed 's/^/      /'
+		sc_fails=$((sc_fails + 1))
+	fi
+done
+[ "$sc_fails" -eq 0 ] && ok "shellcheck: ${#scripts[@]} scripts clean"
+
+# ---------------------------------------------------------------------------
+section "image layout"
+CHECK_IMAGE=${CHECK_IMAGE:-auto}
+image_tools=(genimage mkdosfs mcopy mdir mtype mksquashfs sfdisk)
+missing_tools=()
+for t in "${image_tools[@]}"; do
+	command -v "$t" >/dev/null || missing_tools+=("$t")
+done
+if [ "$CHECK_IMAGE" = off ]; then
+	note "CHECK_IMAGE=off: image test skipped"
+elif [ ${#missing_tools[@]} -gt 0 ]; then
+	msg="image test needs ${missing_tools[*]} (apt-get install genimage dosfstools mtools squashfs-tools fdisk)"
+	if [ "$CHECK_IMAGE" = require ]; then fail "$msg"; else note "skipped: $msg"; fi
+elif [ ${#config_txts[@]} -eq 0 ] || [ ${#cmdline_txts[@]} -eq 0 ]; then
+	fail "image test: no config.txt/cmdline.txt from the defconfigs"
+else
+	work=$(mktemp -d "${TMPDIR:-/tmp}/pi-failover-check.XXXXXX")
+	trap 'rm -rf "$work"' EXIT
+	mkdir -p "$work/boot/overlays" "$work/rootfs/usr/bin"
+	cfg=${config_txts[0]#*|}
+	cp "$cfg" "$work/boot/config.txt"
+	cp "${cmdline_txts[0]}" "$work/boot/cmdline.txt"
+	kernel=$(sed -n 's/^kernel=//p' "$cfg" | tail -n 1)
+	head -c $((9 * 1024 * 1024)) /dev/urandom > "$work/boot/${kernel:-Image.gz}"
+	start=$(sed -n 's/^start_file=//p' "$cfg" | tail -n 1)
+	head -c $((2 * 1024 * 1024)) /dev/urandom > "$work/boot/${start:-start.elf}"
+	: > "$work/boot/overlays/README"
+	head -c $((6 * 1024 * 1024)) /dev/urandom > "$work/rootfs/usr/bin/pi-failover"
+	if ! mksquashfs "$work/rootfs" "$work/rootfs.squashfs" -noappend -quiet >/dev/null 2>&1; then
+		fail "image test: mksquashfs failed"
+	elif ! out=$("$repo/image/mkimage.sh" --boot "$work/boot" --rootfs "$work/rootfs.squashfs" \
+		--out "$work/out" --work "$work/mk" 2>&1); then
+		fail "image/mkimage.sh failed:"
+		printf '%s\n' "$out" | tail -n 20 | sed 's/^/      /'
+	else
+		img=$work/out/pi-failover.img
+		size=$(stat -c %s "$img")
+		ok "image/mkimage.sh built pi-failover.img, $((size / 1048576)) MiB with a 6 MiB stand-in root"
+		table=$(sfdisk -d "$img" 2>/dev/null)
+		parts=$(grep -c '^[^ ]*img[0-9] :' <<<"$table")
+		label_id=$(sed -n 's/^label-id: 0x//p' <<<"$table")
+		p1=$(grep 'img1 :' <<<"$table")
+		p3=$(grep 'img3 :' <<<"$table")
+		p1_start=$(sed -n 's/.*start= *\([0-9]*\).*/\1/p' <<<"$p1")
+		p3_start=$(sed -n 's/.*start= *\([0-9]*\).*/\1/p' <<<"$p3")
+		p3_size=$(sed -n 's/.*size= *\([0-9]*\).*/\1/p' <<<"$p3")
+		if [ "$parts" -eq 3 ] && [ "$label_id" = "$disk_sig" ] &&
+			[[ "$p1" == *"type=c"* ]] && [[ "$p1" == *bootable* ]] &&
+			[ $(((p3_start + p3_size) * 512)) -eq "$size" ]; then
+			ok "MBR 0x$label_id: boot FAT (0x0C, bootable), root, data last (ends at the end of the image)"
+		else
+			fail "unexpected partition table:"
+			printf '%s\n' "$table" | sed 's/^/      /'
+		fi
+		fat="$img@@$((p1_start * 512))"
+		listing=$(MTOOLS_SKIP_CHECK=1 mdir -i "$fat" -b :: 2>/dev/null)
+		missing=()
+		for f in pi-failover.toml README-FIRST.txt config.txt cmdline.txt "${kernel:-Image.gz}" overlays; do
+			grep -Eq "^::/$f/?\$" <<<"$listing" || missing+=("$f")
+		done
+		if [ ${#missing[@]} -eq 0 ]; then
+			ok "FAT partition holds pi-failover.toml, README-FIRST.txt, config.txt, cmdline.txt, ${kernel:-Image.gz}, overlays/"
+		else
+			fail "FAT partition lacks: ${missing[*]}"
+		fi
+		if MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::/pi-failover.toml 2>/dev/null |
+			cmp -s - "$repo/examples/pi-failover.toml"; then
+			ok "FAT pi-failover.toml is examples/pi-failover.toml"
+		else
+			fail "FAT pi-failover.toml differs from examples/pi-failover.toml"
+		fi
+		magic=$(dd if="$img" bs=1 skip=$((p3_start * 512 + 1080)) count=2 2>/dev/null | od -An -tx1 | tr -d ' \n')
+		if [ "$magic" != 53ef ]; then
+			ok "data partition ships unformatted (S04data formats it on the first boot)"
+		else
+			fail "data partition already holds an ext4 filesystem: S04data would not grow it"
+		fi
+		root_budget=$((64 - 4 - 28 - p3_size * 512 / 1048576))
+		note "root filesystem budget: ${root_budget} MiB (64 MiB - 4 MiB gap - 28 MiB boot - $((p3_size * 512 / 1048576)) MiB data)"
+	fi
+fi
+
+# ---------------------------------------------------------------------------
+section "vendored crates"
+locked=$(awk '
+	/^\[\[package\]\]/ { name = ""; version = ""; registry = 0 }
+	/^name = /    { name = $3; gsub(/"/, "", name) }
+	/^version = / { version = $3; gsub(/"/, "", version) }
+	/^source = "registry/ { registry = 1 }
+	/^$/ { if (registry && name != "") print name, version; registry = 0 }
+	END { if (registry && name != "") print name, version }' "$repo/Cargo.lock" | sort -u)
+crate_dirs() { # DIR...: "name version dir" of every crate source below DIR
+	for d in "$@"; do
+		[ -f "$d/Cargo.toml" ] || continue
+		printf '%s %s %s\n' "$(toml_value "$d/Cargo.toml" package name)" \
+			"$(toml_value "$d/Cargo.toml" package version)" "$d"
+	done
+}
+if [ -d "$repo/vendor" ]; then
+	vendored=$(crate_dirs "$repo"/vendor/*/ | cut -d' ' -f1,2 | sort -u)
+	absent=$(comm -23 <(printf '%s\n' "$locked") <(printf '%s\n' "$vendored"))
+	if [ -z "$absent" ]; then
+		ok "vendor/ holds all $(grep -c . <<<"$locked") crates of Cargo.lock: the Buildroot build fetches nothing"
+	else
+		fail "vendor/ lacks $(grep -c . <<<"$absent") crates of Cargo.lock (run: cargo vendor --locked vendor), e.g. $(head -n 3 <<<"$absent" | tr '\n' ' ')"
+	fi
+else
+	note "no vendor/: the Buildroot build runs 'cargo vendor' itself and needs crates.io once (docs/building-the-image.md)"
+fi
+
+# ---------------------------------------------------------------------------
+section "Buildroot"
+if [ -z "${BUILDROOT:-}" ]; then
+	note "BUILDROOT is not set: make <defconfig> and utils/check-package not run"
+else
+	if [ ! -f "$BUILDROOT/Makefile" ] || [ ! -f "$BUILDROOT/package/pkg-cargo.mk" ]; then
+		die "BUILDROOT=$BUILDROOT is not a Buildroot checkout (no Makefile, package/pkg-cargo.mk)"
+	fi
+	checker=${BR_EXTERNAL_CHECK:-$repo/../shared/tools/br-external-check}
+	[ -f "$checker" ] ||
+		die "the Buildroot-backed check needs $checker (../shared/tools/br-external-check next to the repository), which is missing; set BR_EXTERNAL_CHECK to its path"
+	if [ -z "${PYTHON:-}" ]; then
+		for py in python3 /usr/bin/python3; do
+			if command -v "$py" >/dev/null && "$py" -c 'import magic, flake8' 2>/dev/null; then
+				PYTHON=$py
+				break
+			fi
+		done
+	fi
+	[ -n "${PYTHON:-}" ] ||
+		die "no python3 with the 'magic' and 'flake8' modules for utils/check-package (apt-get install python3-magic python3-flake8)"
+	export PYTHON
+	br_version=$(sed -n 's/^export BR2_VERSION := //p' "$BUILDROOT/Makefile")
+	note "Buildroot $br_version at $BUILDROOT"
+
+	for dc in "${defconfigs[@]}"; do
+		d=$(basename "$dc")
+		if out=$(bash "$checker" --lint --rsync "$here" "$d" 2>&1); then
+			ok "br-external-check --lint --rsync $d"
+		else
+			fail "br-external-check --lint --rsync $d:"
+		fi
+		printf '%s\n' "$out" | grep -v '^$' | sed 's/^/      /'
+
+		# The kernel Buildroot's Raspberry Pi defconfig pins, with its hash.
+		theirs=$BUILDROOT/configs/raspberrypi${d#pifailover_rpi}
+		ours_tb=$(defconfig_value "$dc" BR2_LINUX_KERNEL_CUSTOM_TARBALL_LOCATION)
+		if [ ! -f "$theirs" ]; then
+			fail "$d: Buildroot has no $(basename "$theirs") to compare the kernel with"
+		elif [ "$ours_tb" != "$(defconfig_value "$theirs" BR2_LINUX_KERNEL_CUSTOM_TARBALL_LOCATION)" ]; then
+			fail "$d: kernel tarball differs from $(basename "$theirs")'s; copy its BR2_LINUX_KERNEL_CUSTOM_TARBALL_LOCATION"
+		elif ! grep -qF " ${ours_tb##*/}" "$BUILDROOT/board/raspberrypi/patches/linux/linux.hash" 2>/dev/null; then
+			fail "$d: board/raspberrypi/patches/linux/linux.hash has no hash for ${ours_tb##*/}"
+		else
+			ok "$d: kernel ${ours_tb##*/} is $(basename "$theirs")'s, hash in board/raspberrypi/patches"
+		fi
+	done
+
+	# Buildroot's Rust against the crates' minimum Rust version.
+	br_rust=$(sed -n 's/^RUST_BIN_VERSION = //p' "$BUILDROOT/package/rust-bin/rust-bin.mk")
+	msrv=$(toml_value "$repo/Cargo.toml" package rust-version)
+	msrv_from="Cargo.toml"
+	if [ -d "$repo/vendor" ]; then
+		srcs=("$repo"/vendor/*/)
+		where=vendor/
+	else
+		srcs=()
+		for r in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+			[ -d "$r" ] || continue
+			while read -r n v; do
+				[ -d "$r$n-$v" ] && srcs+=("$r$n-$v/")
+			done <<<"$locked"
+		done
+		where="the cargo registry"
+	fi
+	found=0
+	for s in "${srcs[@]}"; do
+		[ -f "${s}Cargo.toml" ] || continue
+		found=$((found + 1))
+		rv=$(toml_value "${s}Cargo.toml" package rust-version)
+		if [ -n "$rv" ] && ! version_ge "${msrv:-0}" "$rv"; then
+			msrv=$rv
+			msrv_from=$(basename "$s")
+		fi
+	done
+	total=$(grep -c . <<<"$locked")
+	[ "$found" -lt "$total" ] &&
+		note "rust-version read from $found of $total locked crates ($where); the others are not at hand"
+	if [ -z "$br_rust" ]; then
+		fail "cannot read RUST_BIN_VERSION from $BUILDROOT/package/rust-bin/rust-bin.mk"
+	elif version_ge "$br_rust" "${msrv:-0}"; then
+		ok "Buildroot's Rust $br_rust >= the crates' minimum ${msrv:-?} ($msrv_from)"
+	else
+		fail "Buildroot $br_version ships Rust $br_rust, but $msrv_from needs Rust $msrv: use a newer Buildroot"
+	fi
+fi
+
+echo
+if [ "$fails" -eq 0 ]; then
+	echo "all checks passed"
+	exit 0
+fi
+echo "$fails check(s) failed"
+exit 1

@@ -1,0 +1,90 @@
+################################################################################
+#
+# pi-failover
+#
+################################################################################
+
+# The crate is the repository this BR2_EXTERNAL tree lives in: it is built
+# from the working copy (rsynced into the build directory), never
+# downloaded. check.sh keeps the version equal to Cargo.toml's.
+PI_FAILOVER_VERSION = 0.1.0
+PI_FAILOVER_SITE = $(realpath $(BR2_EXTERNAL_PIFAILOVER_PATH)/..)
+PI_FAILOVER_SITE_METHOD = local
+PI_FAILOVER_LICENSE = Apache-2.0 or MIT
+
+# Only Cargo.toml, Cargo.lock, build.rs, src/ and (when present) vendor/ are
+# needed. /.cargo is the developer's cross-compilation config: Buildroot
+# sets the toolchain itself, and the vendoring hook below writes its own.
+PI_FAILOVER_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
+	--exclude=/target \
+	--exclude=/buildroot-overlay \
+	--exclude=/image \
+	--exclude=/tests \
+	--exclude=/bench \
+	--exclude=/docs \
+	--exclude=/examples \
+	--exclude=/.ci \
+	--exclude=/.cargo \
+	--exclude=/output \
+	--exclude='*.img'
+
+# pkg-cargo.mk derives the release profile from BR2_OPTIMIZE_* and
+# BR2_ENABLE_LTO (-O2, no LTO, 16 codegen units by default). Put back the
+# size-tuned [profile.release] of Cargo.toml; these come later on cargo's
+# command line, so they win. check.sh keeps them equal to Cargo.toml.
+PI_FAILOVER_CARGO_ENV = \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
+	CARGO_PROFILE_RELEASE_LTO=fat \
+	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+
+# Buildroot vendors a cargo package's crates when it downloads the package
+# (support/download/cargo-post-process runs "cargo vendor" and repacks the
+# tarball). A SITE_METHOD = local package is rsynced, not downloaded, so
+# that never happens here: "cargo build --offline" would find no crates.
+# Vendor before configuring instead (host-rustc is built by then):
+#  - if the repository has a vendor/ directory ("cargo vendor --locked
+#    vendor" run once on a machine with network, or shipped in a source
+#    release), use it: the build fetches nothing;
+#  - otherwise run the same "cargo vendor --locked" Buildroot runs at
+#    download time, with Buildroot's cargo home as the crate cache: this
+#    needs network (crates.io) once.
+define PI_FAILOVER_VENDOR_CRATES
+	mkdir -p $(@D)/.cargo $(BR_CARGO_HOME)
+	if [ -d $(@D)/vendor ]; then \
+		printf '%s\n' '[source.crates-io]' \
+			'replace-with = "vendored-sources"' '' \
+			'[source.vendored-sources]' 'directory = "vendor"' \
+			> $(@D)/.cargo/config.toml; \
+	else \
+		cd $(@D) && $(HOST_MAKE_ENV) $(PKG_COMMON_CARGO_ENV) \
+			flock $(BR_CARGO_HOME)/.br-lock \
+			cargo vendor --manifest-path Cargo.toml --locked VENDOR \
+			> $(@D)/.cargo/config.toml; \
+	fi
+endef
+PI_FAILOVER_PRE_CONFIGURE_HOOKS += PI_FAILOVER_VENDOR_CRATES
+
+# Install the binary cargo build made, rather than letting "cargo install"
+# compile it a second time (fat LTO is the slow part of the build).
+define PI_FAILOVER_INSTALL_TARGET_CMDS
+	$(INSTALL) -D -m 0755 \
+		$(@D)/target/$(RUSTC_TARGET_NAME)/$(if $(BR2_ENABLE_DEBUG),debug,release)/pi-failover \
+		$(TARGET_DIR)/usr/bin/pi-failover
+	$(INSTALL) -D -m 0755 $(PI_FAILOVER_PKGDIR)/pi-failover-run \
+		$(TARGET_DIR)/usr/libexec/pi-failover/run
+	$(INSTALL) -D -m 0755 $(PI_FAILOVER_PKGDIR)/pi-failover-watchdog \
+		$(TARGET_DIR)/usr/libexec/pi-failover/watchdog
+endef
+
+define PI_FAILOVER_INSTALL_INIT_SYSV
+	$(INSTALL) -D -m 0755 $(PI_FAILOVER_PKGDIR)/S99pi-failover \
+		$(TARGET_DIR)/etc/init.d/S99pi-failover
+endef
+
+# Fixed ids: /etc/fstab mounts the FAT boot partition with gid=990 so that
+# this group, and only it, can read the certificate key and credentials.
+define PI_FAILOVER_USERS
+	pifailover 990 pifailover 990 * - - - pi-failover appliance
+endef
+
+$(eval $(cargo-package))

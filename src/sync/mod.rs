@@ -1,0 +1,376 @@
+//! Keeping the site in step with the S3 bucket, one whole generation at a time.
+//!
+//! One sync, top to bottom: list the bucket → plan against the current manifest (pure) →
+//! check limits and free space → build the next generation in staging (hard links for what
+//! is unchanged, verified downloads for the rest, precompressed siblings) → commit (fsync,
+//! rename, switch `current`) → drop old generations. Any failure before the switch leaves
+//! the current generation exactly as it was.
+
+pub mod key;
+pub mod manifest;
+pub mod plan;
+pub mod precompress;
+pub mod source;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use manifest::{Manifest, ManifestEntry};
+use plan::{Plan, PlanError, PlanLimits, RemoteObject, Skipped};
+use source::{Bucket, SourceError};
+use store::{GenerationStore, StoreError};
+
+use crate::config::{Config, S3Config};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("sync refused: {0}")]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("not enough free space on {path}: the sync needs about {needed} bytes plus s3.min_free_bytes, {available} are free")]
+    Disk {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another sync is running on {path}")]
+    Busy { path: PathBuf },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> SyncError + '_ {
+    move |source| SyncError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// The generation now current (new or unchanged); `None` only for a dry run on an empty store.
+    pub generation: Option<String>,
+    /// A new generation was switched in.
+    pub switched: bool,
+    pub dry_run: bool,
+    pub listed: usize,
+    pub kept: usize,
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub skipped: Vec<Skipped>,
+    /// Listed, then gone by the time it was fetched: left out of this generation.
+    pub vanished: Vec<String>,
+    pub bytes_downloaded: u64,
+    pub list_requests: u64,
+    pub get_requests: u64,
+    pub duration: Duration,
+}
+
+impl std::fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match (self.dry_run, self.switched) {
+            (true, _) => "dry run, nothing written",
+            (false, true) => "new generation switched in",
+            (false, false) => "site unchanged",
+        };
+        writeln!(
+            f,
+            "sync: {what}; generation {}",
+            self.generation.as_deref().unwrap_or("none")
+        )?;
+        writeln!(
+            f,
+            "  objects: {} listed, {} kept, {} added, {} changed, {} removed, {} skipped, {} vanished",
+            self.listed,
+            self.kept,
+            self.added,
+            self.changed,
+            self.removed,
+            self.skipped.len(),
+            self.vanished.len()
+        )?;
+        writeln!(
+            f,
+            "  transfer: {} bytes downloaded; requests: {} list, {} get; {:.2} s",
+            self.bytes_downloaded,
+            self.list_requests,
+            self.get_requests,
+            self.duration.as_secs_f64()
+        )?;
+        for skipped in &self.skipped {
+            writeln!(f, "  skipped {:?}: {}", skipped.key, skipped.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// Syncs one bucket into one generation store.
+pub struct Syncer {
+    config: S3Config,
+    data_dir: PathBuf,
+    store: GenerationStore,
+    bucket: Arc<Bucket>,
+}
+
+impl Syncer {
+    pub async fn new(config: &Config) -> Result<Option<Self>, SyncError> {
+        let Some(s3) = &config.s3 else {
+            return Ok(None);
+        };
+        let store = GenerationStore::open(&config.storage.data_dir)?;
+        Ok(Some(Self {
+            config: s3.clone(),
+            data_dir: config.storage.data_dir.clone(),
+            store,
+            bucket: Arc::new(Bucket::connect(s3).await),
+        }))
+    }
+
+    pub fn store(&self) -> &GenerationStore {
+        &self.store
+    }
+
+    /// The wait before the next sync: the interval plus a random share of the jitter.
+    pub fn next_delay(&self) -> Duration {
+        self.config.interval + self.config.jitter.mul_f64(fastrand::f64())
+    }
+
+    /// Runs one sync. With `dry_run`, lists and plans but writes nothing.
+    pub async fn sync_once(&self, dry_run: bool) -> Result<SyncReport, SyncError> {
+        let started = Instant::now();
+        let Some(_lock) = self.store.lock()? else {
+            return Err(SyncError::Busy {
+                path: self.data_dir.clone(),
+            });
+        };
+        let (list_before, get_before) = self.bucket.requests.snapshot();
+        let listing = self.bucket.list().await?;
+        let current = self.store.current_manifest();
+        let current_id = self.store.current_id();
+        let plan = plan::plan(&listing, &current, &self.limits())?;
+        for skipped in &plan.skipped {
+            tracing::warn!(key = ?skipped.key, reason = %skipped.reason, "skipping an object that cannot be a local file");
+        }
+        let mut report = SyncReport {
+            generation: current_id.clone(),
+            dry_run,
+            listed: listing.len(),
+            kept: plan.keep.len(),
+            added: plan
+                .fetch
+                .iter()
+                .filter(|o| !current.objects.contains_key(&o.key))
+                .count(),
+            changed: plan
+                .fetch
+                .iter()
+                .filter(|o| current.objects.contains_key(&o.key))
+                .count(),
+            removed: plan.remove.len(),
+            skipped: plan.skipped.clone(),
+            ..Default::default()
+        };
+        let up_to_date = plan.is_noop() && current_id.is_some();
+        if !dry_run && !up_to_date {
+            self.check_free_space(&plan)?;
+            let (id, downloaded, vanished) =
+                self.build_generation(&plan, &current, &listing).await?;
+            report.generation = Some(id);
+            report.switched = true;
+            report.bytes_downloaded = downloaded;
+            report.vanished = vanished;
+            match self.store.collect_garbage(1) {
+                Ok(removed) if removed > 0 => tracing::debug!(removed, "old generations removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot remove old generations"),
+            }
+        }
+        let (list_after, get_after) = self.bucket.requests.snapshot();
+        report.list_requests = list_after - list_before;
+        report.get_requests = get_after - get_before;
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    fn limits(&self) -> PlanLimits {
+        PlanLimits {
+            max_objects: self.config.max_objects,
+            max_total_bytes: self.config.max_total_bytes,
+            max_delete_fraction: self.config.max_delete_fraction,
+            allow_empty: self.config.allow_empty,
+        }
+    }
+
+    fn check_free_space(&self, plan: &Plan) -> Result<(), SyncError> {
+        let stat = rustix::fs::statvfs(&self.data_dir).map_err(|e| SyncError::Io {
+            path: self.data_dir.clone(),
+            source: e.into(),
+        })?;
+        let available = stat.f_bavail.saturating_mul(stat.f_frsize);
+        // Downloads plus room for their precompressed siblings (at most their size again).
+        let needed = plan.fetch_bytes.saturating_mul(2);
+        if available < needed.saturating_add(self.config.min_free_bytes) {
+            return Err(SyncError::Disk {
+                path: self.data_dir.clone(),
+                needed,
+                available,
+            });
+        }
+        Ok(())
+    }
+
+    async fn build_generation(
+        &self,
+        plan: &Plan,
+        current: &Manifest,
+        listing: &[RemoteObject],
+    ) -> Result<(String, u64, Vec<String>), SyncError> {
+        let staging = self.store.begin()?;
+        let files = staging.files();
+        let mut manifest = Manifest {
+            generation: staging.id.clone(),
+            ..Default::default()
+        };
+
+        // Unchanged files: hard links into the new tree, with their siblings.
+        let mut refetch = Vec::new();
+        if let Some(id) = self.store.current_id() {
+            let old_files = self.store.generation_dir(&id).join("files");
+            for key in &plan.keep {
+                let Some(entry) = current.objects.get(key) else {
+                    continue;
+                };
+                match link_with_siblings(&old_files, &files, key, entry) {
+                    Ok(()) => {
+                        manifest.objects.insert(key.clone(), entry.clone());
+                    }
+                    Err(e) => {
+                        tracing::warn!(key, error = %e, "cannot reuse an unchanged file; fetching it again");
+                        if let Some(object) = listing.iter().find(|o| &o.key == key) {
+                            refetch.push(object.clone());
+                        }
+                    }
+                }
+            }
+        }
+
+        // New and changed files: bounded-concurrency verified downloads.
+        let listed: std::collections::HashSet<&str> =
+            listing.iter().map(|o| o.key.as_str()).collect();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        for object in plan.fetch.iter().chain(&refetch) {
+            let dest = files.join(&object.key);
+            let bucket = self.bucket.clone();
+            let semaphore = semaphore.clone();
+            let key = object.key.clone();
+            // The bucket's own `x.br`/`x.gz` win over ours.
+            let own_siblings = listed.contains(format!("{key}.br").as_str())
+                || listed.contains(format!("{key}.gz").as_str());
+            tasks.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                fetch_object(&bucket, key, dest, own_siblings).await
+            });
+        }
+        let mut downloaded = 0;
+        let mut vanished = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let outcome = joined.map_err(|e| SyncError::Io {
+                path: files.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            match outcome {
+                Ok((key, Some(entry))) => {
+                    downloaded += entry.size;
+                    manifest.objects.insert(key, entry);
+                }
+                Ok((key, None)) => {
+                    tracing::warn!(key, "object vanished between listing and download");
+                    vanished.push(key);
+                }
+                // Dropping `tasks` aborts the other downloads; dropping `staging` removes them.
+                Err(e) => return Err(e),
+            }
+        }
+        manifest.created_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let id = staging.id.clone();
+        self.store.commit(staging, &manifest)?;
+        tracing::info!(generation = %id, files = manifest.objects.len(), downloaded, "new generation switched in");
+        Ok((id, downloaded, vanished))
+    }
+}
+
+/// Downloads one object into the staging tree and writes its precompressed siblings.
+/// `Ok((key, None))`: the object vanished from the bucket since it was listed.
+async fn fetch_object(
+    bucket: &Bucket,
+    key: String,
+    dest: PathBuf,
+    own_siblings: bool,
+) -> Result<(String, Option<ManifestEntry>), SyncError> {
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(io_at(parent))?;
+    }
+    let mut entry = match bucket.download(&key, &dest).await {
+        Ok(entry) => entry,
+        Err(SourceError::Vanished { key }) => return Ok((key, None)),
+        Err(e) => return Err(e.into()),
+    };
+    let content_type =
+        crate::site::index::effective_content_type(&key, entry.content_type.as_deref());
+    let compressible = precompress::is_compressible(content_type.to_str().unwrap_or(""));
+    if compressible
+        && !own_siblings
+        && entry.content_encoding.is_none()
+        && entry.size >= precompress::MIN_SIZE
+    {
+        let path = dest.clone();
+        let written = tokio::task::spawn_blocking(move || precompress::write_siblings(&path))
+            .await
+            .map_err(|e| SyncError::Io {
+                path: dest.clone(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(io_at(&dest))?;
+        entry.brotli = written.brotli;
+        entry.gzip = written.gzip;
+    }
+    Ok((key, Some(entry)))
+}
+
+fn link_with_siblings(
+    old: &Path,
+    new: &Path,
+    key: &str,
+    entry: &ManifestEntry,
+) -> std::io::Result<()> {
+    let target = new.join(key);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::hard_link(old.join(key), &target)?;
+    for (present, ext) in [(entry.brotli, "br"), (entry.gzip, "gz")] {
+        if present {
+            std::fs::hard_link(
+                precompress::sibling(&old.join(key), ext),
+                precompress::sibling(&target, ext),
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Brotli and gzip siblings written at sync time, so the site server sends fewer bytes over
+//! a thin uplink without compressing per request.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Files smaller than this gain too little to be worth two more files.
+pub const MIN_SIZE: u64 = 512;
+
+/// Content types worth compressing (by the object's type, or its extension's).
+pub fn is_compressible(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.starts_with("text/")
+        || matches!(
+            essence,
+            "application/javascript"
+                | "application/json"
+                | "application/xml"
+                | "application/rss+xml"
+                | "application/atom+xml"
+                | "application/manifest+json"
+                | "image/svg+xml"
+        )
+}
+
+/// Which siblings were written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub brotli: bool,
+    pub gzip: bool,
+}
+
+/// Writes `path.br` and `path.gz` when each is smaller than the original; fsyncs them.
+pub fn write_siblings(path: &Path) -> std::io::Result<Written> {
+    let original = std::fs::read(path)?;
+    let mut written = Written::default();
+
+    let mut brotli_out = Vec::with_capacity(original.len() / 3);
+    {
+        let params = brotli::enc::BrotliEncoderParams {
+            quality: 11,
+            lgwin: 22,
+            ..Default::default()
+        };
+        brotli::BrotliCompress(&mut &original[..], &mut brotli_out, &params)?;
+    }
+    if brotli_out.len() < original.len() {
+        write_durably(&sibling(path, "br"), &brotli_out)?;
+        written.brotli = true;
+    }
+
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(original.len() / 3),
+        flate2::Compression::best(),
+    );
+    gz.write_all(&original)?;
+    let gzip_out = gz.finish()?;
+    if gzip_out.len() < original.len() {
+        write_durably(&sibling(path, "gz"), &gzip_out)?;
+        written.gzip = true;
+    }
+    Ok(written)
+}
+
+pub fn sibling(path: &Path, ext: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_gets_smaller_siblings_that_decompress_to_the_original() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let page = dir.path().join("index.html");
+        let html = "<p>The standby Pi serves this page.</p>\n".repeat(100);
+        std::fs::write(&page, &html).expect("write");
+        let written = write_siblings(&page).expect("compress");
+        assert_eq!(
+            written,
+            Written {
+                brotli: true,
+                gzip: true
+            }
+        );
+
+        let mut unbrotli = Vec::new();
+        brotli::BrotliDecompress(
+            &mut &std::fs::read(sibling(&page, "br")).expect("br")[..],
+            &mut unbrotli,
+        )
+        .expect("valid brotli");
+        assert_eq!(unbrotli, html.as_bytes());
+        let mut ungz = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(
+                &std::fs::read(sibling(&page, "gz")).expect("gz")[..],
+            ),
+            &mut ungz,
+        )
+        .expect("valid gzip");
+        assert_eq!(ungz, html);
+    }
+
+    #[test]
+    fn incompressible_bytes_get_no_siblings() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let blob = dir.path().join("noise.txt");
+        let noise: Vec<u8> = (0..4096).map(|_| fastrand::u8(..)).collect();
+        std::fs::write(&blob, noise).expect("write");
+        assert_eq!(write_siblings(&blob).expect("compress"), Written::default());
+    }
+
+    #[test]
+    fn compressible_types() {
+        assert!(is_compressible("text/html; charset=utf-8"));
+        assert!(is_compressible("image/svg+xml"));
+        assert!(is_compressible("application/json"));
+        assert!(!is_compressible("image/jpeg"));
+        assert!(!is_compressible("application/octet-stream"));
+    }
+}
