@@ -368,3 +368,143 @@ async fn the_appliance_serves_what_it_synced_with_the_objects_headers() {
     assert_eq!(json.header("content-encoding"), Some("identity"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_bandwidth_limit_holds_downloads_back() {
+    let mut t = Setup::new().await;
+    t.config.s3.as_mut().expect("s3").bandwidth_limit = 100_000;
+    t.s3.bucket.put_body("blob.bin", vec![7u8; 300_000]);
+    let report = t.syncer().await.sync_once(false).await.expect("sync");
+    // 300 kB at 100 kB/s, less the limiter's 64 kB burst: at least two seconds.
+    assert!(
+        report.duration >= Duration::from_secs(2),
+        "took {:?}",
+        report.duration
+    );
+    assert_eq!(t.read("blob.bin").len(), 300_000);
+}
+
+#[tokio::test]
+async fn readers_never_see_a_missing_file_or_a_mixed_body_across_many_switches() {
+    let t = Setup::new().await;
+    let version = |n: usize| format!("<p>version {n:04}</p>\n").repeat(2000);
+    t.s3.bucket.put("index.html", StoredObject::new(version(0)));
+    t.s3.bucket
+        .put("stable.css", StoredObject::new("body{}\n".repeat(300)));
+    let app = pi_failover::appliance::Appliance::start(t.config.clone())
+        .await
+        .expect("start");
+    let client = t.f.client();
+    for _ in 0..100 {
+        if client.get(app.https_addr(), "/").await.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let syncer = t.syncer().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let addr = app.https_addr();
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut conn = client.h1(addr).await;
+            let mut seen = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for path in ["/", "/stable.css"] {
+                    let r = conn.send(common::get(path)).await;
+                    assert_eq!(r.status, 200, "{path} must never be missing");
+                    if path == "/" {
+                        let body = String::from_utf8(r.body.to_vec()).expect("utf8");
+                        let first = &body[..20];
+                        assert!(
+                            body == first.repeat(2000),
+                            "one version per body, never a mix"
+                        );
+                    }
+                    seen += 1;
+                }
+            }
+            seen
+        })
+    };
+    for n in 1..=20 {
+        t.s3.bucket.put("index.html", StoredObject::new(version(n)));
+        assert!(syncer.sync_once(false).await.expect("sync").switched);
+        app.reload().await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let requests = reader.await.expect("reader saw no error");
+    assert!(
+        requests > 20,
+        "the reader kept reading during the switches ({requests})"
+    );
+    assert_eq!(
+        client.get(app.https_addr(), "/").await.body,
+        version(20).as_bytes()
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sync_killed_midway_leaves_the_site_whole_and_the_next_one_completes() {
+    let t = Setup::new().await;
+    t.seed_site();
+    let syncer = t.syncer().await;
+    let good = syncer
+        .sync_once(false)
+        .await
+        .expect("first sync")
+        .generation;
+    let good_index = t.read("index.html");
+
+    // The next sync is slow (each GET stalls), and is killed while it downloads.
+    for i in 0..30 {
+        t.s3.bucket
+            .put_body(&format!("posts/{i}/index.html"), html(2));
+    }
+    t.s3.bucket.put("index.html", StoredObject::new(html(30)));
+    t.s3.bucket
+        .fail_always(Some(Fault::Stall(Duration::from_millis(200))));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pi-failover"))
+        .args(["sync", "--once", "--config"])
+        .arg(t.f.path("pi-failover.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn sync");
+    let staging = t.f.path("data/site/staging");
+    for _ in 0..100 {
+        if std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    t.s3.bucket.fail_always(None);
+
+    assert_eq!(
+        syncer.store().current_id(),
+        good,
+        "the killed sync switched nothing"
+    );
+    assert_eq!(
+        t.read("index.html"),
+        good_index,
+        "the served site is the old one, whole"
+    );
+    let report = syncer
+        .sync_once(false)
+        .await
+        .expect("the next sync completes");
+    assert!(report.switched);
+    assert_eq!(t.read("index.html"), html(30).as_bytes());
+    assert_eq!(t.read("posts/29/index.html"), html(2).as_bytes());
+    assert_eq!(
+        std::fs::read_dir(&staging).expect("ls").count(),
+        0,
+        "leftovers removed"
+    );
+}

@@ -30,22 +30,27 @@ pub struct Written {
     pub gzip: bool,
 }
 
-/// Writes `path.br` and `path.gz` when each is smaller than the original; fsyncs them.
+/// Writes `path.br` and `path.gz` when each is smaller than the original. They are made
+/// durable with the rest of the generation (one `syncfs` at commit), not one by one.
 pub fn write_siblings(path: &Path) -> std::io::Result<Written> {
     let original = std::fs::read(path)?;
     let mut written = Written::default();
 
     let mut brotli_out = Vec::with_capacity(original.len() / 3);
     {
+        // Quality 9 is within a few per cent of 11 on pages this size, at a fraction of the
+        // CPU and memory (11 with a 4 MB window took 150 MB with eight files in flight).
+        // The window only needs to cover the file.
+        let window_bits = (usize::BITS - original.len().leading_zeros()).clamp(16, 22) as i32;
         let params = brotli::enc::BrotliEncoderParams {
-            quality: 11,
-            lgwin: 22,
+            quality: 9,
+            lgwin: window_bits,
             ..Default::default()
         };
         brotli::BrotliCompress(&mut &original[..], &mut brotli_out, &params)?;
     }
     if brotli_out.len() < original.len() {
-        write_durably(&sibling(path, "br"), &brotli_out)?;
+        write_file(&sibling(path, "br"), &brotli_out)?;
         written.brotli = true;
     }
 
@@ -56,7 +61,7 @@ pub fn write_siblings(path: &Path) -> std::io::Result<Written> {
     gz.write_all(&original)?;
     let gzip_out = gz.finish()?;
     if gzip_out.len() < original.len() {
-        write_durably(&sibling(path, "gz"), &gzip_out)?;
+        write_file(&sibling(path, "gz"), &gzip_out)?;
         written.gzip = true;
     }
     Ok(written)
@@ -69,10 +74,8 @@ pub fn sibling(path: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::File::create(path)?.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -175,7 +175,7 @@ impl Bucket {
         Ok(objects)
     }
 
-    /// Downloads one object to `dest` (fsynced), retrying transient failures with backoff,
+    /// Downloads one object to `dest`, retrying transient failures with backoff,
     /// and returns its manifest entry built from the GET response's headers.
     pub async fn download(&self, key: &str, dest: &Path) -> Result<ManifestEntry, SourceError> {
         const ATTEMPTS: u32 = 5;
@@ -290,7 +290,8 @@ impl Bucket {
                 ));
             }
         }
-        file.sync_all().await.map_err(io_fail)?;
+        // Made durable with the whole generation at commit (one syncfs, not one fsync each).
+        file.flush().await.map_err(io_fail)?;
         entry.size = len;
         Ok(entry)
     }
