@@ -33,8 +33,10 @@ pub enum DemoError {
 
 /// Prepares the demo files and starts the appliance on them. A preferred port that is
 /// taken (even between the check and the bind, by another demo) is replaced by a free one.
-pub async fn start() -> Result<(DemoFiles, crate::appliance::Appliance), DemoError> {
-    let mut files = prepare()?;
+pub async fn start(
+    s3: Option<&config::S3Config>,
+) -> Result<(DemoFiles, crate::appliance::Appliance), DemoError> {
+    let mut files = prepare(s3)?;
     match crate::appliance::Appliance::start(files.config.clone()).await {
         Ok(appliance) => Ok((files, appliance)),
         Err(crate::appliance::StartError::Bind { .. }) => {
@@ -60,8 +62,9 @@ impl DemoFiles {
 }
 
 /// Writes the sample site and a fresh self-signed certificate into a temporary directory
-/// and returns a config that serves them on loopback.
-pub fn prepare() -> Result<DemoFiles, DemoError> {
+/// and returns a config that serves them on loopback. With `s3`, the site comes from that
+/// bucket instead, synced into the temporary directory.
+pub fn prepare(s3: Option<&config::S3Config>) -> Result<DemoFiles, DemoError> {
     let dir = tempfile::Builder::new()
         .prefix("pi-failover-demo-")
         .tempdir()
@@ -85,11 +88,26 @@ pub fn prepare() -> Result<DemoFiles, DemoError> {
 
     let https = free_port_or_any(DEMO_HTTPS_PORT);
     let http = free_port_or_any(DEMO_HTTP_PORT);
+    let (root, bucket) = match s3 {
+        None => ("root = \"site\"\n", String::new()),
+        Some(s3) => {
+            let mut table = toml::Table::new();
+            table.insert(
+                "s3".into(),
+                toml::Value::try_from(s3).map_err(|e| DemoError::Write {
+                    path: dir.path().to_owned(),
+                    source: std::io::Error::other(e),
+                })?,
+            );
+            let s3_text = toml::to_string(&table).unwrap_or_default();
+            // The sync writes into the demo's own directory, never the user's data_dir.
+            ("", format!("\n[storage]\ndata_dir = \"data\"\n\n{s3_text}"))
+        }
+    };
     let text = format!(
         r#"
 [site]
-root = "site"
-hostnames = ["localhost", "127.0.0.1"]
+{root}hostnames = ["localhost", "127.0.0.1"]
 
 [listen]
 https = "{https}"
@@ -98,7 +116,7 @@ http = "{http}"
 [[tls.certificates]]
 cert = "cert.pem"
 key = "key.pem"
-"#
+{bucket}"#
     );
     let config_path = dir.path().join("pi-failover.toml");
     write(&config_path, text.as_bytes())?;

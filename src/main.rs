@@ -49,7 +49,12 @@ enum Command {
         config: PathBuf,
     },
     /// Serve a built-in sample site over HTTPS on localhost with a self-signed certificate.
-    Demo,
+    Demo {
+        /// Sync the site from the `[s3]` bucket of this config file instead of serving the
+        /// sample site (the rest of the file is not used).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,7 +67,7 @@ fn main() -> ExitCode {
             dry_run,
             config,
         } => sync(config, dry_run),
-        Command::Demo => demo(),
+        Command::Demo { config } => demo(config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,10 +140,19 @@ fn sync(path: PathBuf, dry_run: bool) -> anyhow::Result<()> {
     })
 }
 
-fn demo() -> anyhow::Result<()> {
+fn demo(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let s3 = match &config {
+        Some(path) => Some(config::load(path)?.s3.with_context(|| {
+            format!(
+                "{}: there is no [s3] section to sync the demo from",
+                path.display()
+            )
+        })?),
+        None => None,
+    };
     init_logging("info");
     runtime()?.block_on(async {
-        let (files, appliance) = demo::start().await?;
+        let (files, appliance) = demo::start(s3.as_ref()).await?;
         let https = appliance.https_addr();
         println!("pi-failover demo: serving the sample site from {}", files.dir().display());
         println!("  site:   https://localhost:{}/   (self-signed certificate: accept the browser's warning)", https.port());

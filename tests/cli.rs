@@ -175,8 +175,13 @@ struct DemoInfo {
 }
 
 fn start_demo() -> (Running, DemoInfo) {
+    start_demo_with(&[])
+}
+
+fn start_demo_with(args: &[&std::ffi::OsStr]) -> (Running, DemoInfo) {
     let mut child = Command::new(BIN)
         .arg("demo")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -243,6 +248,38 @@ async fn demo_serves_the_sample_site_over_https_and_stops_cleanly_on_sigterm() {
     let status = wait_exit(&mut demo.0, Duration::from_secs(15));
     assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
     assert!(!info.dir.exists(), "the demo removes its temporary files");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_can_be_pointed_at_a_bucket_by_config() {
+    let f = Fixture::new();
+    let s3 = common::s3::S3Server::start().await;
+    s3.bucket.put_body("index.html", "<h1>from the bucket</h1>");
+    // The user's own config: only its [s3] section is used by the demo.
+    let config = f.s3_config(&s3);
+    drop(config);
+    let path = f.path("pi-failover.toml");
+    let (_demo, info) = start_demo_with(&[std::ffi::OsStr::new("--config"), path.as_os_str()]);
+    let cert = CertificateDer::from_pem_file(info.dir.join("cert.pem")).expect("demo cert");
+    let client = Client::new(vec![cert]);
+    let addr = ([127, 0, 0, 1], info.https_port).into();
+    let mut body = Vec::new();
+    for _ in 0..100 {
+        let r = client.get(addr, "/").await;
+        if r.status == 200 {
+            body = r.body.to_vec();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(body, b"<h1>from the bucket</h1>");
+    assert!(
+        info.dir
+            .join("data/site/current/files/index.html")
+            .is_file(),
+        "synced into the demo's directory"
+    );
+    assert!(!f.path("data").exists(), "never into the user's data_dir");
 }
 
 #[tokio::test]

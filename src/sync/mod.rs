@@ -265,27 +265,29 @@ impl Syncer {
             }
         }
 
-        // New and changed files: bounded-concurrency verified downloads.
+        // New and changed files: bounded-concurrency verified downloads. Only `concurrency`
+        // tasks exist at a time: an SDK request future is large, and spawning one per object
+        // up front cost ~100 MB and most of the CPU in page faults for 1,000 objects.
         let listed: std::collections::HashSet<&str> =
             listing.iter().map(|o| o.key.as_str()).collect();
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
+        let mut pending = plan.fetch.iter().chain(&refetch);
         let mut tasks = tokio::task::JoinSet::new();
-        for object in plan.fetch.iter().chain(&refetch) {
-            let dest = files.join(&object.key);
-            let bucket = self.bucket.clone();
-            let semaphore = semaphore.clone();
-            let key = object.key.clone();
-            // The bucket's own `x.br`/`x.gz` win over ours.
-            let own_siblings = listed.contains(format!("{key}.br").as_str())
-                || listed.contains(format!("{key}.gz").as_str());
-            tasks.spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                fetch_object(&bucket, key, dest, own_siblings).await
-            });
-        }
         let mut downloaded = 0;
         let mut vanished = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
+        loop {
+            while tasks.len() < self.config.concurrency {
+                let Some(object) = pending.next() else { break };
+                let key = object.key.clone();
+                // The bucket's own `x.br`/`x.gz` win over ours.
+                let own_siblings = listed.contains(format!("{key}.br").as_str())
+                    || listed.contains(format!("{key}.gz").as_str());
+                let dest = files.join(&key);
+                let bucket = self.bucket.clone();
+                tasks.spawn(async move { fetch_object(&bucket, key, dest, own_siblings).await });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
             let outcome = joined.map_err(|e| SyncError::Io {
                 path: files.clone(),
                 source: std::io::Error::other(e),

@@ -38,12 +38,14 @@ pub fn write_siblings(path: &Path) -> std::io::Result<Written> {
 
     let mut brotli_out = Vec::with_capacity(original.len() / 3);
     {
-        // Quality 9 is within a few per cent of 11 on pages this size, at a fraction of the
-        // CPU and memory (11 with a 4 MB window took 150 MB with eight files in flight).
-        // The window only needs to cover the file.
-        let window_bits = (usize::BITS - original.len().leading_zeros()).clamp(16, 22) as i32;
+        // The brotli crate sizes its hash table by quality, and every file gets a fresh,
+        // zeroed one: quality 11 (or 6-9 with a small window, which falls back to a large
+        // hasher) cost 10-18 CPU-seconds and 120-160 MB for 1,000 pages, nearly all of it
+        // page faults. Quality 5 with a window of at least 2^17 uses a 1 MB table and keeps
+        // most of the gain (docs/benchmarks.md).
+        let window_bits = (usize::BITS - original.len().leading_zeros()).clamp(17, 22) as i32;
         let params = brotli::enc::BrotliEncoderParams {
-            quality: 9,
+            quality: 5,
             lgwin: window_bits,
             ..Default::default()
         };
