@@ -42,6 +42,7 @@ pub struct Appliance {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
+    sync_status: tokio::sync::watch::Receiver<crate::sync::SyncStatus>,
 }
 
 impl Appliance {
@@ -84,8 +85,16 @@ impl Appliance {
             config.tls.watch_interval,
             shutdown.clone(),
         ));
+        let (sync_status, sync_status_rx) =
+            tokio::sync::watch::channel(crate::sync::SyncStatus::default());
         if let Some(syncer) = crate::sync::Syncer::new(&config).await? {
-            tracker.spawn(sync_loop(syncer, site.clone(), shutdown.clone()));
+            sync_status.send_modify(|s| s.generation = syncer.store().current_id());
+            tracker.spawn(sync_loop(
+                syncer,
+                site.clone(),
+                sync_status,
+                shutdown.clone(),
+            ));
         }
         tracing::info!(https = %https_addr, http = ?http_addr, "serving");
         Ok(Self {
@@ -96,6 +105,7 @@ impl Appliance {
             shutdown,
             tracker,
             grace: config.limits.shutdown_grace,
+            sync_status: sync_status_rx,
         })
     }
 
@@ -113,6 +123,11 @@ impl Appliance {
 
     pub fn certificates(&self) -> &Arc<CertResolver> {
         &self.certs
+    }
+
+    /// The sync's state, updated after every attempt (the status model subscribes to it).
+    pub fn sync_status(&self) -> tokio::sync::watch::Receiver<crate::sync::SyncStatus> {
+        self.sync_status.clone()
     }
 
     /// What SIGHUP does: re-read the certificates and re-index the site. Each keeps its old
@@ -168,13 +183,20 @@ impl Appliance {
 
 /// Syncs at once, then every interval (plus jitter); each new generation is swapped into the
 /// site server as soon as it is current.
-async fn sync_loop(syncer: crate::sync::Syncer, site: Arc<Site>, stop: CancellationToken) {
+async fn sync_loop(
+    syncer: crate::sync::Syncer,
+    site: Arc<Site>,
+    status: tokio::sync::watch::Sender<crate::sync::SyncStatus>,
+    stop: CancellationToken,
+) {
     loop {
         // A sync interrupted by shutdown leaves only staging files, removed at next start.
+        let started = std::time::SystemTime::now();
         let result = tokio::select! {
             _ = stop.cancelled() => return,
             result = syncer.sync_once(false) => result,
         };
+        status.send_modify(|s| s.record(started, &result));
         match result {
             Ok(report) => {
                 if report.switched || !site.has_content() {

@@ -91,8 +91,11 @@ fn init_logging(level: &str) {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Blocking work here is file I/O and compression for a handful of downloads at a time;
+    // tokio's default of 512 blocking threads would only multiply allocator arenas and stacks.
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()
         .context("cannot start the async runtime")
 }

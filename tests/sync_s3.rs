@@ -366,6 +366,12 @@ async fn the_appliance_serves_what_it_synced_with_the_objects_headers() {
     assert_eq!(moved.header("location"), Some("/about/"));
     let json = conn.send(common::get("/data.json")).await;
     assert_eq!(json.header("content-encoding"), Some("identity"));
+
+    let status = app.sync_status().borrow().clone();
+    assert!(status.last_success.is_some() && status.last_error.is_none());
+    assert_eq!(status.generation.as_deref(), Some("000001"));
+    let report = status.last_report.expect("report");
+    assert_eq!((report.added, report.get_requests), (7, 7));
     app.shutdown().await;
 }
 

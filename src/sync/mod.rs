@@ -115,6 +115,40 @@ impl std::fmt::Display for SyncReport {
     }
 }
 
+/// What the appliance knows about its syncs, for the status model and its views.
+#[derive(Debug, Clone, Default)]
+pub struct SyncStatus {
+    pub last_attempt: Option<SystemTime>,
+    pub last_success: Option<SystemTime>,
+    /// The last sync's report when it succeeded.
+    pub last_report: Option<SyncReport>,
+    /// Why the last sync failed; `None` once one succeeds again.
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    /// The generation being served.
+    pub generation: Option<String>,
+}
+
+impl SyncStatus {
+    /// Records the outcome of one sync.
+    pub fn record(&mut self, at: SystemTime, outcome: &Result<SyncReport, SyncError>) {
+        self.last_attempt = Some(at);
+        match outcome {
+            Ok(report) => {
+                self.last_success = Some(at);
+                self.generation = report.generation.clone();
+                self.last_report = Some(report.clone());
+                self.last_error = None;
+                self.consecutive_failures = 0;
+            }
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                self.consecutive_failures += 1;
+            }
+        }
+    }
+}
+
 /// Syncs one bucket into one generation store.
 pub struct Syncer {
     config: S3Config,
@@ -243,26 +277,42 @@ impl Syncer {
             ..Default::default()
         };
 
-        // Unchanged files: hard links into the new tree, with their siblings.
+        // Unchanged files: hard links into the new tree, with their siblings. Thousands of
+        // link(2) calls are blocking work: off the async threads.
         let mut refetch = Vec::new();
         if let Some(id) = self.store.current_id() {
             let old_files = self.store.generation_dir(&id).join("files");
-            for key in &plan.keep {
-                let Some(entry) = current.objects.get(key) else {
-                    continue;
-                };
-                match link_with_siblings(&old_files, &files, key, entry) {
-                    Ok(()) => {
-                        manifest.objects.insert(key.clone(), entry.clone());
-                    }
-                    Err(e) => {
-                        tracing::warn!(key, error = %e, "cannot reuse an unchanged file; fetching it again");
-                        if let Some(object) = listing.iter().find(|o| &o.key == key) {
-                            refetch.push(object.clone());
+            let new_files = files.clone();
+            let keep: Vec<(String, ManifestEntry)> = plan
+                .keep
+                .iter()
+                .filter_map(|key| Some((key.clone(), current.objects.get(key)?.clone())))
+                .collect();
+            let (linked, failed) = tokio::task::spawn_blocking(move || {
+                let mut linked = Vec::with_capacity(keep.len());
+                let mut failed = Vec::new();
+                for (key, entry) in keep {
+                    match link_with_siblings(&old_files, &new_files, &key, &entry) {
+                        Ok(()) => linked.push((key, entry)),
+                        Err(e) => {
+                            tracing::warn!(key, error = %e, "cannot reuse an unchanged file; fetching it again");
+                            failed.push(key);
                         }
                     }
                 }
-            }
+                (linked, failed)
+            })
+            .await
+            .map_err(|e| SyncError::Io {
+                path: files.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            manifest.objects.extend(linked);
+            refetch = listing
+                .iter()
+                .filter(|o| failed.contains(&o.key))
+                .cloned()
+                .collect();
         }
 
         // New and changed files: bounded-concurrency verified downloads. Only `concurrency`
@@ -375,4 +425,34 @@ fn link_with_siblings(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_counts_failures_until_a_sync_succeeds() {
+        let mut status = SyncStatus::default();
+        let now = SystemTime::now();
+        let failure = Err(SyncError::Busy {
+            path: PathBuf::from("/data"),
+        });
+        status.record(now, &failure);
+        status.record(now, &failure);
+        assert_eq!(status.consecutive_failures, 2);
+        assert!(status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("another sync")));
+        assert!(status.last_success.is_none());
+        let report = SyncReport {
+            generation: Some("000003".into()),
+            ..Default::default()
+        };
+        status.record(now, &Ok(report));
+        assert_eq!(status.consecutive_failures, 0);
+        assert_eq!(status.last_error, None);
+        assert_eq!(status.generation.as_deref(), Some("000003"));
+    }
 }
