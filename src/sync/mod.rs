@@ -155,6 +155,7 @@ pub struct Syncer {
     data_dir: PathBuf,
     store: GenerationStore,
     bucket: Arc<Bucket>,
+    compressor: Arc<precompress::Compressor>,
 }
 
 impl Syncer {
@@ -168,6 +169,12 @@ impl Syncer {
             data_dir: config.storage.data_dir.clone(),
             store,
             bucket: Arc::new(Bucket::connect(s3).await),
+            compressor: Arc::new(precompress::Compressor::start().map_err(|source| {
+                SyncError::Io {
+                    path: config.storage.data_dir.clone(),
+                    source,
+                }
+            })?),
         }))
     }
 
@@ -322,6 +329,7 @@ impl Syncer {
             listing.iter().map(|o| o.key.as_str()).collect();
         let mut pending = plan.fetch.iter().chain(&refetch);
         let mut tasks = tokio::task::JoinSet::new();
+        let mut compressions = tokio::task::JoinSet::new();
         let mut downloaded = 0;
         let mut vanished = Vec::new();
         loop {
@@ -343,8 +351,21 @@ impl Syncer {
                 source: std::io::Error::other(e),
             })?;
             match outcome {
-                Ok((key, Some(entry))) => {
+                Ok((key, Some((entry, compress)))) => {
                     downloaded += entry.size;
+                    if compress {
+                        // Compression runs on its own thread while downloads go on.
+                        let compressor = self.compressor.clone();
+                        let path = files.join(&key);
+                        let key = key.clone();
+                        compressions.spawn(async move {
+                            let written = compressor
+                                .compress(path.clone())
+                                .await
+                                .map_err(io_at(&path))?;
+                            Ok::<_, SyncError>((key, written))
+                        });
+                    }
                     manifest.objects.insert(key, entry);
                 }
                 Ok((key, None)) => {
@@ -353,6 +374,16 @@ impl Syncer {
                 }
                 // Dropping `tasks` aborts the other downloads; dropping `staging` removes them.
                 Err(e) => return Err(e),
+            }
+        }
+        while let Some(joined) = compressions.join_next().await {
+            let (key, written) = joined.map_err(|e| SyncError::Io {
+                path: files.clone(),
+                source: std::io::Error::other(e),
+            })??;
+            if let Some(entry) = manifest.objects.get_mut(&key) {
+                entry.brotli = written.brotli;
+                entry.gzip = written.gzip;
             }
         }
         manifest.created_unix = SystemTime::now()
@@ -367,42 +398,31 @@ impl Syncer {
 
 /// Downloads one object into the staging tree and writes its precompressed siblings.
 /// `Ok((key, None))`: the object vanished from the bucket since it was listed.
+/// Downloads one object into the staging tree. `Ok((key, None))`: the object vanished from
+/// the bucket since it was listed. The flag says whether it should get compressed siblings.
 async fn fetch_object(
     bucket: &Bucket,
     key: String,
     dest: PathBuf,
     own_siblings: bool,
-) -> Result<(String, Option<ManifestEntry>), SyncError> {
+) -> Result<(String, Option<(ManifestEntry, bool)>), SyncError> {
     if let Some(parent) = dest.parent() {
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(io_at(parent))?;
     }
-    let mut entry = match bucket.download(&key, &dest).await {
+    let entry = match bucket.download(&key, &dest).await {
         Ok(entry) => entry,
         Err(SourceError::Vanished { key }) => return Ok((key, None)),
         Err(e) => return Err(e.into()),
     };
     let content_type =
         crate::site::index::effective_content_type(&key, entry.content_type.as_deref());
-    let compressible = precompress::is_compressible(content_type.to_str().unwrap_or(""));
-    if compressible
+    let compress = precompress::is_compressible(content_type.to_str().unwrap_or(""))
         && !own_siblings
         && entry.content_encoding.is_none()
-        && entry.size >= precompress::MIN_SIZE
-    {
-        let path = dest.clone();
-        let written = tokio::task::spawn_blocking(move || precompress::write_siblings(&path))
-            .await
-            .map_err(|e| SyncError::Io {
-                path: dest.clone(),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(io_at(&dest))?;
-        entry.brotli = written.brotli;
-        entry.gzip = written.gzip;
-    }
-    Ok((key, Some(entry)))
+        && entry.size >= precompress::MIN_SIZE;
+    Ok((key, Some((entry, compress))))
 }
 
 fn link_with_siblings(

@@ -30,44 +30,180 @@ pub struct Written {
     pub gzip: bool,
 }
 
-/// Writes `path.br` and `path.gz` when each is smaller than the original. They are made
-/// durable with the rest of the generation (one `syncfs` at commit), not one by one.
-pub fn write_siblings(path: &Path) -> std::io::Result<Written> {
-    let original = std::fs::read(path)?;
-    let mut written = Written::default();
+/// Compression for one sync, on one long-lived thread that recycles its buffers.
+///
+/// The brotli and deflate encoders allocate large tables per file; the system allocator
+/// (glibc here, musl on the Pi) hands such blocks back to the kernel on free, so every file
+/// paid for fresh zero-filled pages: page faults were most of the full sync's CPU and memory
+/// (docs/benchmarks.md). One thread and a buffer pool keep one set of tables, reused.
+pub struct Compressor {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
 
-    let mut brotli_out = Vec::with_capacity(original.len() / 3);
-    {
-        // The brotli crate sizes its hash table by quality, and every file gets a fresh,
-        // zeroed one: quality 11 (or 6-9 with a small window, which falls back to a large
-        // hasher) cost 10-18 CPU-seconds and 120-160 MB for 1,000 pages, nearly all of it
-        // page faults. Quality 5 with a window of at least 2^17 uses a 1 MB table and keeps
-        // most of the gain (docs/benchmarks.md).
+struct Job {
+    path: PathBuf,
+    reply: tokio::sync::oneshot::Sender<std::io::Result<Written>>,
+}
+
+impl Compressor {
+    pub fn start() -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("precompress".into())
+            .spawn(move || {
+                let mut worker = Worker::default();
+                // Ends when the Compressor (the only sender) is dropped.
+                for job in queue {
+                    let _ = job.reply.send(worker.write_siblings(&job.path));
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// Writes `path.br` and `path.gz` when each is smaller than the original. They are made
+    /// durable with the rest of the generation (one `syncfs` at commit), not one by one.
+    pub async fn compress(&self, path: PathBuf) -> std::io::Result<Written> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job { path, reply })
+            .map_err(|_| std::io::Error::other("the compression thread has stopped"))?;
+        answer
+            .await
+            .map_err(|_| std::io::Error::other("the compression thread has stopped"))?
+    }
+}
+
+#[derive(Default)]
+struct Worker {
+    pool: BufferPool,
+    deflate: Option<flate2::Compress>,
+}
+
+impl Worker {
+    fn write_siblings(&mut self, path: &Path) -> std::io::Result<Written> {
+        let original = std::fs::read(path)?;
+        let mut written = Written::default();
+
+        let brotli_out = self.brotli(&original)?;
+        if brotli_out.len() < original.len() {
+            write_file(&sibling(path, "br"), &brotli_out)?;
+            written.brotli = true;
+        }
+        let gzip_out = self.gzip(&original)?;
+        if gzip_out.len() < original.len() {
+            write_file(&sibling(path, "gz"), &gzip_out)?;
+            written.gzip = true;
+        }
+        Ok(written)
+    }
+
+    fn brotli(&mut self, original: &[u8]) -> std::io::Result<Vec<u8>> {
+        // Quality 5 with a window of at least 2^17 uses a 1 MB hash table (quality 6-9 with a
+        // smaller window falls back to a much larger hasher in this crate); it keeps most of
+        // the gain of 11 at a fraction of the CPU. The window only needs to cover the file.
         let window_bits = (usize::BITS - original.len().leading_zeros()).clamp(17, 22) as i32;
         let params = brotli::enc::BrotliEncoderParams {
             quality: 5,
             lgwin: window_bits,
             ..Default::default()
         };
-        brotli::BrotliCompress(&mut &original[..], &mut brotli_out, &params)?;
-    }
-    if brotli_out.len() < original.len() {
-        write_file(&sibling(path, "br"), &brotli_out)?;
-        written.brotli = true;
+        let mut out = Vec::with_capacity(original.len() / 3);
+        let mut input_buffer = [0u8; 4096];
+        let mut output_buffer = [0u8; 4096];
+        brotli::enc::BrotliCompressCustomAlloc(
+            &mut &original[..],
+            &mut out,
+            &mut input_buffer,
+            &mut output_buffer,
+            &params,
+            PoolRef(&mut self.pool),
+        )?;
+        Ok(out)
     }
 
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(original.len() / 3),
-        flate2::Compression::best(),
-    );
-    gz.write_all(&original)?;
-    let gzip_out = gz.finish()?;
-    if gzip_out.len() < original.len() {
-        write_file(&sibling(path, "gz"), &gzip_out)?;
-        written.gzip = true;
+    /// gzip (RFC 1952) around a reused raw-deflate stream.
+    fn gzip(&mut self, original: &[u8]) -> std::io::Result<Vec<u8>> {
+        use flate2::{Compress, Compression, FlushCompress, Status};
+        let deflate = self
+            .deflate
+            .get_or_insert_with(|| Compress::new(Compression::new(6), false));
+        deflate.reset();
+        // Header: magic, deflate, no flags, no mtime (the same bytes give the same file), OS unknown.
+        let mut out = Vec::with_capacity(original.len() / 2 + 64);
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        loop {
+            let consumed = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX);
+            out.reserve(original.len() / 4 + 64);
+            let status = deflate
+                .compress_vec(
+                    &original[consumed.min(original.len())..],
+                    &mut out,
+                    FlushCompress::Finish,
+                )
+                .map_err(std::io::Error::other)?;
+            if status == Status::StreamEnd {
+                break;
+            }
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(original);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&(original.len() as u32).to_le_bytes());
+        Ok(out)
     }
-    Ok(written)
 }
+
+/// Freed encoder buffers, kept by element type and length for the next file. Only large
+/// buffers (the hash tables, whose sizes repeat) are worth keeping: small ones come cheaply
+/// from the allocator, and keeping every length seen would grow without bound.
+#[derive(Default)]
+struct BufferPool {
+    free: std::collections::HashMap<(std::any::TypeId, usize), Vec<Box<dyn std::any::Any>>>,
+    retained_bytes: usize,
+}
+
+const POOL_MIN_BUFFER: usize = 64 * 1024;
+const POOL_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+struct PoolRef<'a>(&'a mut BufferPool);
+
+impl<T: Clone + Default + 'static> brotli::Allocator<T> for PoolRef<'_> {
+    type AllocatedMemory = alloc_stdlib::heap_alloc::WrapBox<T>;
+
+    fn alloc_cell(&mut self, len: usize) -> Self::AllocatedMemory {
+        let reused = self
+            .0
+            .free
+            .get_mut(&(std::any::TypeId::of::<T>(), len))
+            .and_then(Vec::pop)
+            .and_then(|b| b.downcast::<Box<[T]>>().ok());
+        match reused {
+            Some(mut buffer) => {
+                self.0.retained_bytes -= len * std::mem::size_of::<T>();
+                // The encoder expects zeroed memory, as a fresh allocation would be.
+                buffer.fill(T::default());
+                alloc_stdlib::heap_alloc::WrapBox::from(Vec::from(*buffer))
+            }
+            None => alloc_stdlib::heap_alloc::WrapBox::from(vec![T::default(); len]),
+        }
+    }
+
+    fn free_cell(&mut self, data: Self::AllocatedMemory) {
+        let buffer: Box<[T]> = data.into();
+        let bytes = buffer.len() * std::mem::size_of::<T>();
+        if bytes < POOL_MIN_BUFFER || self.0.retained_bytes + bytes > POOL_MAX_BYTES {
+            return;
+        }
+        self.0.retained_bytes += bytes;
+        self.0
+            .free
+            .entry((std::any::TypeId::of::<T>(), buffer.len()))
+            .or_default()
+            .push(Box::new(buffer));
+    }
+}
+
+impl brotli::enc::BrotliAlloc for PoolRef<'_> {}
 
 pub fn sibling(path: &Path, ext: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -83,6 +219,14 @@ fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write_siblings(path: &Path) -> std::io::Result<Written> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let compressor = Compressor::start().expect("thread");
+        rt.block_on(compressor.compress(path.to_owned()))
+    }
 
     #[test]
     fn text_gets_smaller_siblings_that_decompress_to_the_original() {
@@ -115,6 +259,44 @@ mod tests {
         )
         .expect("valid gzip");
         assert_eq!(ungz, html);
+    }
+
+    #[test]
+    fn recycled_buffers_give_the_same_bytes_as_fresh_ones() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let compressor = Compressor::start().expect("thread");
+        let mut outputs = Vec::new();
+        for (i, body) in [
+            "<p>first page</p>\n".repeat(200),
+            "<p>second, longer page</p>\n".repeat(400),
+            "<p>first page</p>\n".repeat(200),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let page = dir.path().join(format!("{i}.html"));
+            std::fs::write(&page, body).expect("write");
+            rt.block_on(compressor.compress(page.clone()))
+                .expect("compress");
+            let mut plain = Vec::new();
+            brotli::BrotliDecompress(
+                &mut &std::fs::read(sibling(&page, "br")).expect("br")[..],
+                &mut plain,
+            )
+            .expect("brotli");
+            assert_eq!(plain, body.as_bytes());
+            outputs.push((
+                std::fs::read(sibling(&page, "br")).expect("br"),
+                std::fs::read(sibling(&page, "gz")).expect("gz"),
+            ));
+        }
+        assert_eq!(
+            outputs[0], outputs[2],
+            "a reused encoder state leaves no trace in the output"
+        );
     }
 
     #[test]
