@@ -63,11 +63,26 @@ impl Compressor {
     /// Writes `path.br` and `path.gz` when each is smaller than the original. They are made
     /// durable with the rest of the generation (one `syncfs` at commit), not one by one.
     pub async fn compress(&self, path: PathBuf) -> std::io::Result<Written> {
+        self.submit(path)?.wait().await
+    }
+
+    /// Queues a file and returns at once; the answer is awaited later (a queued job costs a
+    /// path and a channel, so thousands can wait while downloads go on).
+    pub fn submit(&self, path: PathBuf) -> std::io::Result<Pending> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Job { path, reply })
             .map_err(|_| std::io::Error::other("the compression thread has stopped"))?;
-        answer
+        Ok(Pending(answer))
+    }
+}
+
+/// A queued compression.
+pub struct Pending(tokio::sync::oneshot::Receiver<std::io::Result<Written>>);
+
+impl Pending {
+    pub async fn wait(self) -> std::io::Result<Written> {
+        self.0
             .await
             .map_err(|_| std::io::Error::other("the compression thread has stopped"))?
     }
