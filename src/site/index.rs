@@ -281,12 +281,11 @@ pub fn effective_content_type(key: &str, stored: Option<&str>) -> HeaderValue {
     HeaderValue::from_str(&with_charset).unwrap_or(by_extension)
 }
 
-/// Content-Type by extension, with a UTF-8 charset on text, as nginx's `charset utf-8`
-/// with `charset_types` does for a Jekyll site.
-pub fn content_type_for(key: &str) -> HeaderValue {
-    let mime = mime_guess::from_path(key).first_or_octet_stream();
-    let essence = mime.essence_str();
-    let textual = mime.type_() == mime_guess::mime::TEXT
+/// Is a media type (its essence, or a full Content-Type) text? Text gets a UTF-8 charset
+/// here and precompressed siblings at sync time.
+pub fn is_textual(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.starts_with("text/")
         || matches!(
             essence,
             "application/javascript"
@@ -296,8 +295,15 @@ pub fn content_type_for(key: &str) -> HeaderValue {
                 | "application/atom+xml"
                 | "application/manifest+json"
                 | "image/svg+xml"
-        );
-    let value = if textual {
+        )
+}
+
+/// Content-Type by extension, with a UTF-8 charset on text, as nginx's `charset utf-8`
+/// with `charset_types` does for a Jekyll site.
+pub fn content_type_for(key: &str) -> HeaderValue {
+    let mime = mime_guess::from_path(key).first_or_octet_stream();
+    let essence = mime.essence_str();
+    let value = if is_textual(essence) {
         format!("{essence}; charset=utf-8")
     } else {
         essence.to_owned()

@@ -7,20 +7,9 @@ use std::path::{Path, PathBuf};
 /// Files smaller than this gain too little to be worth two more files.
 pub const MIN_SIZE: u64 = 512;
 
-/// Content types worth compressing (by the object's type, or its extension's).
+/// Content types worth compressing (by the object's type, or its extension's): text.
 pub fn is_compressible(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    essence.starts_with("text/")
-        || matches!(
-            essence,
-            "application/javascript"
-                | "application/json"
-                | "application/xml"
-                | "application/rss+xml"
-                | "application/atom+xml"
-                | "application/manifest+json"
-                | "image/svg+xml"
-        )
+    crate::site::index::is_textual(content_type)
 }
 
 /// Which siblings were written.
