@@ -120,10 +120,7 @@ impl Listen {
 
 impl Serialize for Listen {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Listen::Off => s.serialize_str("off"),
-            Listen::On(addr) => s.collect_str(addr),
-        }
+        s.collect_str(self)
     }
 }
 
