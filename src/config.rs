@@ -34,6 +34,96 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Where the site comes from. Without it, `site.root` is served as it is.
     pub s3: Option<S3Config>,
+    /// How the appliance decides whether it is serving readers.
+    #[serde(default)]
+    pub live: LiveConfig,
+    /// The primary's health URL, polled as the DNS health checker does. Optional.
+    pub primary: Option<PrimaryConfig>,
+    /// The local status page.
+    #[serde(default)]
+    pub status: StatusConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Distinct reader addresses within the last minute that make the Pi LIVE.
+    #[serde(default = "default_live_readers")]
+    pub readers: u32,
+    /// How long a new mode must hold before the Pi switches to it (ERROR switches at once).
+    #[serde(default = "default_live_debounce", with = "humantime_serde")]
+    pub debounce: Duration,
+    /// User-Agent substrings of health checkers besides the built-in ones (Route 53,
+    /// Cloudflare, UptimeRobot, Pingdom), e.g. your own monitoring.
+    #[serde(default)]
+    pub health_checkers: Vec<String>,
+    /// This Pi's public addresses. With them, the Pi resolves the site's first host name and
+    /// says whether DNS points here.
+    #[serde(default)]
+    pub public_addresses: Vec<std::net::IpAddr>,
+    #[serde(default = "default_dns_interval", with = "humantime_serde")]
+    pub dns_interval: Duration,
+    /// Failed syncs in a row before the mode says ATTENTION.
+    #[serde(default = "default_sync_failures")]
+    pub sync_failures: u32,
+    /// A certificate expiring within this period means ATTENTION.
+    #[serde(default = "default_cert_warning", with = "humantime_serde")]
+    pub certificate_warning: Duration,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            readers: default_live_readers(),
+            debounce: default_live_debounce(),
+            health_checkers: Vec::new(),
+            public_addresses: Vec::new(),
+            dns_interval: default_dns_interval(),
+            sync_failures: default_sync_failures(),
+            certificate_warning: default_cert_warning(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrimaryConfig {
+    /// `http://` or `https://` URL of the primary's health path, by IP address as Route 53
+    /// checks it (the DNS name points at the Pi after failover).
+    pub url: String,
+    /// Host header (and TLS server name) sent with the probe.
+    pub host: Option<String>,
+    #[serde(default = "default_probe_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Consecutive results that change the verdict (Route 53's default is 3).
+    #[serde(default = "default_probe_threshold")]
+    pub threshold: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    /// The status page's own plain-HTTP listener; `"off"` disables it.
+    #[serde(default = "default_status_listen")]
+    pub listen: Listen,
+    /// Networks allowed without the token. Default: loopback and private ranges.
+    #[serde(default = "default_status_allow")]
+    pub allow: Vec<ipnet::IpNet>,
+    /// A bearer token that lets any address in (`Authorization: Bearer …` or `?token=…`).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_status_listen(),
+            allow: default_status_allow(),
+            token: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,6 +371,48 @@ impl Default for LogConfig {
     }
 }
 
+fn default_live_readers() -> u32 {
+    3
+}
+fn default_live_debounce() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_dns_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_sync_failures() -> u32 {
+    3
+}
+fn default_cert_warning() -> Duration {
+    Duration::from_secs(14 * 24 * 3600)
+}
+fn default_probe_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_probe_threshold() -> u32 {
+    3
+}
+fn default_status_listen() -> Listen {
+    Listen::On(SocketAddr::from(([0, 0, 0, 0], 8080)))
+}
+fn default_status_allow() -> Vec<ipnet::IpNet> {
+    [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    ]
+    .iter()
+    .filter_map(|net| net.parse().ok())
+    .collect()
+}
 fn default_powered_by() -> String {
     "raspberry-pi".into()
 }
@@ -606,6 +738,7 @@ impl Config {
                 ));
             }
         }
+        validate_live(self, file)?;
         if self.tls.certificates.is_empty() {
             return Err(err(
                 "tls.certificates",
@@ -690,6 +823,53 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
+}
+
+fn validate_live(config: &Config, file: &Path) -> Result<(), ConfigError> {
+    let err = |key: &str, problem: String, fix: &str| key_error(file, key, problem, fix);
+    if config.live.readers == 0 {
+        return Err(err(
+            "live.readers",
+            "0 would make the Pi LIVE with no readers".into(),
+            "use 1 or more; 3 distinct readers a minute is the default",
+        ));
+    }
+    if let Some(primary) = &config.primary {
+        let ok = primary.url.parse::<http::Uri>().ok().filter(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+        });
+        if ok.is_none() {
+            return Err(err(
+                "primary.url",
+                format!("`{}` is not an http:// or https:// URL", primary.url),
+                "write the primary's health URL, e.g. \"https://203.0.113.10/up.txt\"",
+            ));
+        }
+        if primary.threshold == 0 {
+            return Err(err(
+                "primary.threshold",
+                "0 results cannot decide anything".into(),
+                "use 1 or more; 3 is what Route 53 uses",
+            ));
+        }
+        if primary.timeout.is_zero() || primary.timeout >= primary.interval {
+            return Err(err(
+                "primary.timeout",
+                "the timeout must be above zero and shorter than primary.interval".into(),
+                "e.g. timeout = \"5s\" with interval = \"30s\"",
+            ));
+        }
+    }
+    if let Some(token) = &config.status.token {
+        if token.len() < 16 || http::HeaderValue::from_str(token).is_err() {
+            return Err(err(
+                "status.token",
+                "the token is shorter than 16 characters or not printable ASCII".into(),
+                "use a long random string, e.g. the output of `openssl rand -hex 16`",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_s3(s3: &S3Config, file: &Path) -> Result<(), ConfigError> {

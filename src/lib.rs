@@ -4,7 +4,9 @@
 pub mod appliance;
 pub mod config;
 pub mod demo;
+pub mod live;
 pub mod server;
 pub mod site;
+pub mod status;
 pub mod sync;
 pub mod tls;

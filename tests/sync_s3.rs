@@ -259,6 +259,60 @@ async fn transient_faults_are_retried_to_success() {
     }
 }
 
+/// A clock that is `offset_secs` away from the real one, as a Pi's is before NTP answers.
+#[derive(Debug)]
+struct WrongClock {
+    offset_secs: i64,
+}
+
+impl pi_failover::sync::TimeSource for WrongClock {
+    fn now(&self) -> std::time::SystemTime {
+        let now = std::time::SystemTime::now();
+        let by = Duration::from_secs(self.offset_secs.unsigned_abs());
+        if self.offset_secs < 0 {
+            now - by
+        } else {
+            now + by
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_local_clock_is_corrected_from_the_servers_date() {
+    let since_1970 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    // Two hours behind, a day ahead, and a Pi that booted at the epoch with no saved clock.
+    for offset_secs in [-2 * 3600, 24 * 3600, -since_1970] {
+        let t = Setup::new().await;
+        t.seed_site();
+        let clock = pi_failover::sync::SharedTimeSource::new(WrongClock { offset_secs });
+        let syncer = Syncer::with_clock(&t.config, Some(clock))
+            .await
+            .expect("syncer")
+            .expect("[s3] is configured");
+        let report = syncer
+            .sync_once(false)
+            .await
+            .unwrap_or_else(|e| panic!("clock off by {offset_secs} s: {e}"));
+        assert!(report.switched);
+        assert_eq!(t.read("index.html"), html(20).as_bytes());
+        let refused = t.s3.forbidden.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            refused >= 1,
+            "the server refused the first request signed {offset_secs} s off, then the corrected retry"
+        );
+        // The skew is learnt once per client: the next sync signs right the first time.
+        syncer.sync_once(false).await.expect("second sync");
+        assert_eq!(
+            t.s3.forbidden.load(std::sync::atomic::Ordering::Relaxed),
+            refused,
+            "no more refusals once the skew is known"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_failed_sync_leaves_the_current_generation_untouched() {
     let t = Setup::new().await;

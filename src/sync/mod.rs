@@ -23,6 +23,7 @@ use source::{Bucket, SourceError};
 use store::{GenerationStore, StoreError};
 
 use crate::config::{Config, S3Config};
+pub use aws_smithy_async::time::{SharedTimeSource, TimeSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -160,6 +161,14 @@ pub struct Syncer {
 
 impl Syncer {
     pub async fn new(config: &Config) -> Result<Option<Self>, SyncError> {
+        Self::with_clock(config, None).await
+    }
+
+    /// As [`Syncer::new`], with the S3 requests signed by `clock` instead of the system clock.
+    pub async fn with_clock(
+        config: &Config,
+        clock: Option<SharedTimeSource>,
+    ) -> Result<Option<Self>, SyncError> {
         let Some(s3) = &config.s3 else {
             return Ok(None);
         };
@@ -168,7 +177,7 @@ impl Syncer {
             config: s3.clone(),
             data_dir: config.storage.data_dir.clone(),
             store,
-            bucket: Arc::new(Bucket::connect(s3).await),
+            bucket: Arc::new(Bucket::connect_with_clock(s3, clock).await),
             compressor: Arc::new(precompress::Compressor::start().map_err(|source| {
                 SyncError::Io {
                     path: config.storage.data_dir.clone(),

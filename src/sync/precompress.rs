@@ -167,7 +167,12 @@ struct BufferPool {
 }
 
 const POOL_MIN_BUFFER: usize = 64 * 1024;
-const POOL_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Enough for the buffers every file needs (brotli's 1 MB hash table, its ring buffer, the
+/// deflate window); the size-dependent rest is not worth the memory (heaptrack: an 8 MB
+/// pool was the largest holder in a 10,000-object sync, docs/benchmarks.md).
+const POOL_MAX_BYTES: usize = 2 * 1024 * 1024;
+/// Buffers of one type and length kept: one encoder runs at a time, so one is reused.
+const POOL_PER_SIZE: usize = 1;
 
 struct PoolRef<'a>(&'a mut BufferPool);
 
@@ -198,12 +203,16 @@ impl<T: Clone + Default + 'static> brotli::Allocator<T> for PoolRef<'_> {
         if bytes < POOL_MIN_BUFFER || self.0.retained_bytes + bytes > POOL_MAX_BYTES {
             return;
         }
-        self.0.retained_bytes += bytes;
-        self.0
+        let kept = self
+            .0
             .free
             .entry((std::any::TypeId::of::<T>(), buffer.len()))
-            .or_default()
-            .push(Box::new(buffer));
+            .or_default();
+        if kept.len() >= POOL_PER_SIZE {
+            return;
+        }
+        kept.push(Box::new(buffer));
+        self.0.retained_bytes += bytes;
     }
 }
 

@@ -297,6 +297,8 @@ impl s3s::S3 for MemBucket {
 pub struct S3Server {
     pub addr: SocketAddr,
     pub bucket: MemBucket,
+    /// Requests answered 403: a bad signature, or one signed too far from the server's clock.
+    pub forbidden: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl S3Server {
@@ -309,6 +311,8 @@ impl S3Server {
             .await
             .expect("bind s3");
         let addr = listener.local_addr().expect("addr");
+        let forbidden = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = forbidden.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -316,15 +320,33 @@ impl S3Server {
                 };
                 let _ = tcp.set_nodelay(true);
                 let service = service.clone();
+                let counter = counter.clone();
+                let counting = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let (service, counter) = (service.clone(), counter.clone());
+                        async move {
+                            let response = hyper::service::Service::call(&service, request).await?;
+                            if response.status() == hyper::StatusCode::FORBIDDEN {
+                                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Ok::<_, s3s::HttpError>(response)
+                        }
+                    },
+                );
                 tokio::spawn(async move {
                     let io = hyper_util::rt::TokioIo::new(tcp);
+                    // hyper adds the `Date` header the SDK's clock-skew correction reads.
                     let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
+                        .serve_connection(io, counting)
                         .await;
                 });
             }
         });
-        Self { addr, bucket }
+        Self {
+            addr,
+            bucket,
+            forbidden,
+        }
     }
 
     pub fn endpoint(&self) -> String {

@@ -1,0 +1,269 @@
+//! The one status model. Every view — the status page, its JSON and metrics, the LED and
+//! the OLED — renders a [`Status`]; none computes facts of its own. The collector gathers
+//! the facts once a second, runs the mode machine and publishes on a watch channel.
+
+pub mod system;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::live::dns::DnsStatus;
+use crate::live::mode::{Facts, Mode, ModeMachine, Transition};
+use crate::live::probe::ProbeStatus;
+use crate::live::traffic::{Traffic, TrafficSnapshot};
+use crate::site::Site;
+use crate::sync::SyncStatus;
+use crate::tls::CertResolver;
+use system::SystemStatus;
+
+/// Bumped when a field changes meaning or goes away (docs/status-api.md).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub schema: u32,
+    pub version: &'static str,
+    #[serde(with = "rfc3339")]
+    pub generated_at: SystemTime,
+    pub mode: Mode,
+    pub reason: String,
+    #[serde(with = "rfc3339")]
+    pub mode_since: SystemTime,
+    /// Newest first.
+    pub transitions: Vec<Transition>,
+    pub site: SiteStatus,
+    pub traffic: TrafficSnapshot,
+    pub tls: Vec<CertificateStatus>,
+    pub primary: Option<ProbeStatus>,
+    pub dns: Option<DnsStatus>,
+    pub system: SystemStatus,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SiteStatus {
+    /// `s3` or `directory`.
+    pub source: &'static str,
+    pub hostnames: Vec<String>,
+    pub generation: Option<String>,
+    pub files: usize,
+    pub sync: Option<SyncView>,
+}
+
+/// The sync's side of the status, without anything secret (no keys, no credentials path).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncView {
+    pub bucket: String,
+    #[serde(with = "rfc3339_option")]
+    pub last_attempt: Option<SystemTime>,
+    #[serde(with = "rfc3339_option")]
+    pub last_success: Option<SystemTime>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub last_duration_ms: Option<u64>,
+    pub last_added: Option<usize>,
+    pub last_changed: Option<usize>,
+    pub last_removed: Option<usize>,
+    pub last_bytes_downloaded: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateStatus {
+    pub names: Vec<String>,
+    #[serde(with = "rfc3339")]
+    pub not_after: SystemTime,
+    pub days_left: i64,
+}
+
+/// Where the collector finds its facts.
+pub struct Sources {
+    pub site: Arc<Site>,
+    pub certs: Arc<CertResolver>,
+    pub traffic: Arc<Traffic>,
+    pub sync: Option<(String, watch::Receiver<SyncStatus>)>,
+    pub probe: Option<watch::Receiver<ProbeStatus>>,
+    pub dns: Option<watch::Receiver<DnsStatus>>,
+    pub data_dir: PathBuf,
+    pub hostnames: Vec<String>,
+    pub live: crate::config::LiveConfig,
+}
+
+impl Sources {
+    fn facts(
+        &self,
+        traffic: &TrafficSnapshot,
+        tls: &[CertificateStatus],
+        system: &SystemStatus,
+    ) -> Facts {
+        let warning = self.live.certificate_warning;
+        let soonest = tls.iter().map(|c| c.not_after).min();
+        let now = SystemTime::now();
+        let sync = self
+            .sync
+            .as_ref()
+            .map(|(_, rx)| rx.borrow().consecutive_failures);
+        Facts {
+            has_site: self.site.has_content(),
+            has_certificate: soonest.is_some_and(|t| t > now),
+            readers_1m: traffic.readers_1m,
+            readers_5m: traffic.readers_5m,
+            reader_threshold: u64::from(self.live.readers),
+            dns_points_here: self.dns.as_ref().and_then(|d| d.borrow().points_here),
+            primary_up: self.probe.as_ref().and_then(|p| p.borrow().up),
+            sync_failures: sync.unwrap_or(0),
+            sync_failure_limit: self.live.sync_failures,
+            certificate_expires_in: soonest
+                .and_then(|t| t.duration_since(now).ok())
+                .filter(|left| *left < warning),
+            clock_synchronised: system.clock_synchronised,
+        }
+    }
+
+    fn certificates(&self) -> Vec<CertificateStatus> {
+        let now = SystemTime::now();
+        self.certs
+            .infos()
+            .into_iter()
+            .map(|c| CertificateStatus {
+                days_left: match c.not_after.duration_since(now) {
+                    Ok(left) => (left.as_secs() / 86_400) as i64,
+                    Err(past) => -((past.duration().as_secs() / 86_400) as i64) - 1,
+                },
+                names: c.names,
+                not_after: c.not_after,
+            })
+            .collect()
+    }
+
+    fn site_status(&self) -> SiteStatus {
+        let index = self.site.index();
+        let sync = self.sync.as_ref().map(|(bucket, rx)| {
+            let s = rx.borrow();
+            let report = s.last_report.as_ref();
+            SyncView {
+                bucket: bucket.clone(),
+                last_attempt: s.last_attempt,
+                last_success: s.last_success,
+                last_error: s.last_error.clone(),
+                consecutive_failures: s.consecutive_failures,
+                last_duration_ms: report.map(|r| r.duration.as_millis() as u64),
+                last_added: report.map(|r| r.added),
+                last_changed: report.map(|r| r.changed),
+                last_removed: report.map(|r| r.removed),
+                last_bytes_downloaded: report.map(|r| r.bytes_downloaded),
+            }
+        });
+        SiteStatus {
+            source: if self.sync.is_some() {
+                "s3"
+            } else {
+                "directory"
+            },
+            hostnames: self.hostnames.clone(),
+            generation: self
+                .sync
+                .as_ref()
+                .and_then(|(_, rx)| rx.borrow().generation.clone()),
+            files: index.len(),
+            sync,
+        }
+    }
+}
+
+/// Gathers the facts once a second and publishes a new [`Status`] until shutdown.
+pub struct Collector {
+    sources: Sources,
+    machine: ModeMachine,
+}
+
+impl Collector {
+    pub fn new(sources: Sources) -> (Self, Status) {
+        let traffic = sources.traffic.snapshot();
+        let tls = sources.certificates();
+        let system = system::read(&sources.data_dir);
+        let facts = sources.facts(&traffic, &tls, &system);
+        let machine = ModeMachine::new(&facts, sources.live.debounce, SystemTime::now());
+        let mut collector = Self { sources, machine };
+        let status = collector.compose(traffic, tls, system);
+        (collector, status)
+    }
+
+    /// One round: facts in, a status out.
+    pub fn collect(&mut self) -> Status {
+        let traffic = self.sources.traffic.snapshot();
+        let tls = self.sources.certificates();
+        let system = system::read(&self.sources.data_dir);
+        let facts = self.sources.facts(&traffic, &tls, &system);
+        self.machine.update(&facts, SystemTime::now());
+        self.compose(traffic, tls, system)
+    }
+
+    fn compose(
+        &mut self,
+        traffic: TrafficSnapshot,
+        tls: Vec<CertificateStatus>,
+        system: SystemStatus,
+    ) -> Status {
+        Status {
+            schema: SCHEMA_VERSION,
+            version: env!("CARGO_PKG_VERSION"),
+            generated_at: SystemTime::now(),
+            mode: self.machine.mode(),
+            reason: self.machine.reason().to_owned(),
+            mode_since: self.machine.since(),
+            transitions: self.machine.transitions().cloned().collect(),
+            site: self.sources.site_status(),
+            traffic,
+            tls,
+            primary: self.sources.probe.as_ref().map(|p| p.borrow().clone()),
+            dns: self.sources.dns.as_ref().map(|d| d.borrow().clone()),
+            system,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        publish: watch::Sender<Arc<Status>>,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            // /proc and statvfs reads are quick but blocking; a second apart they are cheap.
+            let status = self.collect();
+            publish.send_replace(Arc::new(status));
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamps, to the second, in the JSON.
+pub mod rfc3339 {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_seconds(*t))
+    }
+}
+
+pub mod rfc3339_option {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(&humantime::format_rfc3339_seconds(*t)),
+            None => s.serialize_none(),
+        }
+    }
+}
