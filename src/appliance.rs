@@ -11,6 +11,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::live::classify::Classifier;
+use crate::live::dns::DnsStatus;
+use crate::live::probe::ProbeStatus;
+use crate::live::traffic::Traffic;
+use crate::status::{Collector, Sources, Status};
+use crate::status_page::access::Access;
+use crate::status_page::StatusPage;
+
+/// How often the status model is recomputed.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 use crate::server::{self, ServerContext};
 use crate::site::index::IndexError;
 use crate::site::Site;
@@ -43,6 +53,8 @@ pub struct Appliance {
     tracker: TaskTracker,
     grace: Duration,
     sync_status: tokio::sync::watch::Receiver<crate::sync::SyncStatus>,
+    status: tokio::sync::watch::Receiver<Arc<Status>>,
+    status_addr: Option<SocketAddr>,
 }
 
 impl Appliance {
@@ -62,6 +74,11 @@ impl Appliance {
             None => None,
         };
         let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
+        let status_listener = match config.status.listen.addr() {
+            Some(addr) => Some(bind(addr, "status.listen").await?),
+            None => None,
+        };
+        let status_addr = status_listener.as_ref().and_then(|l| l.local_addr().ok());
 
         let mut site = Site::new(&config)?;
         site.set_https_port(https_addr.port());
@@ -69,7 +86,14 @@ impl Appliance {
 
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let traffic = Arc::new(Traffic::new());
         let ctx = ServerContext {
+            traffic: traffic.clone(),
+            classifier: Arc::new(Classifier::new(
+                &config.site.hostnames,
+                &config.site.health_path,
+                &config.live.health_checkers,
+            )),
             site: site.clone(),
             limits: config.limits.clone(),
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -87,7 +111,8 @@ impl Appliance {
         ));
         let (sync_status, sync_status_rx) =
             tokio::sync::watch::channel(crate::sync::SyncStatus::default());
-        if let Some(syncer) = crate::sync::Syncer::new(&config).await? {
+        let syncer = crate::sync::Syncer::new(&config).await?;
+        if let Some(syncer) = syncer {
             sync_status.send_modify(|s| s.generation = syncer.store().current_id());
             tracker.spawn(sync_loop(
                 syncer,
@@ -96,7 +121,67 @@ impl Appliance {
                 shutdown.clone(),
             ));
         }
-        tracing::info!(https = %https_addr, http = ?http_addr, "serving");
+
+        let probe = config.primary.clone().map(|primary| {
+            let (tx, rx) = tokio::sync::watch::channel(ProbeStatus {
+                url: primary.url.clone(),
+                ..ProbeStatus::default()
+            });
+            tracker.spawn(crate::live::probe::run(primary, tx, shutdown.clone()));
+            rx
+        });
+        let dns = match (
+            config.live.public_addresses.is_empty(),
+            config.site.hostnames.first(),
+        ) {
+            (false, Some(name)) => {
+                let (tx, rx) = tokio::sync::watch::channel(DnsStatus {
+                    name: name.clone(),
+                    ..DnsStatus::default()
+                });
+                tracker.spawn(crate::live::dns::run(
+                    name.clone(),
+                    config.live.public_addresses.clone(),
+                    config.live.dns_interval,
+                    tx,
+                    shutdown.clone(),
+                ));
+                Some(rx)
+            }
+            _ => None,
+        };
+        let (collector, first) = Collector::new(Sources {
+            site: site.clone(),
+            certs: certs.clone(),
+            traffic,
+            sync: config
+                .s3
+                .as_ref()
+                .map(|s3| (s3.bucket.clone(), sync_status_rx.clone())),
+            probe,
+            dns,
+            data_dir: config.storage.data_dir.clone(),
+            hostnames: config.site.hostnames.clone(),
+            live: config.live.clone(),
+        });
+        let (status_tx, status) = tokio::sync::watch::channel(Arc::new(first));
+        tracker.spawn(collector.run(status_tx, STATUS_EVERY, shutdown.clone()));
+        if let Some(listener) = status_listener {
+            let page = StatusPage {
+                status: status.clone(),
+                access: Arc::new(Access::new(
+                    config.status.allow.clone(),
+                    config.status.token.clone(),
+                )),
+            };
+            tracker.spawn(crate::status_page::serve(
+                listener,
+                page,
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        tracing::info!(https = %https_addr, http = ?http_addr, status = ?status_addr, "serving");
         Ok(Self {
             https_addr,
             http_addr,
@@ -106,6 +191,8 @@ impl Appliance {
             tracker,
             grace: config.limits.shutdown_grace,
             sync_status: sync_status_rx,
+            status,
+            status_addr,
         })
     }
 
@@ -123,6 +210,16 @@ impl Appliance {
 
     pub fn certificates(&self) -> &Arc<CertResolver> {
         &self.certs
+    }
+
+    /// The status model, republished every second: every view renders it.
+    pub fn status(&self) -> tokio::sync::watch::Receiver<Arc<Status>> {
+        self.status.clone()
+    }
+
+    /// Where the status page listens, if it does.
+    pub fn status_addr(&self) -> Option<SocketAddr> {
+        self.status_addr
     }
 
     /// The sync's state, updated after every attempt (the status model subscribes to it).

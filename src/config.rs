@@ -69,6 +69,10 @@ pub struct LiveConfig {
     /// A certificate expiring within this period means ATTENTION.
     #[serde(default = "default_cert_warning", with = "humantime_serde")]
     pub certificate_warning: Duration,
+    /// An unsynchronised clock means ATTENTION. For the Pi, which has no real-time clock;
+    /// off for the demo, whose host's clock is its operating system's business.
+    #[serde(default = "default_true")]
+    pub clock_check: bool,
 }
 
 impl Default for LiveConfig {
@@ -81,6 +85,7 @@ impl Default for LiveConfig {
             dns_interval: default_dns_interval(),
             sync_failures: default_sync_failures(),
             certificate_warning: default_cert_warning(),
+            clock_check: true,
         }
     }
 }
@@ -371,6 +376,9 @@ impl Default for LogConfig {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_live_readers() -> u32 {
     3
 }

@@ -13,7 +13,8 @@ static SAMPLE_SITE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/demo/site");
 
 /// Preferred demo ports; a busy one is replaced by a free one.
 pub const DEMO_HTTPS_PORT: u16 = 8443;
-pub const DEMO_HTTP_PORT: u16 = 8080;
+pub const DEMO_HTTP_PORT: u16 = 8081;
+pub const DEMO_STATUS_PORT: u16 = 8080;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -41,7 +42,9 @@ pub async fn start(
         Ok(appliance) => Ok((files, appliance)),
         Err(crate::appliance::StartError::Bind { .. }) => {
             files.config.listen.https.set_port(0);
-            files.config.listen.http = config::Listen::On(SocketAddr::from(([127, 0, 0, 1], 0)));
+            let any = config::Listen::On(SocketAddr::from(([127, 0, 0, 1], 0)));
+            files.config.listen.http = any;
+            files.config.status.listen = any;
             let appliance = crate::appliance::Appliance::start(files.config.clone()).await?;
             Ok((files, appliance))
         }
@@ -88,6 +91,7 @@ pub fn prepare(s3: Option<&config::S3Config>) -> Result<DemoFiles, DemoError> {
 
     let https = free_port_or_any(DEMO_HTTPS_PORT);
     let http = free_port_or_any(DEMO_HTTP_PORT);
+    let status = free_port_or_any(DEMO_STATUS_PORT);
     let (root, bucket) = match s3 {
         None => ("root = \"site\"\n", String::new()),
         Some(s3) => {
@@ -112,6 +116,12 @@ pub fn prepare(s3: Option<&config::S3Config>) -> Result<DemoFiles, DemoError> {
 [listen]
 https = "{https}"
 http = "{http}"
+
+[status]
+listen = "{status}"
+
+[live]
+clock_check = false
 
 [[tls.certificates]]
 cert = "cert.pem"

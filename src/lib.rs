@@ -8,5 +8,6 @@ pub mod live;
 pub mod server;
 pub mod site;
 pub mod status;
+pub mod status_page;
 pub mod sync;
 pub mod tls;

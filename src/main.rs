@@ -162,6 +162,9 @@ fn demo(config: Option<PathBuf>) -> anyhow::Result<()> {
         if let Some(http) = appliance.http_addr() {
             println!("  health: http://localhost:{}/up.txt   (any other plain-HTTP path redirects to HTTPS)", http.port());
         }
+        if let Some(status) = appliance.status_addr() {
+            println!("  status: http://localhost:{}/   (the mode, JSON at /api/status, metrics at /metrics)", status.port());
+        }
         println!("  try:    curl -kI https://localhost:{}/", https.port());
         println!("Press Ctrl-C to stop.");
         appliance.run_until_signal().await?;

@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::LimitsConfig;
+use crate::live::classify::{Classifier, RequestFacts};
+use crate::live::traffic::Traffic;
 use crate::site::body::Body;
 use crate::site::{handler, Site};
 
@@ -42,6 +44,9 @@ pub struct ServerContext {
     pub connections: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    /// Every answered request is classified and counted here, for the status model.
+    pub traffic: Arc<Traffic>,
+    pub classifier: Arc<Classifier>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +74,8 @@ pub async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ctx: Serv
                 }
             };
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve_connection(tls, h2, Scheme::Https, peer, ctx).await;
+            let sni: Option<Arc<str>> = tls.get_ref().1.server_name().map(Arc::from);
+            serve_connection(tls, h2, Scheme::Https, sni, peer, ctx).await;
         }
     })
     .await;
@@ -78,7 +84,7 @@ pub async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ctx: Serv
 /// Accepts plain HTTP connections (health path and redirects) until shutdown.
 pub async fn serve_http(listener: TcpListener, ctx: ServerContext) {
     accept_loop(listener, ctx, |tcp, peer, ctx| {
-        serve_connection(tcp, false, Scheme::Http, peer, ctx)
+        serve_connection(tcp, false, Scheme::Http, None, peer, ctx)
     })
     .await;
 }
@@ -120,8 +126,14 @@ where
     }
 }
 
-async fn serve_connection<I>(io: I, h2: bool, scheme: Scheme, peer: SocketAddr, ctx: ServerContext)
-where
+async fn serve_connection<I>(
+    io: I,
+    h2: bool,
+    scheme: Scheme,
+    sni: Option<Arc<str>>,
+    peer: SocketAddr,
+    ctx: ServerContext,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
@@ -130,11 +142,21 @@ where
         activity: activity.clone(),
     });
     let site = ctx.site.clone();
+    let (traffic, classifier) = (ctx.traffic.clone(), ctx.classifier.clone());
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let response = match scheme {
             Scheme::Https => handler::https(&site, &req),
             Scheme::Http => handler::http(&site, &req),
         };
+        record(
+            &traffic,
+            &classifier,
+            &req,
+            &response,
+            scheme,
+            sni.as_deref(),
+            peer,
+        );
         std::future::ready(Ok::<hyper::Response<Body>, Infallible>(response))
     });
 
@@ -164,6 +186,44 @@ where
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// Counts the request by class for the status model. The bytes are what the response
+/// announces: a reader who hangs up early is counted as served.
+fn record<B>(
+    traffic: &Traffic,
+    classifier: &Classifier,
+    req: &hyper::Request<B>,
+    response: &hyper::Response<Body>,
+    scheme: Scheme,
+    sni: Option<&str>,
+    peer: SocketAddr,
+) {
+    let header =
+        |name: http::header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let class = classifier.classify(&RequestFacts {
+        sni,
+        // HTTP/2 carries the host in the :authority pseudo-header, which hyper puts in the URI.
+        host: req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| header(http::header::HOST)),
+        method: Some(req.method()),
+        user_agent: header(http::header::USER_AGENT),
+        path: req.uri().path(),
+        tls: scheme == Scheme::Https,
+    });
+    let bytes = if req.method() == http::Method::HEAD {
+        0
+    } else {
+        response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0)
+    };
+    traffic.record(class, peer.ip(), response.status().as_u16(), bytes);
 }
 
 /// Runs a hyper connection to its end, closing it when idle and draining it on shutdown.

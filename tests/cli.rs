@@ -290,7 +290,7 @@ async fn sighup_reloads_the_certificate_of_a_running_appliance() {
     std::fs::write(
         &config,
         "[site]\nroot = \"site\"\nhostnames = [\"localhost\"]\n[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n\
-         [tls]\nwatch_interval = \"1h\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+         [status]\nlisten = \"off\"\n[tls]\nwatch_interval = \"1h\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
     )
     .expect("config");
     let mut child = Command::new(BIN)

@@ -190,8 +190,10 @@ impl ModeMachine {
                 now
             }
         };
-        // Losing the ability to serve is shown at once; everything else must hold.
-        if wanted != Mode::Error && now.duration_since(held_since) < self.debounce {
+        // Losing the ability to serve, or gaining it (the first sync done), is shown at
+        // once; everything else must hold through the debounce.
+        let at_once = wanted == Mode::Error || self.mode == Mode::Error;
+        if !at_once && now.duration_since(held_since) < self.debounce {
             return false;
         }
         self.transitions.push_back(Transition {
@@ -412,19 +414,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn losing_the_site_or_certificate_is_an_error_at_once() {
+    async fn losing_or_regaining_the_site_or_certificate_shows_at_once() {
         let mut m = ModeMachine::new(&readers(5, 5), DEBOUNCE, SystemTime::now());
         let broken = Facts {
             has_certificate: false,
             ..readers(5, 5)
         };
         assert_eq!(hold(&mut m, &broken, 1).await, Mode::Error);
-        assert_eq!(
-            hold(&mut m, &readers(5, 5), 14).await,
-            Mode::Error,
-            "recovery is debounced"
-        );
-        assert_eq!(hold(&mut m, &readers(5, 5), 2).await, Mode::Live);
+        assert_eq!(hold(&mut m, &readers(5, 5), 1).await, Mode::Live);
     }
 
     #[tokio::test(start_paused = true)]
@@ -453,7 +450,7 @@ mod tests {
         };
         for _ in 0..15 {
             hold(&mut m, &broken, 1).await;
-            hold(&mut m, &ready(), 16).await;
+            hold(&mut m, &ready(), 1).await;
         }
         assert_eq!(m.transitions().count(), TRANSITIONS_KEPT);
         assert_eq!(m.transitions().next().map(|t| t.to), Some(Mode::Standby));

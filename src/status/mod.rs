@@ -119,7 +119,7 @@ impl Sources {
             certificate_expires_in: soonest
                 .and_then(|t| t.duration_since(now).ok())
                 .filter(|left| *left < warning),
-            clock_synchronised: system.clock_synchronised,
+            clock_synchronised: system.clock_synchronised.filter(|_| self.live.clock_check),
         }
     }
 

@@ -341,7 +341,9 @@ impl Syncer {
             listing.iter().map(|o| o.key.as_str()).collect();
         let mut pending = plan.fetch.iter().chain(&refetch);
         let mut tasks = tokio::task::JoinSet::new();
-        let mut compressions = Vec::new();
+        // Queued compressions, oldest first; answers are taken as they arrive so the queue
+        // stays short (a 10,000-file sync held thousands of paths here until the end).
+        let mut compressions = std::collections::VecDeque::new();
         let mut downloaded = 0;
         let mut vanished = Vec::new();
         loop {
@@ -368,10 +370,21 @@ impl Syncer {
                     if compress {
                         // Compression runs on its own thread while downloads go on.
                         let path = files.join(&key);
-                        let pending = self.compressor.submit(path.clone()).map_err(io_at(&path))?;
-                        compressions.push((key.clone(), path, pending));
+                        let pending = self.compressor.submit(path).map_err(io_at(&files))?;
+                        compressions.push_back((key.clone(), pending));
                     }
                     manifest.objects.insert(key, entry);
+                    while let Some((key, pending)) = compressions.front_mut() {
+                        let Some(written) = pending.try_take() else {
+                            break;
+                        };
+                        let written = written.map_err(io_at(&files.join(key.as_str())))?;
+                        if let Some(entry) = manifest.objects.get_mut(key.as_str()) {
+                            entry.brotli = written.brotli;
+                            entry.gzip = written.gzip;
+                        }
+                        compressions.pop_front();
+                    }
                 }
                 Ok((key, None)) => {
                     tracing::warn!(key, "object vanished between listing and download");
@@ -381,8 +394,8 @@ impl Syncer {
                 Err(e) => return Err(e),
             }
         }
-        for (key, path, pending) in compressions {
-            let written = pending.wait().await.map_err(io_at(&path))?;
+        for (key, pending) in compressions {
+            let written = pending.wait().await.map_err(io_at(&files.join(&key)))?;
             if let Some(entry) = manifest.objects.get_mut(&key) {
                 entry.brotli = written.brotli;
                 entry.gzip = written.gzip;

@@ -70,6 +70,18 @@ impl Compressor {
 pub struct Pending(tokio::sync::oneshot::Receiver<std::io::Result<Written>>);
 
 impl Pending {
+    /// The answer if it is there already; `None` while the file is still queued.
+    pub fn try_take(&mut self) -> Option<std::io::Result<Written>> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        match self.0.try_recv() {
+            Ok(answer) => Some(answer),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Closed) => Some(Err(std::io::Error::other(
+                "the compression thread has stopped",
+            ))),
+        }
+    }
+
     pub async fn wait(self) -> std::io::Result<Written> {
         self.0
             .await

@@ -74,6 +74,11 @@ impl Fixture {
             [listen]
             https = "127.0.0.1:0"
             http = "127.0.0.1:0"
+            [status]
+            listen = "127.0.0.1:0"
+            [live]
+            clock_check = false
+
             [tls]
             watch_interval = "100ms"
             [[tls.certificates]]
@@ -110,6 +115,11 @@ impl Fixture {
             interval = "1h"
             jitter = "0s"
             request_timeout = "5s"
+            [status]
+            listen = "127.0.0.1:0"
+            [live]
+            clock_check = false
+
             [tls]
             watch_interval = "100ms"
             [[tls.certificates]]

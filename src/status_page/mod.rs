@@ -1,0 +1,156 @@
+//! The local status server: its own plain-HTTP listener (never the public HTTPS one), for
+//! people on the co-location's LAN or holding the token. `/` is the page, `/api/status` the
+//! JSON (docs/status-api.md), `/metrics` the Prometheus text.
+
+pub mod access;
+pub mod html;
+pub mod metrics;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::status::Status;
+use access::Access;
+
+/// A handful of people look at a status page; more connections than this wait.
+const MAX_CONNECTIONS: usize = 32;
+
+#[derive(Clone)]
+pub struct StatusPage {
+    pub status: watch::Receiver<Arc<Status>>,
+    pub access: Arc<Access>,
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    page: StatusPage,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "status page: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let page = page.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                std::future::ready(Ok::<_, Infallible>(answer(&page, peer, &req)))
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10));
+            let conn = builder.serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One request, top to bottom: access → method → route.
+pub fn answer<B>(page: &StatusPage, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
+    if !page.access.permits(peer.ip(), req) {
+        tracing::debug!(%peer, "status page: refused");
+        return reply(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            "403 Forbidden: the status page answers the local network, or a request with its token\n".into(),
+        );
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "405 Method Not Allowed\n".into(),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let status = page.status.borrow().clone();
+    let mut response = match req.uri().path() {
+        "/" => {
+            let token = page.access.token_query(req).unwrap_or_default();
+            reply(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                html::render(&status, &token),
+            )
+        }
+        "/api/status" => match serde_json::to_string_pretty(&*status) {
+            Ok(json) => reply(StatusCode::OK, "application/json", json),
+            Err(e) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!("{e}\n"),
+            ),
+        },
+        "/metrics" => reply(
+            StatusCode::OK,
+            metrics::CONTENT_TYPE,
+            metrics::render(&status),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "404 Not Found\n".into(),
+        ),
+    };
+    if req.method() == Method::HEAD {
+        *response.body_mut() = Full::new(Bytes::new());
+    }
+    response
+}
+
+fn reply(code: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = code;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The token may sit in the URL: never send it on as a Referer.
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"),
+    );
+    r
+}

@@ -1,0 +1,360 @@
+//! Knowing whether the Pi is live-serving, and the local status page that says so: real TLS
+//! readers from distinct loopback addresses, a real primary that stops answering, the page
+//! over plain HTTP with its access rules, and (system tests) a real browser.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{Client, Fixture};
+use pi_failover::appliance::Appliance;
+use pi_failover::config::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 Safari/537.36";
+const ROUTE53: &str =
+    "Amazon-Route53-Health-Check-Service (ref 6a1e3c2f-0000; report http://amzn.to/1vsZADi)";
+const TOKEN: &str = "a-long-status-token-0123456789";
+
+fn fast(c: &mut Config) {
+    c.live.debounce = Duration::from_millis(500);
+    c.live.readers = 3;
+}
+
+/// A TCP connection from a chosen loopback address (the whole 127/8 is ours).
+async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(source.parse().expect("ip"), 0))
+        .expect("bind source address");
+    socket.connect(to).await.expect("connect")
+}
+
+/// One HTTPS GET of `/` from `source`, with the site's name as SNI and Host.
+async fn read_page(f: &Fixture, app: &Appliance, source: &str, agent: &str) -> u16 {
+    let client: Client = f.client();
+    let tcp = connect_from(source, app.https_addr()).await;
+    let tls = client
+        .handshake(
+            tcp,
+            "localhost",
+            client.tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS),
+        )
+        .await
+        .expect("TLS");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .expect("h1");
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(common::request("GET", "/", &[("user-agent", agent)]))
+        .await
+        .expect("response");
+    response.status().as_u16()
+}
+
+/// A plain-HTTP GET to the status page from `source`; returns status and body.
+async fn status_page(
+    app: &Appliance,
+    source: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut tcp = connect_from(source, app.status_addr().expect("status page on")).await;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: pi\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).await.expect("read");
+    let code = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (code, body)
+}
+
+async fn api_status(app: &Appliance) -> serde_json::Value {
+    let (code, body) = status_page(app, "127.0.0.1", "/api/status", &[]).await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// Polls the JSON until `mode`, or fails with the last status after `within`.
+async fn wait_for_mode(app: &Appliance, mode: &str, within: Duration) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let status = api_status(app).await;
+        if status["mode"] == mode {
+            return status;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("not {mode} within {within:?}: {status:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn readers_make_the_pi_live_within_the_window() {
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let app = f.start_with(fast).await;
+    let status = api_status(&app).await;
+    assert_eq!(status["mode"], "STANDBY", "{status:#}");
+
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        assert_eq!(read_page(&f, &app, source, BROWSER).await, 200);
+    }
+    let status = wait_for_mode(&app, "LIVE", Duration::from_secs(5)).await;
+    assert_eq!(status["traffic"]["readers_1m"], 3, "{status:#}");
+    assert!(status["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("3 readers"));
+    assert_eq!(status["transitions"][0]["to"], "LIVE");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_checks_bots_and_bare_ip_requests_alone_keep_standby() {
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let app = f.start_with(fast).await;
+    for n in 2..8 {
+        let source = format!("127.0.0.{n}");
+        read_page(&f, &app, &source, ROUTE53).await;
+        read_page(&f, &app, &source, "Mozilla/5.0 (compatible; Googlebot/2.1)").await;
+    }
+    // A scanner by IP, no SNI: "other".
+    let raw = common::raw_exchange(
+        &f.client(),
+        app.https_addr(),
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(!raw.is_empty());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = api_status(&app).await;
+    assert_eq!(status["mode"], "STANDBY", "{status:#}");
+    assert_eq!(status["traffic"]["readers_1m"], 0);
+    assert_eq!(status["traffic"]["requests_1m"]["health_check"], 6);
+    assert!(
+        status["traffic"]["requests_1m"]["other"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 7
+    );
+    app.shutdown().await;
+}
+
+/// A stand-in for the primary's web server, answering its health path until dropped.
+async fn primary() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_primary_that_stops_answering_turns_standby_into_attention() {
+    let (addr, server) = primary().await;
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let app = f
+        .start_with(|c| {
+            fast(c);
+            c.primary = Some(pi_failover::config::PrimaryConfig {
+                url: format!("http://{addr}/up.txt"),
+                host: Some("example.test".into()),
+                interval: Duration::from_millis(200),
+                timeout: Duration::from_millis(150),
+                threshold: 2,
+            });
+        })
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = api_status(&app).await;
+        if status["primary"]["up"] == true {
+            assert_eq!(status["mode"], "STANDBY", "{status:#}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "primary never up: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.abort();
+    let _ = server.await;
+    let status = wait_for_mode(&app, "ATTENTION", Duration::from_secs(5)).await;
+    assert_eq!(status["primary"]["up"], false);
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("primary is down"),
+        "{status:#}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_status_page_answers_the_allow_list_or_the_token_and_nobody_else() {
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let app = f
+        .start_with(|c| {
+            c.status.allow = vec!["127.0.0.1/32".parse().expect("net")];
+            c.status.token = Some(TOKEN.into());
+        })
+        .await;
+    assert_eq!(status_page(&app, "127.0.0.1", "/", &[]).await.0, 200);
+    for path in ["/", "/api/status", "/metrics"] {
+        let (code, body) = status_page(&app, "127.0.0.9", path, &[]).await;
+        assert_eq!(code, 403, "{path} from outside the allow-list");
+        assert!(
+            !body.contains("STANDBY"),
+            "a refusal says nothing about the Pi"
+        );
+    }
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(
+        status_page(
+            &app,
+            "127.0.0.9",
+            "/api/status",
+            &[("Authorization", &bearer)]
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        status_page(&app, "127.0.0.9", &format!("/?token={TOKEN}"), &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status_page(&app, "127.0.0.9", "/?token=wrong-token-0123456789", &[])
+            .await
+            .0,
+        403
+    );
+    // The public HTTPS listener never serves the status page.
+    let reply = f.client().get(app.https_addr(), "/api/status").await;
+    assert_eq!(reply.status, 404);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_page_json_and_metrics_show_the_facts_and_no_secrets() {
+    let s3 = common::s3::S3Server::start().await;
+    s3.bucket.put_body("index.html", "<p>synced</p>");
+    let f = Fixture::new();
+    let config = f.s3_config(&s3);
+    let app = Appliance::start(config).await.expect("start");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while api_status(&app).await["site"]["generation"].is_null() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first sync never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = wait_for_mode(&app, "STANDBY", Duration::from_secs(5)).await;
+    assert_eq!(status["schema"], 1);
+    assert_eq!(status["site"]["source"], "s3");
+    assert_eq!(status["site"]["files"], 1);
+    assert_eq!(status["site"]["sync"]["bucket"], common::s3::BUCKET);
+    assert!(status["tls"][0]["days_left"].as_i64().unwrap_or(0) > 0);
+    assert!(status["system"]["uptime_seconds"].as_u64().is_some());
+
+    let (_, html) = status_page(&app, "127.0.0.1", "/", &[]).await;
+    assert!(
+        html.contains(r#"<div class="mode" id="mode"><b>STANDBY</b>"#),
+        "{html}"
+    );
+    let (_, metrics) = status_page(&app, "127.0.0.1", "/metrics", &[]).await;
+    assert!(
+        metrics.contains("pi_failover_mode{mode=\"STANDBY\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE pi_failover_requests_total counter"));
+
+    let (_, json) = status_page(&app, "127.0.0.1", "/api/status", &[]).await;
+    let key = std::fs::read_to_string(f.path("key.pem")).expect("key");
+    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    for view in [&html, &json, &metrics] {
+        for secret in [
+            common::s3::SECRET_KEY,
+            common::s3::ACCESS_KEY,
+            "aws-credentials",
+        ] {
+            assert!(!view.contains(secret), "{secret} shown");
+        }
+        assert!(!view.contains(&key_body[..40]), "key material shown");
+    }
+    app.shutdown().await;
+}
+
+#[cfg(feature = "system-tests")]
+#[tokio::test]
+async fn the_page_renders_the_mode_in_a_real_browser() {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| common::require_tool("chromium"));
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let app = f.start_with(fast).await;
+    let url = format!("http://{}/", app.status_addr().expect("status"));
+    let profile = f.path("chromium-profile");
+    let out = tokio::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--virtual-time-budget=2000", "--dump-dom"])
+        .arg(&url)
+        .output()
+        .await
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains(r#"<div class="mode" id="mode"><b>STANDBY</b>"#),
+        "the browser's DOM shows the mode; stderr: {}\n{dom}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dom.contains("Readers"), "{dom}");
+    app.shutdown().await;
+}
