@@ -120,8 +120,11 @@ http = "{http}"
 [status]
 listen = "{status}"
 
+# One person trying the demo is one address: one reader makes it LIVE, quickly.
 [live]
 clock_check = false
+readers = 1
+debounce = "2s"
 
 [[tls.certificates]]
 cert = "cert.pem"

@@ -166,6 +166,10 @@ fn demo(config: Option<PathBuf>) -> anyhow::Result<()> {
             println!("  status: http://localhost:{}/   (the mode, JSON at /api/status, metrics at /metrics)", status.port());
         }
         println!("  try:    curl -kI https://localhost:{}/", https.port());
+        println!(
+            "  LIVE:   open the site in a browser, or curl -k -A Mozilla/5.0 https://localhost:{}/ (plain curl counts as a bot)",
+            https.port()
+        );
         println!("Press Ctrl-C to stop.");
         appliance.run_until_signal().await?;
         anyhow::Ok(())

@@ -74,7 +74,8 @@ pub fn target(facts: &Facts, current: Mode) -> (Mode, String) {
     }
     let was_live = matches!(current, Mode::Live | Mode::Draining);
     if facts.readers_1m >= facts.reader_threshold {
-        let readers = format!("{} readers in the last minute", facts.readers_1m);
+        let plural = if facts.readers_1m == 1 { "" } else { "s" };
+        let readers = format!("{} reader{plural} in the last minute", facts.readers_1m);
         return match facts.dns_points_here {
             Some(false) => (
                 Mode::Draining,

@@ -31,12 +31,12 @@ table{{border-collapse:collapse;width:100%}}td,th{{text-align:left;padding:.15em
 th{{font-weight:600;width:40%;color:#444}}.bad{{color:#b00020;font-weight:600}}
 footer{{color:#666;font-size:.85em;margin-top:2em}}
 </style></head><body>
-<div class="mode" id="mode"><b>{mode}</b><span id="reason">{reason}</span><br><small>since {since}</small></div>
+<div class="mode" id="mode"><b>{mode}</b><span id="reason">{reason}</span><br><small>for {since}</small></div>
 "#,
         mode = s.mode,
         host = escape(&s.system.hostname),
         reason = escape(&s.reason),
-        since = ago(s.mode_since, now),
+        since = duration(now.duration_since(s.mode_since).map_or(0, |d| d.as_secs())),
     );
 
     section(

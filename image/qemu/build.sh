@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# Assembles the qemu boot test's SD-card image: the layout and the
+# appliance's files of the real image, on Debian's arm64 kernel and
+# BusyBox instead of Buildroot's. It goes through image/mkimage.sh like the
+# Buildroot image.
+#
+# Usage: image/qemu/build.sh --binary FILE [--out DIR]
+#
+#   --binary FILE  the static aarch64 pi-failover
+#                  (cargo build --profile pi --target aarch64-unknown-linux-musl)
+#   --out DIR      where pi-failover.img goes (default: out/ in the work
+#                  directory, see lib.sh)
+#
+# The root filesystem (squashfs, read-only) is made as Buildroot makes it,
+# in the same order:
+#   1. the skeleton: image/qemu/skeleton/ stands in for Buildroot's (BusyBox
+#      init, rcS/rcK, syslogd, DHCP on eth0, a getty on the console), users
+#      from package/pi-failover/pi-failover.mk, hostname from the defconfig;
+#   2. packages: setpriv, partx, mountpoint (util-linux), sfdisk,
+#      e2fsprogs and their shared libraries, CA certificates, then BusyBox
+#      for every other command; pi-failover installed where pi-failover.mk
+#      installs it (binary, run, watchdog, S99pi-failover);
+#   3. the board's rootfs overlay (board/pi-failover/rootfs-overlay);
+#   4. the board's post-build script (board/pi-failover/post-build.sh).
+# The FAT partition gets the gzip-compressed kernel, an initramfs that
+# loads the modules Buildroot's kernel has built in (see initramfs-init),
+# the Pi 3 DTB, the Pi 3 config.txt (plus the initramfs) and the board's
+# cmdline.txt (without "quiet").
+set -euo pipefail
+
+# shellcheck source=image/qemu/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Modules the initramfs loads (dependencies are added), per qemu machine.
+# What the real kernel has built in: squashfs, ext4, FAT and its code
+# pages, and the drivers of the (emulated) board.
+COMMON_MODULES="squashfs crc32c_generic ext4 vfat nls_cp437 nls_ascii"
+VIRT_MODULES="virtio_mmio virtio_blk virtio_net virtio-rng $COMMON_MODULES"
+# Not bcm2835_wdt: qemu's raspi3b resets the moment the watchdog is started.
+RASPI3B_MODULES="bcm2835 sdhci-iproc phy-generic dwc2 cdc_ether $COMMON_MODULES"
+
+board=$repo/buildroot-overlay/board/pi-failover
+pkgdir=$repo/buildroot-overlay/package/pi-failover
+defconfig=$repo/buildroot-overlay/configs/pifailover_rpi3_64_defconfig
+
+binary=''
+out=$work/out
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--binary) binary=${2:?--binary needs a file}; shift 2 ;;
+	--out) out=${2:?--out needs a directory}; shift 2 ;;
+	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument: $1 (see --help)" ;;
+	esac
+done
+build_cmd="cargo build --locked --profile pi --target aarch64-unknown-linux-musl"
+[ -n "$binary" ] || die "--binary is required (the static aarch64 pi-failover: $build_cmd)"
+[ -f "$binary" ] || die "$binary does not exist: $build_cmd"
+
+need readelf binutils
+need mksquashfs squashfs-tools
+need cpio cpio
+need gzip gzip
+
+readelf -h "$binary" | grep -q 'Machine:[[:space:]]*AArch64' ||
+	die "$binary is not an aarch64 binary: $build_cmd"
+if readelf -l "$binary" | grep -q 'program interpreter'; then
+	die "$binary is dynamically linked; the image needs the static musl build: $build_cmd"
+fi
+
+"$qemu_dir/fetch.sh"
+deb=$work/debian/arm64
+bb_host=$work/debian/host/bin/busybox
+kvers=("$deb"/lib/modules/*)
+[ "${#kvers[@]}" -eq 1 ] || die "expected one kernel in $deb/lib/modules, found ${#kvers[@]}"
+kver=${kvers[0]##*/}
+
+build=$work/build
+rm -rf "$build"
+mkdir -p "$build"
+rootfs=$build/rootfs
+
+# ---------------------------------------------------------------------------
+# 1. Skeleton
+
+mkdir -p "$rootfs"
+(cd "$rootfs" && mkdir -p bin sbin lib usr/bin usr/sbin usr/lib dev proc sys tmp run \
+	run/lock mnt media opt root var/lib etc/ssl/certs \
+	etc/network/if-pre-up.d etc/network/if-up.d etc/network/if-down.d etc/network/if-post-down.d)
+cp -a "$qemu_dir/skeleton/." "$rootfs/"
+rm -f "$rootfs/README.md"
+for d in cache lock log spool tmp; do
+	ln -s ../tmp "$rootfs/var/$d"
+done
+ln -s ../run "$rootfs/var/run"
+ln -s ../../tmp "$rootfs/var/lib/misc"
+ln -s ../tmp/resolv.conf "$rootfs/etc/resolv.conf"
+ln -s ../proc/self/mounts "$rootfs/etc/mtab"
+
+defconfig_value() {
+	sed -n "s/^$1=\"\(.*\)\"$/\1/p" "$defconfig"
+}
+hostname=$(defconfig_value BR2_TARGET_GENERIC_HOSTNAME)
+echo "${hostname:?no BR2_TARGET_GENERIC_HOSTNAME in $defconfig}" > "$rootfs/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$hostname" > "$rootfs/etc/hosts"
+defconfig_value BR2_TARGET_GENERIC_ISSUE > "$rootfs/etc/issue"
+
+# The package's users, as Buildroot's mkusers writes them:
+# "name uid group gid password home shell groups comment".
+users=$(sed -n '/^define PI_FAILOVER_USERS/,/^endef/{/^define\|^endef/d;p}' "$pkgdir/pi-failover.mk")
+[ -n "$users" ] || die "no PI_FAILOVER_USERS in pi-failover.mk"
+while read -r name uid group gid passwd home shell _groups comment; do
+	[ "$home" = - ] && home=/
+	[ "$shell" = - ] && shell=/bin/false
+	[ "$passwd" = - ] && passwd='*'
+	printf '%s:x:%s:%s:%s:%s:%s\n' "$name" "$uid" "$gid" "$comment" "$home" "$shell" >> "$rootfs/etc/passwd"
+	printf '%s:%s:19000:0:99999:7:::\n' "$name" "$passwd" >> "$rootfs/etc/shadow"
+	printf '%s:x:%s:\n' "$group" "$gid" >> "$rootfs/etc/group"
+done <<< "$users"
+
+# ---------------------------------------------------------------------------
+# 2. Packages
+
+# copy_elf FILE: FILE (a path inside the Debian tree) into the root
+# filesystem at the same path, with the shared libraries it needs.
+copy_elf() {
+	local rel=$1 lib dir found
+	[ -e "$rootfs/$rel" ] && return 0
+	mkdir -p "$(dirname "$rootfs/$rel")"
+	cp -L "$deb/$rel" "$rootfs/$rel"
+	for lib in $(readelf -d "$deb/$rel" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+		found=''
+		for dir in lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu lib usr/lib; do
+			if [ -e "$deb/$dir/$lib" ]; then
+				copy_elf "$dir/$lib"
+				found=1
+				break
+			fi
+		done
+		[ -n "$found" ] || die "$rel needs $lib, which no fetched package has (add its package to fetch.sh)"
+	done
+}
+copy_elf lib/ld-linux-aarch64.so.1
+for f in usr/bin/setpriv usr/bin/partx bin/mountpoint sbin/sfdisk sbin/e2fsck sbin/mke2fs; do
+	copy_elf "$f"
+done
+ln -s mke2fs "$rootfs/sbin/mkfs.ext4"
+cp "$deb/etc/mke2fs.conf" "$rootfs/etc/"
+cat "$deb"/usr/share/ca-certificates/mozilla/*.crt > "$rootfs/etc/ssl/certs/ca-certificates.crt"
+
+# pi-failover, where pi-failover.mk installs it.
+install_as_mk() { # SOURCE MODE TARGET
+	grep -q "(TARGET_DIR)$3\$" "$pkgdir/pi-failover.mk" ||
+		die "pi-failover.mk no longer installs $3: update image/qemu/build.sh"
+	install -D -m "$2" "$1" "$rootfs$3"
+}
+install_as_mk "$binary" 0755 /usr/bin/pi-failover
+install_as_mk "$pkgdir/pi-failover-run" 0755 /usr/libexec/pi-failover/run
+install_as_mk "$pkgdir/pi-failover-watchdog" 0755 /usr/libexec/pi-failover/watchdog
+install_as_mk "$pkgdir/S99pi-failover" 0755 /etc/init.d/S99pi-failover
+
+# BusyBox last, for every command no package installed (as Buildroot does).
+install -m 0755 "$deb/bin/busybox" "$rootfs/bin/busybox"
+applets=$("$bb_host" --list-full) || die "cannot run $bb_host to list the applets"
+while read -r applet; do
+	if [ -e "$rootfs/$applet" ] || [ -L "$rootfs/$applet" ]; then
+		continue
+	fi
+	mkdir -p "$(dirname "$rootfs/$applet")"
+	ln -s /bin/busybox "$rootfs/$applet"
+done <<< "$applets"
+
+# ---------------------------------------------------------------------------
+# 3. The board's rootfs overlay, 4. its post-build script
+
+cp -a "$board/rootfs-overlay/." "$rootfs/"
+BR2_EXTERNAL_PIFAILOVER_PATH=$repo/buildroot-overlay HOST_DIR=$build/host \
+	"$board/post-build.sh" "$rootfs" >/dev/null
+
+mksquashfs "$rootfs" "$build/rootfs.squashfs" -comp zstd -all-root -noappend -quiet >/dev/null
+
+# ---------------------------------------------------------------------------
+# The initramfs
+
+modules=$deb/lib/modules/$kver/kernel
+declare -A module_path
+while IFS= read -r -d '' ko; do
+	name=${ko##*/}
+	name=${name%.ko}
+	module_path[${name//-/_}]=$ko
+done < <(find "$modules" -name '*.ko' -print0)
+
+declare -A module_done
+module_order=()
+# add_module NAME: NAME after the modules it depends on (its .modinfo).
+add_module() {
+	local key=${1//-/_} ko dep
+	[ -n "${module_done[$key]:-}" ] && return 0
+	ko=${module_path[$key]:-}
+	[ -n "$ko" ] || die "no module $1 in $kver"
+	module_done[$key]=1
+	for dep in $(tr '\0' '\n' < "$ko" | sed -n 's/^depends=//p' | tr ',' ' '); do
+		add_module "$dep"
+	done
+	module_order+=("$key")
+}
+
+initramfs=$build/initramfs
+mkdir -p "$initramfs"/{bin,sbin,usr/bin,usr/sbin,etc,lib/modules}
+install -m 0755 "$deb/bin/busybox" "$initramfs/bin/busybox"
+ln -s busybox "$initramfs/bin/sh"
+install -m 0755 "$qemu_dir/initramfs-init" "$initramfs/init"
+for machine in virt raspi3b; do
+	module_done=()
+	module_order=()
+	case "$machine" in
+	virt) list=$VIRT_MODULES ;;
+	raspi3b) list=$RASPI3B_MODULES ;;
+	esac
+	for m in $list; do
+		add_module "$m"
+	done
+	printf '%s\n' "${module_order[@]}" > "$initramfs/etc/modules.$machine"
+	for key in "${module_order[@]}"; do
+		# Not stripped: that would drop the signature and taint the kernel.
+		cp "${module_path[$key]}" "$initramfs/lib/modules/$key.ko"
+	done
+done
+
+boot=$build/boot
+mkdir -p "$boot"
+(cd "$initramfs" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) |
+	gzip -9 -n > "$boot/initrd.img"
+
+# ---------------------------------------------------------------------------
+# The FAT partition
+
+gzip -9 -n < "$deb/boot/vmlinuz-$kver" > "$boot/Image.gz"
+cp "$deb/usr/lib/linux-image-$kver/broadcom/bcm2837-rpi-3-b.dtb" "$boot/"
+{
+	cat "$board/rpi3-64/config.txt"
+	cat <<'EOF'
+
+# qemu boot test (image/qemu/build.sh): Debian's kernel loads its drivers
+# from an initramfs, and the Pi 3's device tree has upstream's name.
+initramfs initrd.img followkernel
+device_tree=bcm2837-rpi-3-b.dtb
+EOF
+} > "$boot/config.txt"
+sed -e 's/[[:space:]]quiet\b//' "$board/cmdline.txt" > "$boot/cmdline.txt"
+
+if ! "$repo/image/mkimage.sh" --boot "$boot" --rootfs "$build/rootfs.squashfs" \
+	--out "$out" --work "$build/genimage" > "$build/mkimage.log" 2>&1; then
+	cat "$build/mkimage.log" >&2
+	die "image/mkimage.sh failed"
+fi
+
+size() { du -k --apparent-size "$1" | awk '{ printf "%.1f MiB", $1 / 1024 }'; }
+note "kernel $kver: Image.gz $(size "$boot/Image.gz"), initrd.img $(size "$boot/initrd.img"); root $(size "$build/rootfs.squashfs")"
+note "$out/pi-failover.img: $(size "$out/pi-failover.img")"
+echo "$out/pi-failover.img"

@@ -1,0 +1,785 @@
+//! The booted-image test (`--features image-tests`): the SD-card image, assembled by
+//! `image/qemu/build.sh` from Debian's arm64 kernel and BusyBox, the real rootfs overlay and
+//! init scripts, and the static aarch64 binary, booted under qemu-system-aarch64.
+//!
+//! The user's files go on the FAT partition with `image/qemu/user-files.sh` (mtools), as a
+//! user writes them; the guest syncs from this process's S3 server (`common::s3`), reached
+//! through qemu's user network. Checked on `-M virt`: HTTPS on the health path (the time from
+//! power-on to the first 200 is printed), synced files served byte for byte with
+//! `X-Powered-By: raspberry-pi`, plain HTTP, the data partition grown and formatted on the
+//! first boot, a power cut (SIGKILL to qemu) followed by a boot with a failing S3 server that
+//! still serves the last good site, and a clean shutdown (`poweroff` on the serial console)
+//! that leaves the data filesystem clean. On `-M raspi3b`, the same image on a fresh card:
+//! first boot, HTTPS, the synced files, a clean shutdown (the guest halts: qemu's raspi3b
+//! cannot power off), a second boot.
+//!
+//! Needs the aarch64 binary (`cargo build --profile pi --target aarch64-unknown-linux-musl`)
+//! and the tools the scripts use; a missing one fails the test with the command that installs
+//! it. Consoles and qemu's output stay in `target/qemu-image/runs/<test>/` for a post-mortem.
+#![cfg(feature = "image-tests")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::s3::{Fault, S3Server, StoredObject};
+use common::{Client, Reply, TestCa};
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+/// The site's name: the certificate's and the config's.
+const SITE: &str = "www.example.test";
+/// Where the guest finds this machine's services (`image/qemu/boot.sh --host-service`).
+const GUEST_SERVICE_ADDR: &str = "10.0.2.100";
+/// The card the image is written to: larger than the image, as a real card is, and a power
+/// of two, as qemu's raspi3b wants.
+const CARD_BYTES: u64 = 256 << 20;
+/// Generous: software emulation on a busy two-core machine.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+const SYNC_TIMEOUT: Duration = Duration::from_secs(240);
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// One guest at a time: software emulation keeps the cores busy (raspi3b has four vCPUs).
+static ONE_GUEST: Mutex<()> = Mutex::new(());
+static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn work_dir() -> PathBuf {
+    std::env::var_os("PI_FAILOVER_QEMU_WORK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/qemu-image"))
+}
+
+/// The static aarch64 binary that goes into the image.
+fn aarch64_binary() -> PathBuf {
+    let bin = std::env::var_os("PI_FAILOVER_AARCH64_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo().join("target"));
+            target.join("aarch64-unknown-linux-musl/pi/pi-failover")
+        });
+    assert!(
+        bin.is_file(),
+        "{} does not exist: the image test needs the Pi's binary. Build it first:\n  \
+         rustup target add aarch64-unknown-linux-musl\n  \
+         apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross\n  \
+         cargo build --locked --profile pi --target aarch64-unknown-linux-musl\n\
+         (or point PI_FAILOVER_AARCH64_BIN at one)",
+        bin.display()
+    );
+    bin
+}
+
+/// Every tool the scripts run. Opted in and missing one, the test fails: it never skips.
+fn require_tools() {
+    let tools = [
+        ("apt-get", "apt"),
+        ("dpkg-deb", "dpkg"),
+        ("genimage", "genimage"),
+        ("mkdosfs", "dosfstools"),
+        ("mcopy", "mtools"),
+        ("mksquashfs", "squashfs-tools"),
+        ("cpio", "cpio"),
+        ("gzip", "gzip"),
+        ("readelf", "binutils"),
+        ("socat", "socat"),
+        ("fdtput", "device-tree-compiler"),
+    ];
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<(&str, &str)> = tools
+        .into_iter()
+        .filter(|(tool, _)| !std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the image test needs {}: apt-get install --no-install-recommends {} \
+         (.ci/run installs them)",
+        missing.iter().map(|m| m.0).collect::<Vec<_>>().join(", "),
+        missing.iter().map(|m| m.1).collect::<Vec<_>>().join(" ")
+    );
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The test image, built once per test run (fetching the Debian packages the first time).
+fn image() -> PathBuf {
+    IMAGE
+        .get_or_init(|| {
+            require_tools();
+            let bin = aarch64_binary();
+            let started = Instant::now();
+            let out = run(Command::new(repo().join("image/qemu/build.sh"))
+                .arg("--binary")
+                .arg(&bin)
+                .env("PI_FAILOVER_QEMU_WORK", work_dir()));
+            let image = PathBuf::from(out.trim());
+            assert!(image.is_file(), "build.sh printed no image: {out}");
+            eprintln!(
+                "image_boot: built {} in {:.1} s",
+                image.display(),
+                started.elapsed().as_secs_f64()
+            );
+            image
+        })
+        .clone()
+}
+
+/// A card written from the image, as `dd` writes one: the image, then the rest of the card.
+fn write_card(dir: &Path) -> PathBuf {
+    let card = dir.join("card.img");
+    std::fs::copy(image(), &card).expect("copy image");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&card)
+        .and_then(|f| f.set_len(CARD_BYTES))
+        .expect("card size");
+    card
+}
+
+/// A directory for one test's cards and consoles, emptied first and kept afterwards.
+fn run_dir(name: &str) -> PathBuf {
+    let dir = work_dir().join("runs").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("run dir");
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// The site in the bucket: pages, a stylesheet and a binary file.
+struct Site {
+    files: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Site {
+    fn seed(s3: &S3Server) -> Self {
+        let home = b"<!doctype html><title>pi-failover</title><h1>The standby copy</h1>\n".to_vec();
+        let about = b"<!doctype html><title>About</title><p>Synced from S3 to a Pi.</p>\n".to_vec();
+        let css = b"body { font-family: sans-serif; }\n".to_vec();
+        // 200 KB that compress badly, so several TLS records and TCP windows go through.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let data: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let files = vec![
+            ("index.html", home),
+            ("about/index.html", about),
+            ("css/site.css", css),
+            ("files/data.bin", data),
+        ];
+        for (key, body) in &files {
+            let object = StoredObject::new(body.clone());
+            let object = match key.rsplit('.').next() {
+                Some("html") => object.content_type("text/html"),
+                Some("css") => object.content_type("text/css"),
+                _ => object.content_type("application/octet-stream"),
+            };
+            s3.bucket.put(key, object);
+        }
+        Self { files }
+    }
+
+    fn url(key: &str) -> String {
+        format!("/{}", key.trim_end_matches("index.html"))
+    }
+}
+
+/// The user's files, checked with `pi-failover check-config` and written to the card's FAT
+/// partition with `image/qemu/user-files.sh`.
+fn configure_card(card: &Path, dir: &Path, ca: &TestCa, s3: &S3Server) {
+    let files = dir.join("user-files");
+    std::fs::create_dir_all(&files).expect("user files dir");
+    ca.issue_to(
+        &[SITE],
+        &files.join("fullchain.pem"),
+        &files.join("privkey.pem"),
+    );
+    s3.write_credentials(&files.join("aws-credentials"));
+    let config = format!(
+        r#"# Written by tests/image_boot.rs, as a user edits the card's example.
+[site]
+hostnames = ["{SITE}"]
+
+[s3]
+bucket = "{bucket}"
+endpoint = "http://{GUEST_SERVICE_ADDR}:{port}"
+path_style = true
+region = "us-east-1"
+credentials_file = "aws-credentials"
+interval = "1h"
+jitter = "0s"
+request_timeout = "10s"
+
+[[tls.certificates]]
+cert = "fullchain.pem"
+key = "privkey.pem"
+"#,
+        bucket = common::s3::BUCKET,
+        port = s3.addr.port(),
+    );
+    std::fs::write(files.join("pi-failover.toml"), config).expect("config");
+    run(Command::new(env!("CARGO_BIN_EXE_pi-failover"))
+        .arg("check-config")
+        .arg(files.join("pi-failover.toml")));
+    run(Command::new(repo().join("image/qemu/user-files.sh"))
+        .arg(card)
+        .arg("--config")
+        .arg(files.join("pi-failover.toml"))
+        .arg("--cert")
+        .arg(files.join("fullchain.pem"))
+        .arg("--key")
+        .arg(files.join("privkey.pem"))
+        .arg("--credentials")
+        .arg(files.join("aws-credentials")));
+}
+
+#[derive(Clone, Copy)]
+struct Ports {
+    https: u16,
+    http: u16,
+    status: u16,
+}
+
+/// A running qemu (`image/qemu/boot.sh`, which becomes qemu). Dropping it pulls the plug.
+struct Guest {
+    name: String,
+    state: PathBuf,
+    child: Child,
+    ports: Ports,
+    powered_on: Instant,
+    console: Option<UnixStream>,
+    /// `poweroff` makes qemu exit (`virt`), or only halts the guest (`raspi3b`).
+    powers_off: bool,
+}
+
+impl Guest {
+    fn boot(machine: &str, card: &Path, state: &Path, s3: &S3Server) -> Self {
+        std::fs::create_dir_all(state).expect("state dir");
+        let ports = Ports {
+            https: free_port(),
+            http: free_port(),
+            status: free_port(),
+        };
+        let out = std::fs::File::create(state.join("qemu.out")).expect("qemu.out");
+        let err = out.try_clone().expect("qemu.out");
+        let child = Command::new(repo().join("image/qemu/boot.sh"))
+            .args(["--machine", machine])
+            .arg("--card")
+            .arg(card)
+            .arg("--state")
+            .arg(state)
+            .args(["--https", &ports.https.to_string()])
+            .args(["--http", &ports.http.to_string()])
+            .args(["--status", &ports.status.to_string()])
+            .args(["--host-service", &s3.addr.port().to_string()])
+            .env("PI_FAILOVER_QEMU_WORK", work_dir())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start image/qemu/boot.sh");
+        Self {
+            name: format!(
+                "{machine} ({})",
+                state.file_name().unwrap().to_string_lossy()
+            ),
+            state: state.to_owned(),
+            child,
+            ports,
+            powered_on: Instant::now(),
+            console: None,
+            powers_off: machine == "virt",
+        }
+    }
+
+    fn https(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.https))
+    }
+
+    fn console_log(&self) -> String {
+        let bytes = std::fs::read(self.state.join("console.log")).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Fails the test with the end of the console and qemu's own output.
+    fn fail(&self, what: &str) -> ! {
+        let console = self.console_log();
+        let lines: Vec<&str> = console.lines().collect();
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+        let qemu = std::fs::read_to_string(self.state.join("qemu.out")).unwrap_or_default();
+        panic!(
+            "{}: {what}\n--- console (last 60 lines; all of it in {}) ---\n{tail}\n\
+             --- qemu ---\n{qemu}",
+            self.name,
+            self.state.join("console.log").display()
+        );
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait for qemu")
+    }
+
+    /// Waits for the console to show `needle` after byte `from`; returns where it ends.
+    async fn wait_console(&mut self, needle: &str, from: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.console_log();
+            if let Some(at) = log.get(from..).and_then(|s| s.find(needle)) {
+                return from + at + needle.len();
+            }
+            if let Some(status) = self.exited() {
+                self.fail(&format!(
+                    "qemu exited ({status}) before the console showed {needle:?}"
+                ));
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "the console did not show {needle:?} within {timeout:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Polls the health path over HTTPS until it answers 200; prints how long that took.
+    async fn wait_for_https(&mut self, client: &Client, phase: &str) {
+        let deadline = self.powered_on + BOOT_TIMEOUT;
+        loop {
+            let last = match https_get(client, self.https(), "/up.txt").await {
+                Ok(reply) if reply.status == 200 => break,
+                Ok(reply) => format!("status {}", reply.status),
+                Err(e) => e,
+            };
+            if let Some(status) = self.exited() {
+                self.fail(&format!(
+                    "qemu exited ({status}) before HTTPS answered ({last})"
+                ));
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "no HTTPS 200 on /up.txt within {BOOT_TIMEOUT:?} ({last})"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        println!(
+            "image_boot: {}, {phase}: power-on to first HTTPS 200 on /up.txt: {:.1} s",
+            self.name,
+            self.powered_on.elapsed().as_secs_f64()
+        );
+    }
+
+    /// Polls until every file of `site` is served byte for byte, with the appliance's header.
+    async fn wait_for_site(&mut self, client: &Client, site: &Site, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for (key, body) in &site.files {
+            let url = Site::url(key);
+            loop {
+                let last = match https_get(client, self.https(), &url).await {
+                    Ok(reply) if reply.status == 200 && reply.body[..] == body[..] => {
+                        assert_eq!(
+                            reply.header("x-powered-by"),
+                            Some("raspberry-pi"),
+                            "{}: {url} without X-Powered-By: raspberry-pi",
+                            self.name
+                        );
+                        break;
+                    }
+                    Ok(reply) => format!(
+                        "status {}, {} bytes (want {})",
+                        reply.status,
+                        reply.body.len(),
+                        body.len()
+                    ),
+                    Err(e) => e,
+                };
+                if Instant::now() > deadline {
+                    self.fail(&format!(
+                        "{url} not served as synced within {timeout:?}: {last}"
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+
+    async fn check_plain_http(&mut self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.ports.http));
+        let reply = common::plain_get(addr, "/up.txt", SITE).await;
+        if !reply.starts_with("HTTP/1.1 200") {
+            self.fail(&format!("plain HTTP /up.txt: {reply}"));
+        }
+    }
+
+    /// The status page, from the host (slirp makes it 10.0.2.2: a private address, allowed
+    /// without a token), reports a ready standby serving a generation. The model is
+    /// recomputed every second, so the page may trail the site by that much.
+    async fn check_status_page(&mut self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.ports.status));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let json: serde_json::Value = match http_get(addr, "/api/status").await {
+                Ok(reply) if reply.status == 200 => serde_json::from_slice(&reply.body)
+                    .unwrap_or_else(|e| self.fail(&format!("/api/status is not JSON: {e}"))),
+                Ok(reply) => self.fail(&format!("status page: status {}", reply.status)),
+                Err(e) => self.fail(&format!("status page: {e}")),
+            };
+            // Serving a synced site, nobody reading: STANDBY, or ATTENTION for the guest's
+            // clock (no NTP server is reachable from the test); never ERROR.
+            let mode = json.get("mode").and_then(|m| m.as_str());
+            let generation = json.pointer("/site/generation").and_then(|g| g.as_str());
+            if let (Some(mode @ ("STANDBY" | "ATTENTION")), Some(generation)) = (mode, generation) {
+                println!(
+                    "image_boot: {}: the status page says {mode} ({}), generation {generation}",
+                    self.name,
+                    json.get("reason").and_then(|r| r.as_str()).unwrap_or("")
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "/api/status: not a ready standby serving a generation: {json}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Types into the serial console (the first call connects to it).
+    fn type_on_console(&mut self, text: &str) {
+        if self.console.is_none() {
+            let path = self.state.join("console.sock");
+            let stream = UnixStream::connect(&path)
+                .unwrap_or_else(|e| self.fail(&format!("{}: {e}", path.display())));
+            // qemu blocks the guest's serial output until a connected client reads it; the
+            // log file gets it all anyway.
+            let mut drain = stream.try_clone().expect("console stream");
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(drain.read(&mut buf), Ok(n) if n > 0) {}
+            });
+            self.console = Some(stream);
+        }
+        let stream = self.console.as_mut().expect("console");
+        if let Err(e) = stream.write_all(text.as_bytes()) {
+            self.fail(&format!("typing on the console: {e}"));
+        }
+    }
+
+    /// A power cut: qemu is killed, nothing in the guest runs again.
+    fn pull_the_plug(mut self) {
+        self.child.kill().expect("kill qemu");
+        self.child.wait().expect("reap qemu");
+    }
+
+    /// What an operator on the serial console does: log in as root and run `poweroff`. BusyBox
+    /// init then runs rcK (pi-failover is stopped gracefully), unmounts, and powers off; on
+    /// `virt` qemu exits. qemu's raspi3b cannot power off (on a Pi the bcm2835 watchdog
+    /// driver does it, and qemu's model of that device resets the board as soon as it is
+    /// started, so the test kernel goes without it): there the kernel halts ("System halted")
+    /// and the test pulls the plug.
+    async fn shut_down(mut self) {
+        let from = self.console_log().len();
+        self.type_on_console("\n");
+        let at = self
+            .wait_console("login:", from, Duration::from_secs(60))
+            .await;
+        self.type_on_console("root\n");
+        let at = self.wait_console("# ", at, Duration::from_secs(60)).await;
+        let asked = Instant::now();
+        self.type_on_console("poweroff\n");
+        if self.powers_off {
+            let deadline = asked + SHUTDOWN_TIMEOUT;
+            let status = loop {
+                if let Some(status) = self.exited() {
+                    break status;
+                }
+                if Instant::now() > deadline {
+                    self.fail(&format!(
+                        "still running {SHUTDOWN_TIMEOUT:?} after poweroff"
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            };
+            if !status.success() {
+                self.fail(&format!("qemu exited with {status} after poweroff"));
+            }
+        } else {
+            self.wait_console("reboot: System halted", at, SHUTDOWN_TIMEOUT)
+                .await;
+            self.child.kill().expect("kill qemu");
+            self.child.wait().expect("reap qemu");
+        }
+        // rcK's S99pi-failover stop sends SIGTERM and waits; the run script logs the exit.
+        // (Log lines interleave with rcK's own output on the console.)
+        let log = self.console_log();
+        let shutdown = log.get(at..).unwrap_or_default();
+        if !shutdown.contains("Stopping pi-failover:")
+            || !shutdown.contains("pi-failover: exited with status 0")
+            || shutdown.contains("FAIL (still running")
+        {
+            self.fail("rcK did not stop pi-failover gracefully (SIGTERM, exit status 0)");
+        }
+        println!(
+            "image_boot: {}: poweroff to {}: {:.1} s",
+            self.name,
+            if self.powers_off { "power-off" } else { "halt" },
+            asked.elapsed().as_secs_f64()
+        );
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One GET over a fresh TLS connection with SNI and Host `SITE`, trusting only the test CA.
+async fn https_get(client: &Client, addr: SocketAddr, path: &str) -> Result<Reply, String> {
+    let exchange = async {
+        let config = client.tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS);
+        let tls = client
+            .connect_with(addr, SITE, config)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        exchange(TokioIo::new(tls), path).await
+    };
+    tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+/// One GET over plain HTTP.
+async fn http_get(addr: SocketAddr, path: &str) -> Result<Reply, String> {
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        exchange(TokioIo::new(tcp), path).await
+    };
+    tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+async fn exchange<T>(io: TokioIo<T>, path: &str) -> Result<Reply, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(conn);
+    let request = Request::builder()
+        .uri(path)
+        .header("host", SITE)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        version: parts.version,
+    })
+}
+
+/// The data partition (3) as the card holds it now.
+struct DataPartition {
+    /// Sectors of the card it spans to, from the MBR.
+    end_sector: u64,
+    ext4: bool,
+    /// The journal must be replayed: the filesystem was in use when the power went.
+    needs_recovery: bool,
+}
+
+fn data_partition(card: &Path) -> DataPartition {
+    let mut file = std::fs::File::open(card).expect("open card");
+    let mut mbr = [0u8; 512];
+    file.read_exact(&mut mbr).expect("read MBR");
+    let entry = &mbr[446 + 2 * 16..446 + 3 * 16];
+    let le32 = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let start = le32(&entry[8..12]);
+    let sectors = le32(&entry[12..16]);
+    let mut sb = [0u8; 1024];
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start * 512 + 1024))
+        .expect("seek superblock");
+    file.read_exact(&mut sb).expect("read superblock");
+    let ext4 = sb[0x38..0x3A] == [0x53, 0xEF];
+    let incompat = u32::from_le_bytes([sb[0x60], sb[0x61], sb[0x62], sb[0x63]]);
+    DataPartition {
+        end_sector: start + sectors,
+        ext4,
+        needs_recovery: ext4 && incompat & 0x4 != 0,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// `-M virt`: first boot, sync, HTTPS; a power cut; a boot with S3 failing that serves the
+/// last good site; a clean shutdown.
+#[test]
+fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = run_dir("virt");
+    let card = write_card(&dir);
+    runtime().block_on(async {
+        let s3 = S3Server::start().await;
+        let site = Site::seed(&s3);
+        let ca = TestCa::new();
+        configure_card(&card, &dir, &ca, &s3);
+        let client = Client::new(vec![ca.cert_der()]);
+
+        // First boot: the data partition is grown to the end of the card and formatted, the
+        // site is synced and served.
+        let mut guest = Guest::boot("virt", &card, &dir.join("boot-1"), &s3);
+        guest.wait_for_https(&client, "first boot").await;
+        guest.wait_for_site(&client, &site, SYNC_TIMEOUT).await;
+        guest.check_plain_http().await;
+        guest.check_status_page().await;
+        let data = data_partition(&card);
+        if !(data.ext4 && data.end_sector * 512 >= CARD_BYTES - (4 << 20)) {
+            guest.fail(&format!(
+                "the data partition was not grown to the card's end and formatted \
+                 (ends at {} MiB of {}, ext4: {})",
+                (data.end_sector * 512) >> 20,
+                CARD_BYTES >> 20,
+                data.ext4
+            ));
+        }
+
+        // Power cut while serving.
+        guest.pull_the_plug();
+        assert!(
+            data_partition(&card).needs_recovery,
+            "the data filesystem was mounted when the power went, so its journal needs \
+             replaying; the card says it does not"
+        );
+
+        // The bucket changes, but S3 fails every download: the next boot must serve the
+        // last good site from the data partition.
+        let (home_key, home) = &site.files[0];
+        s3.bucket.put(
+            home_key,
+            StoredObject::new(b"<!doctype html><p>Never synced</p>\n".to_vec())
+                .content_type("text/html"),
+        );
+        s3.bucket.fail_always(Some(Fault::InternalError));
+        let mut guest = Guest::boot("virt", &card, &dir.join("boot-2"), &s3);
+        guest
+            .wait_for_https(&client, "after a power cut, S3 failing")
+            .await;
+        guest.wait_console("sync failed", 0, SYNC_TIMEOUT).await;
+        let reply = https_get(&client, guest.https(), "/")
+            .await
+            .unwrap_or_else(|e| guest.fail(&format!("GET /: {e}")));
+        assert_eq!(reply.status, 200, "GET / after the failed sync");
+        assert_eq!(
+            &reply.body[..],
+            &home[..],
+            "after the power cut and a failed sync, / must be the last good page"
+        );
+        assert_eq!(reply.header("x-powered-by"), Some("raspberry-pi"));
+        guest.check_status_page().await;
+
+        // A clean shutdown leaves a clean filesystem.
+        guest.shut_down().await;
+        let data = data_partition(&card);
+        assert!(
+            data.ext4 && !data.needs_recovery,
+            "after a clean shutdown the data filesystem must be clean (unmounted, no journal \
+             to replay)"
+        );
+    });
+}
+
+/// `-M raspi3b` with the Pi 3 device tree, the same image on a fresh card: first boot, sync,
+/// HTTPS, a clean shutdown, a second boot.
+#[test]
+fn raspi3b_boots_the_same_image_and_serves_the_synced_site() {
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = run_dir("raspi3b");
+    let card = write_card(&dir);
+    runtime().block_on(async {
+        let s3 = S3Server::start().await;
+        let site = Site::seed(&s3);
+        let ca = TestCa::new();
+        configure_card(&card, &dir, &ca, &s3);
+        let client = Client::new(vec![ca.cert_der()]);
+
+        let mut guest = Guest::boot("raspi3b", &card, &dir.join("boot-1"), &s3);
+        guest.wait_for_https(&client, "first boot").await;
+        guest.wait_for_site(&client, &site, SYNC_TIMEOUT).await;
+        guest.check_plain_http().await;
+        guest.check_status_page().await;
+        let data = data_partition(&card);
+        if !(data.ext4 && data.end_sector * 512 >= CARD_BYTES - (4 << 20)) {
+            guest.fail("the data partition was not grown to the card's end and formatted");
+        }
+        guest.shut_down().await;
+        let data = data_partition(&card);
+        assert!(
+            data.ext4 && !data.needs_recovery,
+            "after a clean shutdown the data filesystem must be clean"
+        );
+
+        // A later boot: no partition to grow or format, the site already on the card.
+        let mut guest = Guest::boot("raspi3b", &card, &dir.join("boot-2"), &s3);
+        guest.wait_for_https(&client, "second boot").await;
+        guest.wait_for_site(&client, &site, SYNC_TIMEOUT).await;
+    });
+}
