@@ -19,7 +19,7 @@
 #               listed) exist; SITE is the repository, SITE_METHOD local;
 #               the rsync exclusions keep target/ and the other non-crate
 #               trees out; the cargo profile it forces equals Cargo.toml's
-#               [profile.release]; it ends with one $(eval $(cargo-package));
+#               [profile.pi] (the size-tuned profile of the Pi's binary); it ends with one $(eval $(cargo-package));
 #               every file it installs exists; Config.in, S99pi-failover,
 #               the user's gid and /etc/fstab agree
 #   boot files  config.txt (arm_64bit=1, i2c_arm, watchdog, the kernel
@@ -341,16 +341,18 @@ profile_ok=1
 for pair in opt-level:OPT_LEVEL lto:LTO codegen-units:CODEGEN_UNITS; do
 	key=${pair%%:*}
 	envname=CARGO_PROFILE_RELEASE_${pair#*:}
-	want=$(toml_value "$repo/Cargo.toml" profile.release "$key")
+	# The image's binary is the `pi` profile's: its own keys, else the release ones it inherits.
+	want=$(toml_value "$repo/Cargo.toml" profile.pi "$key")
+	[ -n "$want" ] || want=$(toml_value "$repo/Cargo.toml" profile.release "$key")
 	got=$(mk_block PI_FAILOVER_CARGO_ENV | sed -n "s/.*$envname=\"\{0,1\}\([^\" \\\\]*\)\"\{0,1\}.*/\1/p")
 	if [ -z "$want" ] && [ -z "$got" ]; then
 		continue
 	elif [ "$want" != "$got" ]; then
-		fail "PI_FAILOVER_CARGO_ENV has $envname=${got:-(unset)} but Cargo.toml [profile.release] has $key = ${want:-(unset)}"
+		fail "PI_FAILOVER_CARGO_ENV has $envname=${got:-(unset)} but Cargo.toml [profile.pi] (inheriting [profile.release]) has $key = ${want:-(unset)}"
 		profile_ok=0
 	fi
 done
-[ "$profile_ok" -eq 1 ] && ok "PI_FAILOVER_CARGO_ENV restores Cargo.toml's [profile.release] (opt-level, lto, codegen-units)"
+[ "$profile_ok" -eq 1 ] && ok "PI_FAILOVER_CARGO_ENV restores Cargo.toml's [profile.pi] (opt-level, lto, codegen-units)"
 
 last=$(grep -v '^[[:space:]]*$' "$mk" | tail -n 1)
 evals=$(grep -c 'cargo-package' "$mk")

@@ -30,10 +30,11 @@ PI_FAILOVER_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 
 # pkg-cargo.mk derives the release profile from BR2_OPTIMIZE_* and
 # BR2_ENABLE_LTO (-O2, no LTO, 16 codegen units by default). Put back the
-# size-tuned [profile.release] of Cargo.toml; these come later on cargo's
-# command line, so they win. check.sh keeps them equal to Cargo.toml.
+# size-tuned [profile.pi] of Cargo.toml (what the qemu boot test boots);
+# these come later on cargo's command line, so they win. check.sh keeps
+# them equal to Cargo.toml.
 PI_FAILOVER_CARGO_ENV = \
-	CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
 	CARGO_PROFILE_RELEASE_LTO=fat \
 	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
