@@ -150,7 +150,9 @@ impl Appliance {
             }
             _ => None,
         };
+        let indicators = crate::indicators::SharedIndicatorStatus::default();
         let (collector, first) = Collector::new(Sources {
+            indicators: indicators.clone(),
             site: site.clone(),
             certs: certs.clone(),
             traffic,
@@ -166,8 +168,11 @@ impl Appliance {
         });
         let (status_tx, status) = tokio::sync::watch::channel(Arc::new(first));
         tracker.spawn(collector.run(status_tx, STATUS_EVERY, shutdown.clone()));
+        let simulated_oled =
+            crate::indicators::start(&config, &status, &indicators, &tracker, &shutdown);
         if let Some(listener) = status_listener {
             let page = StatusPage {
+                oled: simulated_oled,
                 status: status.clone(),
                 access: Arc::new(Access::new(
                     config.status.allow.clone(),

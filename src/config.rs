@@ -42,6 +42,88 @@ pub struct Config {
     /// The local status page.
     #[serde(default)]
     pub status: StatusConfig,
+    /// The status LED.
+    #[serde(default)]
+    pub led: LedConfig,
+    /// The status OLED.
+    #[serde(default)]
+    pub oled: OledConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedBackend {
+    /// A Linux LED-class device (`led.path`): the board's ACT LED, or a `gpio-led` overlay.
+    Sysfs,
+    /// A GPIO pin (`led.gpio`, BCM numbering) through rppal.
+    Gpio,
+    /// Shown on the status page only (the demo).
+    Simulated,
+    Off,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedConfig {
+    #[serde(default = "default_led_backend")]
+    pub backend: LedBackend,
+    #[serde(default = "default_led_path")]
+    pub path: PathBuf,
+    #[serde(default = "default_led_gpio")]
+    pub gpio: u8,
+    /// The LED lights when the line is low (or, for the Pi 5's ACT LED, brightness 0).
+    #[serde(default)]
+    pub active_low: bool,
+}
+
+impl Default for LedConfig {
+    fn default() -> Self {
+        Self {
+            backend: default_led_backend(),
+            path: default_led_path(),
+            gpio: default_led_gpio(),
+            active_low: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OledBackend {
+    /// An SSD1306 on the I2C bus `oled.bus`.
+    I2c,
+    /// Drawn on the status page only (the demo).
+    Simulated,
+    Off,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OledConfig {
+    #[serde(default = "default_oled_backend")]
+    pub backend: OledBackend,
+    #[serde(default = "default_oled_bus")]
+    pub bus: PathBuf,
+    /// 0x3C, or 0x3D with the module's SA0 jumper moved (TOML: `address = 0x3C`).
+    #[serde(default = "default_oled_address")]
+    pub address: u8,
+    #[serde(default = "default_oled_size")]
+    pub size: crate::indicators::screen::PanelSize,
+    /// For a panel mounted upside down.
+    #[serde(default)]
+    pub rotate_180: bool,
+}
+
+impl Default for OledConfig {
+    fn default() -> Self {
+        Self {
+            backend: default_oled_backend(),
+            bus: default_oled_bus(),
+            address: default_oled_address(),
+            size: default_oled_size(),
+            rotate_180: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -376,6 +458,27 @@ impl Default for LogConfig {
     }
 }
 
+fn default_led_backend() -> LedBackend {
+    LedBackend::Sysfs
+}
+fn default_led_path() -> PathBuf {
+    PathBuf::from("/sys/class/leds/ACT")
+}
+fn default_led_gpio() -> u8 {
+    17
+}
+fn default_oled_backend() -> OledBackend {
+    OledBackend::I2c
+}
+fn default_oled_bus() -> PathBuf {
+    PathBuf::from("/dev/i2c-1")
+}
+fn default_oled_address() -> u8 {
+    0x3C
+}
+fn default_oled_size() -> crate::indicators::screen::PanelSize {
+    crate::indicators::screen::PanelSize::W128H64
+}
 fn default_true() -> bool {
     true
 }
@@ -828,8 +931,14 @@ impl Config {
 
     /// The effective configuration as TOML, for `check-config`. The schema holds no secret:
     /// S3 credentials stay in their own file and only its path is printed, as for the TLS key.
+    /// The effective config as TOML, with the status token replaced: `check-config`'s
+    /// output gets pasted into bug reports.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+        let mut shown = self.clone();
+        if shown.status.token.is_some() {
+            shown.status.token = Some("<redacted>".into());
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
 }
 
@@ -867,6 +976,20 @@ fn validate_live(config: &Config, file: &Path) -> Result<(), ConfigError> {
                 "e.g. timeout = \"5s\" with interval = \"30s\"",
             ));
         }
+    }
+    if config.led.gpio > 27 {
+        return Err(err(
+            "led.gpio",
+            format!("GPIO {} is not on the 40-pin header", config.led.gpio),
+            "use a BCM GPIO number from 2 to 27, e.g. 17 (pin 11)",
+        ));
+    }
+    if !(0x08..=0x77).contains(&config.oled.address) {
+        return Err(err(
+            "oled.address",
+            format!("{:#04x} is not a 7-bit I2C address", config.oled.address),
+            "use 0x3C, or 0x3D for a module with its SA0 jumper moved (0x78/0x7A are the 8-bit forms)",
+        ));
     }
     if let Some(token) = &config.status.token {
         if token.len() < 16 || http::HeaderValue::from_str(token).is_err() {
@@ -1002,6 +1125,30 @@ mod tests {
         cert = "fullchain.pem"
         key = "privkey.pem"
     "#;
+
+    #[test]
+    fn the_printed_config_never_shows_the_status_token() {
+        let text = format!("{MINIMAL}\n[status]\ntoken = \"0123456789abcdef-secret\"\n");
+        let c = parse_str(&text).expect("parses");
+        assert_eq!(c.status.token.as_deref(), Some("0123456789abcdef-secret"));
+        let shown = c.to_toml();
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn a_short_status_token_is_refused_with_the_fix() {
+        let text = format!("{MINIMAL}\n[status]\ntoken = \"short\"\n");
+        let c = parse_str(&text).expect("parses");
+        let e = c
+            .validate(Path::new("pi-failover.toml"))
+            .expect_err("too short");
+        let message = e.to_string();
+        assert!(
+            message.contains("status.token") && message.contains("openssl rand"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn minimal_config_gets_documented_defaults() {

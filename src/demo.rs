@@ -126,6 +126,13 @@ clock_check = false
 readers = 1
 debounce = "2s"
 
+# No Pi hardware here: the status page shows the LED and the OLED's picture.
+[led]
+backend = "simulated"
+
+[oled]
+backend = "simulated"
+
 [[tls.certificates]]
 cert = "cert.pem"
 key = "key.pem"

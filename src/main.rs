@@ -48,6 +48,20 @@ enum Command {
         #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// Draw the OLED screen for a mode into a PNG, through the real display driver and a
+    /// software SSD1306: the pixels a panel would show (for docs and for checking a layout).
+    RenderOled {
+        #[arg(long, value_enum)]
+        mode: ModeArg,
+        /// The panel: 128x64 or 128x32.
+        #[arg(long, default_value = "128x64")]
+        size: String,
+        /// Screen pixels per panel pixel.
+        #[arg(long, default_value_t = 4)]
+        scale: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Serve a built-in sample site over HTTPS on localhost with a self-signed certificate.
     Demo {
         /// Sync the site from the `[s3]` bucket of this config file instead of serving the
@@ -67,6 +81,12 @@ fn main() -> ExitCode {
             dry_run,
             config,
         } => sync(config, dry_run),
+        Command::RenderOled {
+            mode,
+            size,
+            scale,
+            out,
+        } => render_oled(mode, &size, scale, out),
         Command::Demo { config } => demo(config),
     };
     match result {
@@ -108,6 +128,51 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         appliance.run_until_signal().await?;
         anyhow::Ok(())
     })
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Live,
+    Draining,
+    Standby,
+    Attention,
+    Error,
+}
+
+fn render_oled(mode: ModeArg, size: &str, scale: u32, out: PathBuf) -> anyhow::Result<()> {
+    use pi_failover::indicators::{oled::Panel, screen, ssd1306_model};
+    use pi_failover::live::mode::Mode;
+    let mode = match mode {
+        ModeArg::Live => Mode::Live,
+        ModeArg::Draining => Mode::Draining,
+        ModeArg::Standby => Mode::Standby,
+        ModeArg::Attention => Mode::Attention,
+        ModeArg::Error => Mode::Error,
+    };
+    let size = match size {
+        "128x64" => screen::PanelSize::W128H64,
+        "128x32" => screen::PanelSize::W128H32,
+        other => anyhow::bail!("--size {other}: the panels are 128x64 or 128x32"),
+    };
+    let now = std::time::SystemTime::now();
+    let drawn = screen::render(
+        &pi_failover::status::Status::example(mode, now),
+        size,
+        0,
+        now,
+    );
+    let bus = ssd1306_model::ModelBus::new(ssd1306_model::Ssd1306Model::new(0x3C, size.height()));
+    let mut panel = Panel::open(bus.clone(), 0x3C, size, false)?;
+    panel.show(&drawn)?;
+    let png = bus.model().glass().to_png(scale)?;
+    std::fs::write(&out, png).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "{}: the {mode} screen, {}x{} panel pixels",
+        out.display(),
+        drawn.width(),
+        drawn.height()
+    );
+    Ok(())
 }
 
 fn check_config(path: PathBuf) -> anyhow::Result<()> {

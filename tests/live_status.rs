@@ -318,6 +318,77 @@ async fn the_page_json_and_metrics_show_the_facts_and_no_secrets() {
     app.shutdown().await;
 }
 
+/// The OLED's picture as the status page serves it, at one panel pixel per pixel.
+async fn oled_picture(app: &Appliance) -> pi_failover::indicators::frame::Frame {
+    let mut tcp = connect_from("127.0.0.1", app.status_addr().expect("status")).await;
+    tcp.write_all(b"GET /oled.png HTTP/1.1\r\nHost: pi\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).await.expect("read");
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&raw[..at])
+    );
+    let scaled = pi_failover::indicators::frame::Frame::from_png(&raw[at..]).expect("a PNG");
+    let mut frame =
+        pi_failover::indicators::frame::Frame::new(scaled.width() / 3, scaled.height() / 3);
+    for y in 0..frame.height() {
+        for x in 0..frame.width() {
+            frame.set(x, y, scaled.get(x * 3, y * 3));
+        }
+    }
+    frame
+}
+
+#[tokio::test]
+async fn the_simulated_oled_and_led_follow_the_mode_on_the_status_page() {
+    use pi_failover::config::{LedBackend, OledBackend};
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let app = f
+        .start_with(|c| {
+            fast(c);
+            c.led.backend = LedBackend::Simulated;
+            c.oled.backend = OledBackend::Simulated;
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let standby = oled_picture(&app).await;
+    assert_eq!((standby.width(), standby.height()), (128, 64));
+    assert!(standby.lit() > 100, "the STANDBY screen is drawn");
+    let (_, html) = status_page(&app, "127.0.0.1", "/", &[]).await;
+    assert!(html.contains(r#"<img src="/oled.png""#), "{html}");
+    assert!(
+        html.contains("a short blip every 2.5 s"),
+        "the LED's STANDBY pattern is shown"
+    );
+
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        read_page(&f, &app, source, BROWSER).await;
+    }
+    wait_for_mode(&app, "LIVE", Duration::from_secs(5)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let live = loop {
+        let picture = oled_picture(&app).await;
+        // The LIVE screen starts with a lit band across the top.
+        if (2..120).all(|x| picture.get(x, 2)) {
+            break picture;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the OLED never showed LIVE"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_ne!(live, standby);
+    let (_, html) = status_page(&app, "127.0.0.1", "/", &[]).await;
+    assert!(html.contains("solid on"), "the LED's LIVE pattern is shown");
+    app.shutdown().await;
+}
+
 #[cfg(feature = "system-tests")]
 #[tokio::test]
 async fn the_page_renders_the_mode_in_a_real_browser() {

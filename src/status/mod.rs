@@ -42,6 +42,7 @@ pub struct Status {
     pub primary: Option<ProbeStatus>,
     pub dns: Option<DnsStatus>,
     pub system: SystemStatus,
+    pub indicators: crate::indicators::IndicatorStatus,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -90,6 +91,7 @@ pub struct Sources {
     pub data_dir: PathBuf,
     pub hostnames: Vec<String>,
     pub live: crate::config::LiveConfig,
+    pub indicators: crate::indicators::SharedIndicatorStatus,
 }
 
 impl Sources {
@@ -174,6 +176,62 @@ impl Sources {
     }
 }
 
+impl Status {
+    /// A plausible status in `mode` at `now`: for rendering the OLED's screens into the docs
+    /// (`pi-failover render-oled`) and for the golden-picture tests.
+    pub fn example(mode: Mode, now: SystemTime) -> Status {
+        let ago = |secs| now - Duration::from_secs(secs);
+        let reason = match mode {
+            Mode::Live => "7 readers in the last minute; DNS points here",
+            Mode::Draining => "readers thinning out: 1 in the last minute, 6 in five",
+            Mode::Standby => "ready, no readers; the primary is up",
+            Mode::Attention => "the primary is down but no readers have arrived",
+            Mode::Error => "no usable TLS certificate",
+        };
+        let readers = match mode {
+            Mode::Live => 7,
+            Mode::Draining => 1,
+            _ => 0,
+        };
+        Status {
+            schema: SCHEMA_VERSION,
+            version: env!("CARGO_PKG_VERSION"),
+            generated_at: now,
+            mode,
+            reason: reason.to_owned(),
+            mode_since: ago(600),
+            transitions: Vec::new(),
+            site: SiteStatus {
+                source: "s3",
+                hostnames: vec!["example.com".into()],
+                generation: Some("000042".into()),
+                files: 1234,
+                sync: Some(SyncView {
+                    bucket: "example-site".into(),
+                    last_attempt: Some(ago(180)),
+                    last_success: Some(ago(180)),
+                    ..SyncView::default()
+                }),
+            },
+            traffic: TrafficSnapshot {
+                readers_1m: readers,
+                readers_5m: readers.max(6),
+                bytes_per_second: 48_200.0 * readers as f64,
+                ..TrafficSnapshot::default()
+            },
+            tls: Vec::new(),
+            primary: None,
+            dns: None,
+            system: SystemStatus {
+                hostname: "pi-failover".into(),
+                addresses: vec![std::net::IpAddr::from([192, 0, 2, 10])],
+                ..SystemStatus::default()
+            },
+            indicators: crate::indicators::IndicatorStatus::default(),
+        }
+    }
+}
+
 /// Gathers the facts once a second and publishes a new [`Status`] until shutdown.
 pub struct Collector {
     sources: Sources,
@@ -222,6 +280,12 @@ impl Collector {
             primary: self.sources.probe.as_ref().map(|p| p.borrow().clone()),
             dns: self.sources.dns.as_ref().map(|d| d.borrow().clone()),
             system,
+            indicators: self
+                .sources
+                .indicators
+                .lock()
+                .map(|i| i.clone())
+                .unwrap_or_default(),
         }
     }
 

@@ -10,7 +10,7 @@ use crate::status::Status;
 /// Seconds between the page's own refreshes.
 pub const REFRESH_SECS: u32 = 5;
 
-pub fn render(status: &Status, token_query: &str) -> String {
+pub fn render(status: &Status, token_query: &str, simulated_oled: bool) -> String {
     let mut page = String::with_capacity(8 * 1024);
     let s = status;
     let (background, foreground) = colours(s.mode);
@@ -193,6 +193,41 @@ footer{{color:#666;font-size:.85em;margin-top:2em}}
     }
     section(&mut page, "System", &system);
 
+    let ind = &s.indicators;
+    let mut indicators = vec![
+        (
+            "LED",
+            format!("{} — {}", escape(&ind.led), led_words(s.mode)),
+        ),
+        (
+            "OLED",
+            format!(
+                "{}{}",
+                escape(&ind.oled),
+                if ind.oled_dimmed { " (dimmed)" } else { "" }
+            ),
+        ),
+    ];
+    if let Some(p) = &ind.led_problem {
+        indicators.push((
+            "LED problem",
+            format!(r#"<span class="bad">{}</span>"#, escape(p)),
+        ));
+    }
+    if let Some(p) = &ind.oled_problem {
+        indicators.push((
+            "OLED problem",
+            format!(r#"<span class="bad">{}</span>"#, escape(p)),
+        ));
+    }
+    if simulated_oled {
+        indicators.push((
+            "OLED picture",
+            format!(r#"<img src="/oled.png{token_query}" width="384" alt="the OLED's picture" style="max-width:100%;image-rendering:pixelated">"#),
+        ));
+    }
+    section(&mut page, "Indicators", &indicators);
+
     let transitions: Vec<(String, String)> = s
         .transitions
         .iter()
@@ -227,6 +262,16 @@ fn section(page: &mut String, title: &str, rows: &[(&str, String)]) {
         let _ = write!(page, "<tr><th>{name}</th><td>{value}</td></tr>");
     }
     page.push_str("</table>\n");
+}
+
+/// The LED's pattern in words (`indicators::led::pattern`).
+fn led_words(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Live | Mode::Draining => "solid on",
+        Mode::Standby => "a short blip every 2.5 s",
+        Mode::Attention => "blinking once a second",
+        Mode::Error => "blinking four times a second",
+    }
 }
 
 fn colours(mode: Mode) -> (&'static str, &'static str) {

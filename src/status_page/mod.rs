@@ -32,6 +32,8 @@ const MAX_CONNECTIONS: usize = 32;
 pub struct StatusPage {
     pub status: watch::Receiver<Arc<Status>>,
     pub access: Arc<Access>,
+    /// The simulated OLED (demo): `/oled.png` shows its glass.
+    pub oled: Option<crate::indicators::ssd1306_model::ModelBus>,
 }
 
 pub async fn serve(
@@ -104,7 +106,7 @@ pub fn answer<B>(page: &StatusPage, peer: SocketAddr, req: &Request<B>) -> Respo
             reply(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                html::render(&status, &token),
+                html::render(&status, &token, page.oled.is_some()),
             )
         }
         "/api/status" => match serde_json::to_string_pretty(&*status) {

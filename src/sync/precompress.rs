@@ -40,6 +40,12 @@ impl Compressor {
         std::thread::Builder::new()
             .name("precompress".into())
             .spawn(move || {
+                // Lowest CPU priority for this thread only (Linux applies nice per thread):
+                // precompression is a nicety, while serving readers — and, during a sync, the
+                // downloads feeding it — are not. On two cores it otherwise slowed the sync by
+                // competing with the S3 server for the CPU (docs/benchmarks.md).
+                // SAFETY: setpriority only reads its integer arguments.
+                let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
                 let mut worker = Worker::default();
                 // Ends when the Compressor (the only sender) is dropped.
                 for job in queue {

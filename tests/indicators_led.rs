@@ -1,0 +1,143 @@
+//! The LED follows the mode: each pattern timed on a paused clock, switched when the mode
+//! changes (not when the status is merely republished), and off at shutdown.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use pi_failover::indicators::backends::{Led, LedError};
+use pi_failover::indicators::{drive_led, SharedIndicatorStatus};
+use pi_failover::live::mode::Mode;
+use pi_failover::status::Status;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Records every switch with the (paused) time it happened.
+struct RecordingLed {
+    log: Arc<Mutex<Vec<(Duration, bool)>>>,
+    start: Instant,
+    fail: bool,
+}
+
+impl Led for RecordingLed {
+    fn set(&mut self, on: bool) -> Result<(), LedError> {
+        if self.fail {
+            return Err(LedError::Pending("no LED here".into()));
+        }
+        if let Ok(mut log) = self.log.lock() {
+            log.push((self.start.elapsed(), on));
+        }
+        Ok(())
+    }
+}
+
+fn status(mode: Mode) -> Arc<Status> {
+    Arc::new(Status::example(mode, SystemTime::now()))
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Runs the LED task for `mode` over `secs` seconds, republishing the same mode every second as
+/// the collector does; returns the switches.
+async fn watch_led(modes: &[(Mode, u64)]) -> Vec<(Duration, bool)> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = tokio::sync::watch::channel(status(modes[0].0));
+    let shutdown = CancellationToken::new();
+    let led = RecordingLed {
+        log: log.clone(),
+        start: Instant::now(),
+        fail: false,
+    };
+    let task = tokio::spawn(drive_led(
+        rx,
+        Box::new(led),
+        SharedIndicatorStatus::default(),
+        shutdown.clone(),
+    ));
+    for (mode, secs) in modes {
+        tx.send_replace(status(*mode));
+        for _ in 0..*secs {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tx.send_replace(status(*mode));
+        }
+    }
+    shutdown.cancel();
+    task.await.expect("LED task");
+    let log = log.lock().expect("log").clone();
+    log
+}
+
+fn switches_between(
+    log: &[(Duration, bool)],
+    from: Duration,
+    to: Duration,
+) -> Vec<(Duration, bool)> {
+    log.iter()
+        .copied()
+        .filter(|(t, _)| *t >= from && *t < to)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn standby_is_a_short_blip_every_two_and_a_half_seconds() {
+    let log = watch_led(&[(Mode::Standby, 10)]).await;
+    let ons: Vec<Duration> = log.iter().filter(|(_, on)| *on).map(|(t, _)| *t).collect();
+    assert_eq!(ons[..4], [ms(0), ms(2500), ms(5000), ms(7500)], "{log:?}");
+    let offs: Vec<Duration> = log.iter().filter(|(_, on)| !on).map(|(t, _)| *t).collect();
+    assert_eq!(
+        offs[0],
+        ms(80),
+        "the blip lasts 80 ms, however often the status is republished"
+    );
+    assert_eq!(
+        log.last().map(|(_, on)| *on),
+        Some(false),
+        "off at shutdown"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_is_solid_attention_blinks_at_1_hz_and_error_at_4_hz() {
+    let log = watch_led(&[(Mode::Live, 3), (Mode::Attention, 3), (Mode::Error, 2)]).await;
+    let live = switches_between(&log, ms(0), ms(3000));
+    assert!(
+        live.iter().all(|(_, on)| *on),
+        "solid: never off while live: {live:?}"
+    );
+    let attention = switches_between(&log, ms(3000), ms(6000));
+    assert_eq!(
+        attention.iter().filter(|(_, on)| *on).count(),
+        3,
+        "1 Hz: {attention:?}"
+    );
+    let error = switches_between(&log, ms(6000), ms(8000));
+    assert_eq!(
+        error.iter().filter(|(_, on)| *on).count(),
+        8,
+        "4 Hz: {error:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_led_is_a_warning_in_the_status_and_nothing_else() {
+    let (_tx, rx) = tokio::sync::watch::channel(status(Mode::Standby));
+    let shared = SharedIndicatorStatus::default();
+    let shutdown = CancellationToken::new();
+    let led = RecordingLed {
+        log: Arc::default(),
+        start: Instant::now(),
+        fail: true,
+    };
+    let task = tokio::spawn(drive_led(
+        rx,
+        Box::new(led),
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let problem = shared.lock().expect("status").led_problem.clone();
+    assert_eq!(problem.as_deref(), Some("no LED here"));
+    shutdown.cancel();
+    task.await.expect("the task ends cleanly");
+}
