@@ -5,7 +5,6 @@
 //! would, and so an unchanged object never needs another request.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -56,15 +55,19 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// Streams the file through the parser: at 10,000 objects the JSON is ~3 MB, which would
+    /// otherwise sit in memory beside the manifest it becomes (docs/benchmarks.md, memory).
     pub fn read(path: &Path) -> Result<Self, ManifestError> {
-        let bytes = std::fs::read(path).map_err(|source| ManifestError::Io {
+        let file = std::fs::File::open(path).map_err(|source| ManifestError::Io {
             path: path.to_owned(),
             source,
         })?;
-        serde_json::from_slice(&bytes).map_err(|source| ManifestError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, file)).map_err(
+            |source| ManifestError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+        )
     }
 
     /// Writes and fsyncs the manifest; the generation directory is fsynced by the caller.
@@ -73,12 +76,13 @@ impl Manifest {
             path: path.to_owned(),
             source,
         };
-        let bytes = serde_json::to_vec(self).map_err(|source| ManifestError::Parse {
+        let file = std::fs::File::create(path).map_err(io)?;
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+        serde_json::to_writer(&mut out, self).map_err(|source| ManifestError::Parse {
             path: path.to_owned(),
             source,
         })?;
-        let mut file = std::fs::File::create(path).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)
     }
 }
