@@ -118,7 +118,9 @@ pub fn run_oled<I: embedded_hal::i2c::I2c + Send + 'static>(
         let mut last: Option<Frame> = None;
         let mut dimmed = false;
         let mut next_open = std::time::Instant::now();
-        while !shutdown.is_cancelled() {
+        // Ends on shutdown, or when the status model is gone (the runtime is going away and
+        // would otherwise wait for this thread forever).
+        while !shutdown.is_cancelled() && status.has_changed().is_ok() {
             if panel.is_none() && std::time::Instant::now() >= next_open {
                 match open() {
                     Ok(p) => {

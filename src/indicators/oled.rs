@@ -11,7 +11,9 @@ use super::screen::PanelSize;
 
 type Driver<I, S> = Ssd1306<I2CInterface<I>, S, BufferedGraphicsMode<S>>;
 
-/// One panel of either size; the driver's size is a type, the config's a value.
+/// One panel of either size; the driver's size is a type, the config's a value. (There is
+/// one panel per appliance: the 512 bytes the smaller variant leaves unused don't matter.)
+#[allow(clippy::large_enum_variant)]
 pub enum Panel<I> {
     Tall(Driver<I, DisplaySize128x64>),
     Short(Driver<I, DisplaySize128x32>),

@@ -122,6 +122,7 @@ pub fn answer<B>(page: &StatusPage, peer: SocketAddr, req: &Request<B>) -> Respo
             metrics::CONTENT_TYPE,
             metrics::render(&status),
         ),
+        "/oled.png" => oled_png(page),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
@@ -132,6 +133,29 @@ pub fn answer<B>(page: &StatusPage, peer: SocketAddr, req: &Request<B>) -> Respo
         *response.body_mut() = Full::new(Bytes::new());
     }
     response
+}
+
+/// The simulated panel's glass, 3 screen pixels per panel pixel.
+fn oled_png(page: &StatusPage) -> Response<Full<Bytes>> {
+    let Some(bus) = page.oled.as_ref() else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "404: no simulated OLED here; the real panel shows the picture\n".into(),
+        );
+    };
+    match bus.model().glass().to_png(3) {
+        Ok(png) => {
+            let mut r = reply(StatusCode::OK, "image/png", String::new());
+            *r.body_mut() = Full::new(Bytes::from(png));
+            r
+        }
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("{e}\n"),
+        ),
+    }
 }
 
 fn reply(code: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
