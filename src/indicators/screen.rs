@@ -88,7 +88,10 @@ pub fn render(status: &Status, size: PanelSize, phase: u64, now: SystemTime) -> 
             pen.small(
                 0,
                 43,
-                &format!("gen {}", status.site.generation.as_deref().unwrap_or("-")),
+                &match status.site.generation.as_deref() {
+                    Some(generation) => format!("gen {generation}"),
+                    None => format!("{} files", status.site.files),
+                },
             );
             pen.small(0, 53, &ip);
         }
