@@ -53,12 +53,6 @@ pub struct Ssd1306Model {
     scrolling: bool,
     /// Configuration problems seen, in words.
     pub problems: Vec<String>,
-    /// Bytes of pixel data received (1024 per full 128x64 frame).
-    pub data_bytes: usize,
-    /// I2C transactions addressed to the panel.
-    pub transactions: usize,
-    /// Fail the next N transactions with a bus error (a loose wire).
-    pub fail_next: usize,
 }
 
 impl Ssd1306Model {
@@ -94,9 +88,6 @@ impl Ssd1306Model {
             entire_on: false,
             scrolling: false,
             problems: Vec::new(),
-            data_bytes: 0,
-            transactions: 0,
-            fail_next: 0,
         }
     }
 
@@ -161,7 +152,6 @@ impl Ssd1306Model {
     }
 
     fn data(&mut self, b: u8) {
-        self.data_bytes += 1;
         self.ram[usize::from(self.page & 7)][usize::from(self.column & 127)] = b;
         match self.mode {
             Addressing::Horizontal => {
@@ -292,12 +282,6 @@ impl ModelBus {
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
-
-    pub fn fail_next(&self, transactions: usize) {
-        if let Ok(mut m) = self.0.lock() {
-            m.fail_next = transactions;
-        }
-    }
 }
 
 impl ErrorType for ModelBus {
@@ -326,11 +310,6 @@ impl Ssd1306Model {
                 NoAcknowledgeSource::Address,
             )));
         }
-        if self.fail_next > 0 {
-            self.fail_next -= 1;
-            return Err(ModelError(ErrorKind::Bus));
-        }
-        self.transactions += 1;
         for op in operations {
             match op {
                 Operation::Write(bytes) => self.receive(bytes),

@@ -14,21 +14,11 @@ pub enum TrafficClass {
 }
 
 impl TrafficClass {
-    pub const ALL: [TrafficClass; 3] = [Self::Reader, Self::HealthCheck, Self::Other];
-
     pub fn index(self) -> usize {
         match self {
             Self::Reader => 0,
             Self::HealthCheck => 1,
             Self::Other => 2,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Reader => "reader",
-            Self::HealthCheck => "health_check",
-            Self::Other => "other",
         }
     }
 }
@@ -106,7 +96,7 @@ impl Classifier {
         {
             return TrafficClass::HealthCheck;
         }
-        let host = request.host.map(strip_port);
+        let host = request.host.map(crate::site::handler::strip_port);
         let named = |name: Option<&str>| name.is_some_and(|n| self.is_site_name(n));
         // A reader came for the site by name: over TLS the SNI and the Host both name it.
         let site_by_name = request.tls && named(request.sni) && named(host);
@@ -123,13 +113,6 @@ impl Classifier {
         let name = name.trim_end_matches('.');
         self.hostnames.iter().any(|h| h.eq_ignore_ascii_case(name))
     }
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host;
-    }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
 #[cfg(test)]

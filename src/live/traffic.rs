@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -36,7 +35,6 @@ struct Windows {
     total_requests: [u64; 3],
     total_bytes: u64,
     total_statuses: [u64; 5],
-    last_reader: Option<u64>,
 }
 
 /// The shared recorder: the site server writes, the status model reads.
@@ -107,9 +105,6 @@ pub struct TrafficSnapshot {
     pub requests_total: ByClass,
     pub bytes_total: u64,
     pub statuses_total: ByStatus,
-    /// How long ago the last reader was served.
-    #[serde(skip)]
-    pub last_reader_ago: Option<Duration>,
 }
 
 impl Default for Traffic {
@@ -128,7 +123,6 @@ impl Traffic {
                 total_requests: [0; 3],
                 total_bytes: 0,
                 total_statuses: [0; 5],
-                last_reader: None,
             }),
         }
     }
@@ -159,7 +153,6 @@ impl Traffic {
         w.total_bytes += bytes;
         w.total_statuses[status_class] += 1;
         if class == TrafficClass::Reader {
-            w.last_reader = Some(now);
             if w.readers.len() >= MAX_TRACKED_CLIENTS {
                 let oldest = now.saturating_sub(WINDOW_SECS as u64);
                 w.readers.retain(|_, seen| *seen > oldest);
@@ -213,9 +206,6 @@ impl Traffic {
             requests_total: ByClass::from(w.total_requests),
             bytes_total: w.total_bytes,
             statuses_total: ByStatus::from(w.total_statuses),
-            last_reader_ago: w
-                .last_reader
-                .map(|at| Duration::from_secs(now.saturating_sub(at))),
         }
     }
 }
@@ -237,6 +227,7 @@ fn client_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
@@ -275,7 +266,6 @@ mod tests {
         );
         assert_eq!(s.requests_1m, ByClass::default());
         assert_eq!(s.requests_5m.reader, 4);
-        assert_eq!(s.last_reader_ago, Some(Duration::from_secs(90)));
 
         tokio::time::advance(Duration::from_secs(240)).await;
         let s = t.snapshot();

@@ -129,7 +129,8 @@ fn redirect_to_https<B>(site: &Site, req: &Request<B>) -> Response<Body> {
     )
 }
 
-fn strip_port(host: &str) -> &str {
+/// `host:port` → `host`; `[v6]:port` → `v6`.
+pub(crate) fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
