@@ -108,7 +108,7 @@ const REOPEN_EVERY: Duration = Duration::from_secs(30);
 pub fn run_oled<I: embedded_hal::i2c::I2c + Send + 'static>(
     mut open: OpenPanel<I>,
     size: PanelSize,
-    status: watch::Receiver<Arc<Status>>,
+    mut status: watch::Receiver<Arc<Status>>,
     shared: SharedIndicatorStatus,
     shutdown: CancellationToken,
 ) {
@@ -135,8 +135,10 @@ pub fn run_oled<I: embedded_hal::i2c::I2c + Send + 'static>(
                     }
                 }
             }
-            if let Some(p) = panel.as_mut() {
-                let current = status.borrow().clone();
+            // A new status comes once a second; drawing between them would repeat the frame.
+            let fresh = last.is_none() || status.has_changed().unwrap_or(false);
+            if let (Some(p), true) = (panel.as_mut(), fresh) {
+                let current = status.borrow_and_update().clone();
                 let now = SystemTime::now();
                 let phase = started.elapsed().as_secs() / 60;
                 let frame = screen::render(&current, size, phase, now);

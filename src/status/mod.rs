@@ -94,7 +94,18 @@ pub struct Sources {
     pub indicators: crate::indicators::SharedIndicatorStatus,
 }
 
+/// One reading of the sources, and the facts the mode is decided from.
+type Gathered = (TrafficSnapshot, Vec<CertificateStatus>, SystemStatus, Facts);
+
 impl Sources {
+    fn gather(&self) -> Gathered {
+        let traffic = self.traffic.snapshot();
+        let tls = self.certificates();
+        let system = system::read(&self.data_dir);
+        let facts = self.facts(&traffic, &tls, &system);
+        (traffic, tls, system, facts)
+    }
+
     fn facts(
         &self,
         traffic: &TrafficSnapshot,
@@ -240,32 +251,21 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(sources: Sources) -> (Self, Status) {
-        let traffic = sources.traffic.snapshot();
-        let tls = sources.certificates();
-        let system = system::read(&sources.data_dir);
-        let facts = sources.facts(&traffic, &tls, &system);
-        let machine = ModeMachine::new(&facts, sources.live.debounce, SystemTime::now());
-        let mut collector = Self { sources, machine };
-        let status = collector.compose(traffic, tls, system);
+        let gathered = sources.gather();
+        let machine = ModeMachine::new(&gathered.3, sources.live.debounce, SystemTime::now());
+        let collector = Self { sources, machine };
+        let status = collector.compose(gathered);
         (collector, status)
     }
 
     /// One round: facts in, a status out.
     pub fn collect(&mut self) -> Status {
-        let traffic = self.sources.traffic.snapshot();
-        let tls = self.sources.certificates();
-        let system = system::read(&self.sources.data_dir);
-        let facts = self.sources.facts(&traffic, &tls, &system);
-        self.machine.update(&facts, SystemTime::now());
-        self.compose(traffic, tls, system)
+        let gathered = self.sources.gather();
+        self.machine.update(&gathered.3, SystemTime::now());
+        self.compose(gathered)
     }
 
-    fn compose(
-        &mut self,
-        traffic: TrafficSnapshot,
-        tls: Vec<CertificateStatus>,
-        system: SystemStatus,
-    ) -> Status {
+    fn compose(&self, (traffic, tls, system, _): Gathered) -> Status {
         Status {
             schema: SCHEMA_VERSION,
             version: env!("CARGO_PKG_VERSION"),

@@ -33,12 +33,7 @@ impl Access {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        // A phone's browser cannot add a header: the token may come as ?token=… instead.
-        let query = request
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
-        [bearer, query]
+        [bearer, query_token(request)]
             .into_iter()
             .flatten()
             .any(|offered| same(offered.as_bytes(), token.as_bytes()))
@@ -47,13 +42,18 @@ impl Access {
     /// The query string to keep on the page's own links and refreshes.
     pub fn token_query<B>(&self, request: &http::Request<B>) -> Option<String> {
         let token = self.token.as_ref()?;
-        let offered = request
-            .uri()
-            .query()?
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("token="))?;
+        let offered = query_token(request)?;
         same(offered.as_bytes(), token.as_bytes()).then(|| format!("?token={offered}"))
     }
+}
+
+/// `?token=…`: a phone's browser cannot add an Authorization header.
+fn query_token<B>(request: &http::Request<B>) -> Option<&str> {
+    request
+        .uri()
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
 }
 
 /// Compares in time independent of where the first difference is.
