@@ -63,6 +63,17 @@ async fn status_page(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    let (code, body) = status_page_bytes(app, source, path, headers).await;
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A plain-HTTP GET to the status page from `source`; returns status and body bytes.
+async fn status_page_bytes(
+    app: &Appliance,
+    source: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<u8>) {
     let mut tcp = connect_from(source, app.status_addr().expect("status page on")).await;
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: pi\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -70,10 +81,13 @@ async fn status_page(
     }
     req.push_str("\r\n");
     tcp.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = String::new();
-    tcp.read_to_string(&mut raw).await.expect("read");
-    let code = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).await.expect("read");
+    let code = common::raw_status(&raw);
+    let body = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or_else(Vec::new, |at| raw[at + 4..].to_vec());
     (code, body)
 }
 
@@ -320,19 +334,9 @@ async fn the_page_json_and_metrics_show_the_facts_and_no_secrets() {
 
 /// The OLED's picture as the status page serves it, at one panel pixel per pixel.
 async fn oled_picture(app: &Appliance) -> pi_failover::indicators::frame::Frame {
-    let mut tcp = connect_from("127.0.0.1", app.status_addr().expect("status")).await;
-    tcp.write_all(b"GET /oled.png HTTP/1.1\r\nHost: pi\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut raw = Vec::new();
-    tcp.read_to_end(&mut raw).await.expect("read");
-    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
-    assert!(
-        raw.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&raw[..at])
-    );
-    let scaled = pi_failover::indicators::frame::Frame::from_png(&raw[at..]).expect("a PNG");
+    let (code, png) = status_page_bytes(app, "127.0.0.1", "/oled.png", &[]).await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&png));
+    let scaled = pi_failover::indicators::frame::Frame::from_png(&png).expect("a PNG");
     let mut frame =
         pi_failover::indicators::frame::Frame::new(scaled.width() / 3, scaled.height() / 3);
     for y in 0..frame.height() {
@@ -392,15 +396,8 @@ async fn the_simulated_oled_and_led_follow_the_mode_on_the_status_page() {
 #[cfg(feature = "system-tests")]
 #[tokio::test]
 async fn the_page_renders_the_mode_in_a_real_browser() {
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|name| {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            std::env::split_paths(&path)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| common::require_tool("chromium"));
+    // Debian's package, which .ci/run installs.
+    let chromium = common::require_tool("chromium");
     let f = Fixture::new();
     f.site_file("index.html", "<p>hello</p>");
     let app = f.start_with(fast).await;
