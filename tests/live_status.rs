@@ -286,7 +286,8 @@ async fn the_page_json_and_metrics_show_the_facts_and_no_secrets() {
     let s3 = common::s3::S3Server::start().await;
     s3.bucket.put_body("index.html", "<p>synced</p>");
     let f = Fixture::new();
-    let config = f.s3_config(&s3);
+    let mut config = f.s3_config(&s3);
+    config.status.token = Some(TOKEN.into());
     let app = Appliance::start(config).await.expect("start");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while api_status(&app).await["site"]["generation"].is_null() {
@@ -324,6 +325,7 @@ async fn the_page_json_and_metrics_show_the_facts_and_no_secrets() {
             common::s3::SECRET_KEY,
             common::s3::ACCESS_KEY,
             "aws-credentials",
+            TOKEN,
         ] {
             assert!(!view.contains(secret), "{secret} shown");
         }
