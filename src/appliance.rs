@@ -51,6 +51,9 @@ pub struct Appliance {
     certs: Arc<CertResolver>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// The LED and OLED outlive the other tasks: they show the way down.
+    indicators: crate::indicators::Stop,
+    indicator_tasks: TaskTracker,
     grace: Duration,
     sync_status: tokio::sync::watch::Receiver<crate::sync::SyncStatus>,
     status: tokio::sync::watch::Receiver<Arc<Status>>,
@@ -168,8 +171,19 @@ impl Appliance {
         });
         let (status_tx, status) = tokio::sync::watch::channel(Arc::new(first));
         tracker.spawn(collector.run(status_tx, STATUS_EVERY, shutdown.clone()));
-        let simulated_oled =
-            crate::indicators::start(&config, &status, &indicators, &tracker, &shutdown);
+        let indicator_stop = crate::indicators::Stop {
+            shutdown: shutdown.clone(),
+            drained: CancellationToken::new(),
+            grace: config.limits.shutdown_grace + Duration::from_secs(1),
+        };
+        let indicator_tasks = TaskTracker::new();
+        let simulated_oled = crate::indicators::start(
+            &config,
+            &status,
+            &indicators,
+            &indicator_tasks,
+            &indicator_stop,
+        );
         if let Some(listener) = status_listener {
             let page = StatusPage {
                 oled: simulated_oled,
@@ -194,6 +208,8 @@ impl Appliance {
             certs,
             shutdown,
             tracker,
+            indicators: indicator_stop,
+            indicator_tasks,
             grace: config.limits.shutdown_grace,
             sync_status: sync_status_rx,
             status,
@@ -259,6 +275,10 @@ impl Appliance {
         {
             tracing::warn!(grace = ?self.grace, "connections still open after the grace period; closing them");
         }
+        self.indicators.drained.cancel();
+        self.indicator_tasks.close();
+        // Blanking the OLED is one frame over I2C; a hung bus must not hold the exit.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.indicator_tasks.wait()).await;
     }
 
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP.

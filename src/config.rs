@@ -112,6 +112,10 @@ pub struct OledConfig {
     /// For a panel mounted upside down.
     #[serde(default)]
     pub rotate_180: bool,
+    /// A daily window in UTC, e.g. "22:00-06:30", when the panel is dark in STANDBY (it
+    /// lights for LIVE or a problem at any hour).
+    #[serde(default)]
+    pub off_hours_utc: Option<crate::indicators::glow::OffHours>,
 }
 
 impl Default for OledConfig {
@@ -122,6 +126,7 @@ impl Default for OledConfig {
             address: default_oled_address(),
             size: default_oled_size(),
             rotate_180: false,
+            off_hours_utc: None,
         }
     }
 }

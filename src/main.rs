@@ -62,6 +62,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Switch the status LED off and blank the OLED. The image's run script calls this after
+    /// the appliance exits, however it exited: a crash or the OOM killer leave them showing
+    /// the last mode otherwise.
+    IndicatorsOff {
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
     /// Serve a built-in sample site over HTTPS on localhost with a self-signed certificate.
     Demo {
         /// Sync the site from the `[s3]` bucket of this config file instead of serving the
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
             scale,
             out,
         } => render_oled(mode, &size, scale, out),
+        Command::IndicatorsOff { config } => indicators_off(&config),
         Command::Demo { config } => demo(config),
     };
     match result {
@@ -139,6 +147,23 @@ enum ModeArg {
     Error,
 }
 
+fn indicators_off(file: &std::path::Path) -> anyhow::Result<()> {
+    // Not `config::load`: a certificate that went missing must not keep the LED lit.
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let config = config::parse(&text, file)?;
+    config.validate(file)?;
+    let problems = pi_failover::indicators::switch_off(&config);
+    for problem in &problems {
+        eprintln!("pi-failover: {problem}");
+    }
+    anyhow::ensure!(
+        problems.is_empty(),
+        "not every indicator could be switched off"
+    );
+    Ok(())
+}
+
 fn render_oled(mode: ModeArg, size: &str, scale: u32, out: PathBuf) -> anyhow::Result<()> {
     use pi_failover::indicators::{oled::Panel, screen, ssd1306_model};
     use pi_failover::live::mode::Mode;
@@ -158,7 +183,7 @@ fn render_oled(mode: ModeArg, size: &str, scale: u32, out: PathBuf) -> anyhow::R
     let drawn = screen::render(
         &pi_failover::status::Status::example(mode, now),
         size,
-        0,
+        screen::Tick::default(),
         now,
     );
     let bus = ssd1306_model::ModelBus::new(ssd1306_model::Ssd1306Model::new(0x3C, size.height()));

@@ -172,6 +172,7 @@ struct DemoInfo {
     dir: PathBuf,
     https_port: u16,
     http_port: u16,
+    status_port: u16,
 }
 
 fn start_demo() -> (Running, DemoInfo) {
@@ -191,6 +192,7 @@ fn start_demo_with(args: &[&std::ffi::OsStr]) -> (Running, DemoInfo) {
     let mut dir = None;
     let mut https_port = None;
     let mut http_port = None;
+    let mut status_port = None;
     for line in lines.by_ref() {
         let line = line.expect("line");
         if let Some(rest) = line.split("from ").nth(1).filter(|_| dir.is_none()) {
@@ -210,6 +212,9 @@ fn start_demo_with(args: &[&std::ffi::OsStr]) -> (Running, DemoInfo) {
         if line.contains("health:") {
             http_port = port_after("http://localhost:");
         }
+        if line.contains("status:") {
+            status_port = port_after("http://localhost:");
+        }
         if line.starts_with("Press Ctrl-C") {
             break;
         }
@@ -218,6 +223,7 @@ fn start_demo_with(args: &[&std::ffi::OsStr]) -> (Running, DemoInfo) {
         dir: dir.expect("demo printed its directory"),
         https_port: https_port.expect("demo printed the HTTPS URL"),
         http_port: http_port.expect("demo printed the health URL"),
+        status_port: status_port.expect("demo printed the status URL"),
     };
     (Running(child), info)
 }
@@ -248,6 +254,93 @@ async fn demo_serves_the_sample_site_over_https_and_stops_cleanly_on_sigterm() {
     let status = wait_exit(&mut demo.0, Duration::from_secs(15));
     assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
     assert!(!info.dir.exists(), "the demo removes its temporary files");
+}
+
+#[tokio::test]
+async fn the_demo_goes_live_when_one_person_reads_it_and_its_simulated_indicators_follow() {
+    let (_demo, info) = start_demo();
+    let cert = CertificateDer::from_pem_file(info.dir.join("cert.pem")).expect("demo cert");
+    let client = Client::new(vec![cert]);
+    let site = ([127, 0, 0, 1], info.https_port).into();
+    let status_at = ([127, 0, 0, 1], info.status_port).into();
+    let status = || async {
+        let json = common::plain_get(status_at, "/api/status", "localhost").await;
+        let body = json.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        serde_json::from_str::<serde_json::Value>(&body).expect("status JSON")
+    };
+    assert_eq!(status().await["mode"], "STANDBY", "nobody has read it yet");
+
+    // One person with a browser: a page and its script, a few times, for a few seconds
+    // (the demo's debounce is 2 s).
+    let browser = [(
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
+    )];
+    let mut tab = client.h1(site).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let live = loop {
+        for path in ["/", "/assets/js/badge.js"] {
+            let r = tab.send(common::request("GET", path, &browser)).await;
+            assert_eq!(r.status, 200, "{path}");
+        }
+        let now = status().await;
+        if now["mode"] == "LIVE" {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo never went LIVE: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(live["indicators"]["led"], "simulated");
+    assert!(
+        live["indicators"]["oled"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("simulated")),
+        "{live}"
+    );
+    let page = common::plain_get(status_at, "/", "localhost").await;
+    assert!(page.contains("LIVE") && page.contains("oled.png"), "{page}");
+}
+
+#[test]
+fn indicators_off_darkens_the_led_even_when_the_rest_of_the_config_is_broken() {
+    let f = Fixture::new();
+    let led = f.path("leds/status");
+    std::fs::create_dir_all(&led).expect("led dir");
+    std::fs::write(led.join("brightness"), "1").expect("lit");
+    std::fs::write(led.join("trigger"), "[mmc0] none").expect("trigger");
+    let mut c = f.config();
+    c.led.backend = pi_failover::config::LedBackend::Sysfs;
+    c.led.path = led.clone();
+    c.oled.backend = pi_failover::config::OledBackend::I2c;
+    c.oled.bus = f.path("no-such-i2c-bus");
+    let config = f.path("pi-failover.toml");
+    std::fs::write(&config, c.to_toml()).expect("config");
+    // The certificate went missing: the LED must go off all the same.
+    std::fs::remove_file(f.path("cert.pem")).expect("remove the certificate");
+
+    let out = Command::new(BIN)
+        .args(["indicators-off", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert_eq!(
+        std::fs::read_to_string(led.join("brightness")).expect("read"),
+        "0"
+    );
+    assert_eq!(
+        std::fs::read_to_string(led.join("trigger")).expect("read"),
+        "none",
+        "the kernel's trigger no longer drives it"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the OLED's bus is missing: {stderr}");
+    assert!(
+        stderr.contains("OLED") && stderr.contains("no-such-i2c-bus"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

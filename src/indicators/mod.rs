@@ -5,19 +5,19 @@
 
 pub mod backends;
 pub mod frame;
+pub mod glow;
 pub mod led;
 pub mod oled;
 pub mod screen;
 pub mod ssd1306_model;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::live::mode::Mode;
 use crate::status::Status;
 use backends::Led;
 use frame::Frame;
@@ -32,7 +32,7 @@ pub struct IndicatorStatus {
     pub led_problem: Option<String>,
     pub oled: String,
     pub oled_problem: Option<String>,
-    pub oled_dimmed: bool,
+    pub oled_glow: glow::Glow,
 }
 
 /// Shared between the indicator tasks (writers) and the status collector (reader).
@@ -98,75 +98,138 @@ pub async fn drive_led(
 /// How the OLED task opens its panel (again, after a failure).
 pub type OpenPanel<I> = Box<dyn FnMut() -> Result<Panel<I>, PanelError> + Send>;
 
-/// After this long in STANDBY the panel is dimmed.
-pub const DIM_AFTER: Duration = Duration::from_secs(10 * 60);
 const REOPEN_EVERY: Duration = Duration::from_secs(30);
+const LOOK_EVERY: Duration = Duration::from_millis(250);
 
-/// Drives the OLED until shutdown, on a blocking thread (a frame is ~100 ms of I2C): a few
-/// times a second it draws the status, and sends the frame only when the picture changed.
-/// Blank and off on shutdown.
+/// The two moments of the way down: `shutdown` starts it (the LED goes off, the OLED says
+/// STOPPING while connections drain), `drained` ends it (the OLED goes dark). Both are
+/// cancelled by [`crate::appliance::Appliance::shutdown`].
+#[derive(Clone, Default)]
+pub struct Stop {
+    pub shutdown: CancellationToken,
+    pub drained: CancellationToken,
+    /// The longest the OLED waits for `drained` (the appliance's shutdown grace, and a bit).
+    pub grace: Duration,
+}
+
+/// What the OLED loop needs to know about its panel.
+#[derive(Debug, Clone, Copy)]
+pub struct OledSettings {
+    pub size: PanelSize,
+    pub off_hours: Option<glow::OffHours>,
+}
+
+/// Drives the OLED until shutdown, on a blocking thread (a frame is ~25 ms of I2C): a few
+/// times a second it draws the status and sends the frame only when the picture changed
+/// (the heartbeat dot changes it once a second). Says STOPPING while the appliance drains,
+/// then blank and off.
 pub fn run_oled<I: embedded_hal::i2c::I2c + Send + 'static>(
     mut open: OpenPanel<I>,
-    size: PanelSize,
+    settings: OledSettings,
     mut status: watch::Receiver<Arc<Status>>,
     shared: SharedIndicatorStatus,
-    shutdown: CancellationToken,
+    stop: Stop,
 ) {
-    {
-        let started = std::time::Instant::now();
-        let mut panel: Option<Panel<I>> = None;
-        let mut last: Option<Frame> = None;
-        let mut dimmed = false;
-        let mut next_open = std::time::Instant::now();
-        // Ends on shutdown, or when the status model is gone (the runtime is going away and
-        // would otherwise wait for this thread forever).
-        while !shutdown.is_cancelled() && status.has_changed().is_ok() {
-            if panel.is_none() && std::time::Instant::now() >= next_open {
-                match open() {
-                    Ok(p) => {
-                        panel = Some(p);
-                        last = None;
-                        dimmed = false;
-                        note(&shared, |s| s.oled_problem = None);
-                    }
-                    Err(e) => {
-                        next_open = std::time::Instant::now() + REOPEN_EVERY;
-                        note(&shared, |s| s.oled_problem = Some(e.to_string()));
-                    }
+    let started = Instant::now();
+    let mut shown = Shown::default();
+    let mut panel: Option<Panel<I>> = None;
+    let mut next_open = Instant::now();
+    loop {
+        if stop.shutdown.is_cancelled() {
+            break;
+        }
+        // The status model is gone without a shutdown: the runtime is going away and would
+        // otherwise wait for this thread forever.
+        if status.has_changed().is_err() {
+            break;
+        }
+        if panel.is_none() && Instant::now() >= next_open {
+            match open() {
+                Ok(p) => {
+                    panel = Some(p);
+                    shown = Shown::default();
+                    note(&shared, |s| s.oled_problem = None);
+                }
+                Err(e) => {
+                    next_open = Instant::now() + REOPEN_EVERY;
+                    note(&shared, |s| s.oled_problem = Some(e.to_string()));
                 }
             }
-            // A new status comes once a second; drawing between them would repeat the frame.
-            let fresh = last.is_none() || status.has_changed().unwrap_or(false);
-            if let (Some(p), true) = (panel.as_mut(), fresh) {
-                let current = status.borrow_and_update().clone();
-                let now = SystemTime::now();
-                let phase = started.elapsed().as_secs() / 60;
-                let frame = screen::render(&current, size, phase, now);
-                let dim = current.mode == Mode::Standby
-                    && now.duration_since(current.mode_since).unwrap_or_default() > DIM_AFTER;
-                let mut result = Ok(());
-                if dim != dimmed {
-                    result = p.set_dim(dim);
-                    dimmed = dim;
-                    note(&shared, |s| s.oled_dimmed = dim);
-                }
-                if result.is_ok() && last.as_ref() != Some(&frame) {
-                    result = p.show(&frame);
-                    last = Some(frame);
-                }
-                if let Err(e) = result {
+        }
+        if let Some(p) = panel.as_mut() {
+            let current = status.borrow_and_update().clone();
+            let now = SystemTime::now();
+            let tick = screen::Tick::after(started.elapsed());
+            let glow = glow::glow(&current, now, settings.off_hours);
+            let frame = screen::render(&current, settings.size, tick, now);
+            match shown.update(p, glow, frame) {
+                Ok(Some(glow)) => note(&shared, |s| s.oled_glow = glow),
+                Ok(None) => {}
+                Err(e) => {
                     tracing::warn!(error = %e, "OLED; opening it again in 30 s");
                     note(&shared, |s| s.oled_problem = Some(e.to_string()));
                     panel = None;
-                    next_open = std::time::Instant::now() + REOPEN_EVERY;
+                    next_open = Instant::now() + REOPEN_EVERY;
                 }
             }
-            std::thread::sleep(Duration::from_millis(250));
         }
-        if let Some(p) = panel.as_mut() {
-            let _ = p.show(&Frame::new(128, size.height()));
-            let _ = p.set_on(false);
+        std::thread::sleep(LOOK_EVERY);
+    }
+    let Some(p) = panel.as_mut() else { return };
+    if stop.shutdown.is_cancelled() {
+        let _ = shown.update(
+            p,
+            glow::Glow::Normal,
+            screen::stopping(settings.size, screen::Tick::default()),
+        );
+        let until = Instant::now() + stop.grace;
+        while !stop.drained.is_cancelled() && Instant::now() < until {
+            std::thread::sleep(LOOK_EVERY / 5);
         }
+    }
+    // Dark, so a stopped appliance (or a halted Pi, whose 3.3 V rail stays up) never shows
+    // a mode it is no longer in.
+    let _ = p.show(&Frame::new(128, settings.size.height()));
+    let _ = p.set_on(false);
+}
+
+/// What the panel shows now, so only changes go over the bus.
+#[derive(Default)]
+struct Shown {
+    glow: Option<glow::Glow>,
+    frame: Option<Frame>,
+}
+
+impl Shown {
+    /// Brings the panel to `glow` and `frame`; returns the glow when it changed.
+    fn update<I: embedded_hal::i2c::I2c>(
+        &mut self,
+        panel: &mut Panel<I>,
+        glow: glow::Glow,
+        frame: Frame,
+    ) -> Result<Option<glow::Glow>, PanelError> {
+        use glow::Glow;
+        let first = self.glow.is_none();
+        // A freshly opened panel is on at normal brightness.
+        let was = self.glow.unwrap_or(Glow::Normal);
+        if glow == Glow::Off {
+            if was != Glow::Off {
+                panel.set_on(false)?;
+            }
+        } else {
+            if self.frame.as_ref() != Some(&frame) {
+                panel.show(&frame)?;
+                self.frame = Some(frame);
+            }
+            if was == Glow::Off {
+                panel.set_on(true)?;
+            }
+            if (glow == Glow::Dim) != (was == Glow::Dim) {
+                panel.set_dim(glow == Glow::Dim)?;
+            }
+        }
+        self.glow = Some(glow);
+        Ok((first || glow != was).then_some(glow))
     }
 }
 
@@ -177,7 +240,7 @@ pub fn start(
     status: &watch::Receiver<Arc<Status>>,
     shared: &SharedIndicatorStatus,
     tracker: &tokio_util::task::TaskTracker,
-    shutdown: &CancellationToken,
+    stop: &Stop,
 ) -> Option<ssd1306_model::ModelBus> {
     use crate::config::{LedBackend, OledBackend};
     use backends::{GpioLed, Reopening, SimulatedLed, SysfsLed};
@@ -205,21 +268,23 @@ pub fn start(
             status.clone(),
             led,
             shared.clone(),
-            shutdown.clone(),
+            stop.shutdown.clone(),
         ));
     }
 
     let o = config.oled.clone();
-    let (status, shared, shutdown) = (status.clone(), shared.clone(), shutdown.clone());
+    let settings = OledSettings {
+        size: o.size,
+        off_hours: o.off_hours_utc,
+    };
+    let (status, shared, stop) = (status.clone(), shared.clone(), stop.clone());
     match o.backend {
         OledBackend::Off => {
             note(&shared, |s| s.oled = "off".into());
             None
         }
         OledBackend::Simulated => {
-            note(&shared, |s| {
-                s.oled = format!("simulated {}", size_name(o.size))
-            });
+            note(&shared, |s| s.oled = format!("simulated {}", o.size.name()));
             let bus = ssd1306_model::ModelBus::new(ssd1306_model::Ssd1306Model::new(
                 o.address,
                 o.size.height(),
@@ -227,14 +292,14 @@ pub fn start(
             let panel_bus = bus.clone();
             let open: OpenPanel<ssd1306_model::ModelBus> =
                 Box::new(move || Panel::open(panel_bus.clone(), o.address, o.size, o.rotate_180));
-            tracker.spawn_blocking(move || run_oled(open, o.size, status, shared, shutdown));
+            tracker.spawn_blocking(move || run_oled(open, settings, status, shared, stop));
             Some(bus)
         }
         OledBackend::I2c => {
             note(&shared, |s| {
                 s.oled = format!(
                     "{} {} at {:#04x}",
-                    size_name(o.size),
+                    o.size.name(),
                     o.bus.display(),
                     o.address
                 )
@@ -247,15 +312,49 @@ pub fn start(
                     })?;
                 Panel::open(bus, o.address, o.size, o.rotate_180)
             });
-            tracker.spawn_blocking(move || run_oled(open, o.size, status, shared, shutdown));
+            tracker.spawn_blocking(move || run_oled(open, settings, status, shared, stop));
             None
         }
     }
 }
 
-fn size_name(size: PanelSize) -> &'static str {
-    match size {
-        PanelSize::W128H64 => "128x64",
-        PanelSize::W128H32 => "128x32",
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchOffError {
+    #[error("status LED: {0}")]
+    Led(#[from] backends::LedError),
+    #[error("OLED: {0}")]
+    Oled(#[from] PanelError),
+}
+
+/// Switches the configured LED off and the OLED dark, once, outside a running appliance
+/// (`pi-failover indicators-off`). Simulated and absent ones need nothing.
+pub fn switch_off(config: &crate::config::Config) -> Vec<SwitchOffError> {
+    use crate::config::{LedBackend, OledBackend};
+    let mut problems = Vec::new();
+    let led = &config.led;
+    let led_off = match led.backend {
+        LedBackend::Sysfs => backends::SysfsLed::open(led.path.clone(), led.active_low)
+            .and_then(|mut l| l.set(false)),
+        LedBackend::Gpio => {
+            backends::GpioLed::open(led.gpio, led.active_low).and_then(|mut l| l.set(false))
+        }
+        LedBackend::Simulated | LedBackend::Off => Ok(()),
+    };
+    if let Err(e) = led_off {
+        problems.push(e.into());
     }
+    let o = &config.oled;
+    if o.backend == OledBackend::I2c {
+        let dark = linux_embedded_hal::I2cdev::new(&o.bus)
+            .map_err(|e| PanelError::Open {
+                path: o.bus.clone(),
+                message: e.to_string(),
+            })
+            .and_then(|bus| Panel::open(bus, o.address, o.size, o.rotate_180))
+            .and_then(|mut panel| panel.set_on(false));
+        if let Err(e) = dark {
+            problems.push(e.into());
+        }
+    }
+    problems
 }

@@ -204,7 +204,11 @@ footer{{color:#666;font-size:.85em;margin-top:2em}}
             format!(
                 "{}{}",
                 escape(&ind.oled),
-                if ind.oled_dimmed { " (dimmed)" } else { "" }
+                match ind.oled_glow {
+                    crate::indicators::glow::Glow::Normal => "",
+                    crate::indicators::glow::Glow::Dim => " (dimmed: a quiet standby)",
+                    crate::indicators::glow::Glow::Off => " (dark: off hours)",
+                }
             ),
         ),
     ];
