@@ -428,3 +428,49 @@ async fn the_page_renders_the_mode_in_a_real_browser() {
     assert!(dom.contains("Readers"), "{dom}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sync_refused_for_bad_credentials_says_why_but_never_shows_them() {
+    let s3 = common::s3::S3Server::start().await;
+    s3.bucket.put_body("index.html", "<p>synced</p>");
+    let f = Fixture::new();
+    let config = f.s3_config(&s3);
+    // The owner pasted the wrong secret: S3 refuses every signature, and its error pages and
+    // the SDK's messages are exactly where credentials could leak into the status.
+    let wrong_secret = "WRONGSECRET-0123456789abcdef";
+    std::fs::write(
+        f.path("aws-credentials"),
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {wrong_secret}\n",
+            common::s3::ACCESS_KEY
+        ),
+    )
+    .expect("credentials");
+    let app = Appliance::start(config).await.expect("start");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let status = api_status(&app).await;
+        if !status["site"]["sync"]["last_error"].is_null() {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refused sync never showed up: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let error = status["site"]["sync"]["last_error"].as_str().unwrap_or("");
+    assert!(
+        error.to_lowercase().contains("signature") || error.contains("403"),
+        "the reason names the refusal: {error}"
+    );
+    let (_, html) = status_page(&app, "127.0.0.1", "/", &[]).await;
+    let (_, metrics) = status_page(&app, "127.0.0.1", "/metrics", &[]).await;
+    let json = status.to_string();
+    for view in [&html, &json, &metrics] {
+        for secret in [wrong_secret, common::s3::SECRET_KEY, common::s3::ACCESS_KEY] {
+            assert!(!view.contains(secret), "{secret} shown in {view}");
+        }
+    }
+    app.shutdown().await;
+}
