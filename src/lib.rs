@@ -4,6 +4,7 @@
 pub mod appliance;
 pub mod config;
 pub mod demo;
+pub mod format;
 pub mod indicators;
 pub mod live;
 pub mod server;

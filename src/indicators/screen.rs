@@ -17,7 +17,7 @@ use embedded_graphics::text::{Baseline, Text};
 use super::frame::Frame;
 use crate::live::mode::Mode;
 use crate::status::Status;
-use crate::status_page::html::{bytes, duration};
+use crate::format::{bytes, duration};
 
 /// Panel sizes the appliance drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
+use crate::format::{bytes, duration};
 use crate::live::mode::Mode;
 use crate::status::Status;
 
@@ -314,30 +315,6 @@ fn opt_ago(t: Option<SystemTime>, now: SystemTime) -> String {
     t.map_or_else(|| "never".to_owned(), |t| ago(t, now))
 }
 
-pub fn duration(secs: u64) -> String {
-    match secs {
-        0..=59 => format!("{secs} s"),
-        60..=3599 => format!("{} min", secs / 60),
-        3600..=86_399 => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
-        _ => format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600),
-    }
-}
-
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,14 +325,5 @@ mod tests {
             escape(r#"<script>"x"&'y'"#),
             "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;"
         );
-    }
-
-    #[test]
-    fn sizes_and_durations_read_naturally() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1_500_000), "1.5 MB");
-        assert_eq!(duration(42), "42 s");
-        assert_eq!(duration(3 * 3600 + 120), "3 h 2 min");
-        assert_eq!(duration(2 * 86_400 + 3600), "2 d 1 h");
     }
 }
