@@ -15,9 +15,9 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 
 use super::frame::Frame;
+use crate::format::{bytes, duration};
 use crate::live::mode::Mode;
 use crate::status::Status;
-use crate::format::{bytes, duration};
 
 /// Panel sizes the appliance drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
