@@ -2,7 +2,7 @@
 //!
 //! A key is accepted only when every `/`-separated segment is a plain file name: not empty,
 //! not `.` or `..`, no backslash, NUL or other control character, at most 255 bytes, and the
-//! whole path at most 4096 bytes. Anything else is skipped, logged and counted by the caller;
+//! whole path at most 1024 bytes. Anything else is skipped, logged and counted by the caller;
 //! nothing is ever normalised into something else (`a//b` is not `a/b`), so two keys can never
 //! land on one file.
 
@@ -26,7 +26,7 @@ pub enum KeyRejection {
     ForbiddenCharacter,
     #[error("a segment is longer than 255 bytes")]
     SegmentTooLong,
-    #[error("longer than 4096 bytes")]
+    #[error("longer than 1024 bytes")]
     PathTooLong,
     #[error("is a file and also a directory prefix of other keys")]
     FileDirectoryConflict,
@@ -34,8 +34,12 @@ pub enum KeyRejection {
     OutsidePrefix,
 }
 
+/// Linux's NAME_MAX.
 pub const MAX_SEGMENT: usize = 255;
-pub const MAX_PATH: usize = 4096;
+/// S3's own limit on a key. Not PATH_MAX: the key is written under the data directory and
+/// gets `.br`/`.gz` siblings, and a path the kernel refuses would fail the whole sync instead
+/// of skipping one object.
+pub const MAX_PATH: usize = 1024;
 
 /// Checks a key (already stripped of the configured prefix) and returns its relative path.
 pub fn key_to_relative_path(key: &str) -> Result<PathBuf, KeyRejection> {
@@ -105,5 +109,21 @@ mod tests {
         ] {
             assert_eq!(key_to_relative_path(key), Err(reason), "{key:?}");
         }
+    }
+
+    #[test]
+    fn keys_longer_than_s3_allows_are_skipped_so_every_written_path_fits_path_max() {
+        // Found by fuzz/s3_key: a 4096-byte key was accepted, and under
+        // `<data_dir>/site/staging/NNNNNN/files/`, with `.br` after it, no longer a path.
+        let at_limit = format!("{}x", &"abcdefgh/".repeat(114)[..MAX_PATH - 1]);
+        assert_eq!(at_limit.len(), MAX_PATH);
+        assert!(key_to_relative_path(&at_limit).is_ok());
+        assert_eq!(
+            key_to_relative_path(&format!("{at_limit}y")),
+            Err(KeyRejection::PathTooLong)
+        );
+        let found = format!("{}x", "abcdefgh/".repeat(455));
+        assert_eq!(found.len(), 4096);
+        assert_eq!(key_to_relative_path(&found), Err(KeyRejection::PathTooLong));
     }
 }

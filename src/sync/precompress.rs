@@ -103,6 +103,11 @@ struct Worker {
 
 impl Worker {
     fn write_siblings(&mut self, path: &Path) -> std::io::Result<Written> {
+        // Writing `name.br` would fail with ENAMETOOLONG and, with it, the whole sync, every
+        // time: one long-named page in the bucket must cost only its siblings.
+        if !has_room_for_siblings(path) {
+            return Ok(Written::default());
+        }
         let original = std::fs::read(path)?;
         let mut written = Written::default();
 
@@ -236,6 +241,14 @@ impl<T: Clone + Default + 'static> brotli::Allocator<T> for PoolRef<'_> {
 
 impl brotli::enc::BrotliAlloc for PoolRef<'_> {}
 
+/// Whether `path.br` and `path.gz` are names a file system can hold (at most
+/// [`MAX_SEGMENT`](super::key::MAX_SEGMENT) bytes, Linux's NAME_MAX). Keys are accepted up to
+/// that length themselves, so the last 3 bytes of room decide.
+pub fn has_room_for_siblings(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.len() + ".br".len() <= super::key::MAX_SEGMENT)
+}
+
 pub fn sibling(path: &Path, ext: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".");
@@ -337,6 +350,33 @@ mod tests {
         let noise: Vec<u8> = (0..4096).map(|_| fastrand::u8(..)).collect();
         std::fs::write(&blob, noise).expect("write");
         assert_eq!(write_siblings(&blob).expect("compress"), Written::default());
+    }
+
+    #[test]
+    fn a_name_with_no_room_for_a_suffix_gets_no_siblings_instead_of_an_error() {
+        // Found by fuzz/s3_key: an accepted key may be a 255-byte name, and `name.br` is not a
+        // file name any more.
+        let dir = tempfile::tempdir().expect("tmp");
+        let html = "<p>The standby Pi serves this page.</p>\n".repeat(100);
+        let longest = dir.path().join(format!("{}.html", "a".repeat(250)));
+        std::fs::write(&longest, &html).expect("a 255-byte name is a file name");
+        assert!(!has_room_for_siblings(&longest));
+        assert_eq!(
+            write_siblings(&longest).expect("no error"),
+            Written::default()
+        );
+
+        let roomy = dir.path().join(format!("{}.html", "a".repeat(247)));
+        std::fs::write(&roomy, &html).expect("write");
+        assert!(has_room_for_siblings(&roomy));
+        assert_eq!(
+            write_siblings(&roomy).expect("compress"),
+            Written {
+                brotli: true,
+                gzip: true
+            },
+            "a 252-byte name still has room for `.br` and `.gz`"
+        );
     }
 
     #[test]
