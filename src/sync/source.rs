@@ -55,6 +55,33 @@ pub struct Bucket {
     request_timeout: Duration,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     pub requests: RequestCounts,
+    mismatched: Mismatches,
+}
+
+/// Multipart objects whose bytes did not make their ETag: the MD5 of the body that came, by
+/// key.
+#[derive(Default)]
+struct Mismatches(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl Mismatches {
+    /// Whether this body is byte for byte the one that failed the multipart check before.
+    /// Damage in transit does not repeat itself exactly; an S3-compatible store that builds
+    /// multipart ETags by another recipe fails the same way every time, and refusing such an
+    /// object would fail every sync for good. Remembers the body otherwise.
+    fn same_bytes_again(&self, key: &str, body_md5: &str) -> bool {
+        const REMEMBERED: usize = 1000;
+        let Ok(mut seen) = self.0.lock() else {
+            return false;
+        };
+        if seen.get(key).is_some_and(|before| before == body_md5) {
+            return true;
+        }
+        if seen.len() >= REMEMBERED {
+            seen.clear();
+        }
+        seen.insert(key.to_owned(), body_md5.to_owned());
+        false
+    }
 }
 
 /// Largest amount one bandwidth-limiter reservation may cover: body chunks are split to it.
@@ -129,6 +156,7 @@ impl Bucket {
             request_timeout: config.request_timeout,
             limiter,
             requests: RequestCounts::default(),
+            mismatched: Default::default(),
         }
     }
 
@@ -269,7 +297,8 @@ impl Bucket {
         let mut len: u64 = 0;
         let mut body = response.body;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| fail(format!("body interrupted: {e}"), true))?;
+            let chunk =
+                chunk.map_err(|e| fail(format!("body interrupted: {}", with_causes(&e)), true))?;
             if let Some(limiter) = &self.limiter {
                 for piece in chunk.chunks(LIMITER_BURST as usize) {
                     if let Some(n) = NonZeroU32::new(piece.len() as u32) {
@@ -289,11 +318,12 @@ impl Bucket {
                 ));
             }
         }
-        // A single-part upload's ETag is the MD5 of its bytes (not so for multipart `-N`
-        // ETags or KMS-encrypted objects, which are compared by length only).
+        // A single-part upload's ETag is the MD5 of its bytes; a multipart one (`…-N`) is the
+        // MD5 of its parts' MD5s. A KMS-encrypted object's ETag is neither: length only.
         let unquoted = etag.trim_matches('"');
-        if !kms && unquoted.len() == 32 && unquoted.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let actual = hex(&md5.finalize());
+        let body_md5 = hex(&md5.finalize());
+        if !kms && is_md5_hex(unquoted) {
+            let actual = &body_md5;
             if !actual.eq_ignore_ascii_case(unquoted) {
                 return Err(fail(
                     format!("corrupt body: MD5 {actual}, ETag {unquoted}"),
@@ -303,9 +333,178 @@ impl Bucket {
         }
         // Made durable with the whole generation at commit (one syncfs, not one fsync each).
         file.flush().await.map_err(io_fail)?;
+        drop(file);
+        if let Some(parts) = multipart_parts(unquoted).filter(|_| !kms) {
+            match self
+                .verify_multipart(key, &full_key, &etag, parts, len, dest)
+                .await
+            {
+                Err(e) if self.mismatched.same_bytes_again(key, &body_md5) => {
+                    tracing::warn!(key, error = %e, "the same bytes came twice: the store makes multipart ETags its own way; accepted");
+                }
+                other => other?,
+            }
+        }
         entry.size = len;
         Ok(entry)
     }
+
+    /// Checks a downloaded multipart object against its ETag, the MD5 of its parts' MD5s.
+    /// The part sizes are not in the ETag: a HEAD with `partNumber` (S3 and most compatible
+    /// stores answer it with that part's length) gives them, one HEAD in the common case of
+    /// equal parts, one per part otherwise. A store that does not answer it leaves the object
+    /// checked by length only, as before: refusing it would fail every sync for good.
+    async fn verify_multipart(
+        &self,
+        key: &str,
+        full_key: &str,
+        etag: &str,
+        parts: u32,
+        len: u64,
+        dest: &Path,
+    ) -> Result<(), SourceError> {
+        let fail = |reason: String, retryable: bool| SourceError::Object {
+            key: key.to_owned(),
+            reason,
+            retryable,
+        };
+        let expected = etag.trim_matches('"').to_ascii_lowercase();
+        let Some(first) = self.part_length(key, full_key, etag, 1, parts).await? else {
+            tracing::debug!(
+                key,
+                "the store gives no part sizes; multipart object checked by length only"
+            );
+            return Ok(());
+        };
+        let mut sizes = equal_parts(len, first, parts);
+        for exact in [false, true] {
+            if exact {
+                // Unequal parts (a custom uploader): ask for every part's length.
+                let mut all = vec![first];
+                for part in 2..=parts {
+                    match self.part_length(key, full_key, etag, part, parts).await? {
+                        Some(size) => all.push(size),
+                        None => return Ok(()),
+                    }
+                }
+                sizes = Some(all);
+            }
+            let Some(sizes) = sizes.take() else { continue };
+            let path = dest.to_owned();
+            let actual = tokio::task::spawn_blocking(move || multipart_etag(&path, &sizes))
+                .await
+                .map_err(|e| fail(format!("checking the parts: {e}"), false))?
+                .map_err(|e| fail(format!("reading {}: {e}", dest.display()), false))?;
+            if actual.as_deref() == Some(expected.as_str()) {
+                return Ok(());
+            }
+        }
+        Err(fail(
+            format!("corrupt body: its parts' MD5s do not make the multipart ETag {expected}"),
+            true,
+        ))
+    }
+
+    /// The length of part `part` of a multipart object, if the store reports parts.
+    async fn part_length(
+        &self,
+        key: &str,
+        full_key: &str,
+        etag: &str,
+        part: u32,
+        parts: u32,
+    ) -> Result<Option<u64>, SourceError> {
+        let number = i32::try_from(part).unwrap_or(i32::MAX);
+        // If-Match: the lengths must be those of the object just downloaded.
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(full_key)
+            .part_number(number)
+            .if_match(etag)
+            .send()
+            .await;
+        match head {
+            Ok(head) if head.parts_count() == i32::try_from(parts).ok() => {
+                Ok(head.content_length().and_then(|l| u64::try_from(l).ok()))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                // 412: the object changed since the download. 501: a store without
+                // `partNumber`, which is no reason to retry.
+                if status == Some(412) || (is_retryable(&e) && status != Some(501)) {
+                    return Err(SourceError::Object {
+                        key: key.to_owned(),
+                        reason: format!("asking for the part sizes: {}", describe(&e)),
+                        retryable: true,
+                    });
+                }
+                tracing::debug!(key, error = %describe(&e), "no part sizes from the store");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// 32 hexadecimal digits: an ETag that is an MD5.
+fn is_md5_hex(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The part count of a multipart upload's ETag (`<MD5 of the parts' MD5s>-N`).
+fn multipart_parts(etag: &str) -> Option<u32> {
+    let (digest, parts) = etag.split_once('-')?;
+    if !is_md5_hex(digest) {
+        return None;
+    }
+    parts.parse().ok().filter(|n| *n >= 1)
+}
+
+/// The multipart ETag of the file at `path` cut into parts of `sizes` bytes, or `None` when
+/// the sizes do not add up to the file.
+fn multipart_etag(path: &Path, sizes: &[u64]) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut file = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(path)?);
+    let mut digests = Vec::with_capacity(sizes.len() * 16);
+    let mut buf = vec![0u8; 64 * 1024];
+    for size in sizes {
+        let mut part = Md5::new();
+        let mut left = *size;
+        while left > 0 {
+            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Ok(None);
+            }
+            part.update(&buf[..n]);
+            left -= n as u64;
+        }
+        digests.extend_from_slice(&part.finalize());
+    }
+    if file.read(&mut buf[..1])? != 0 {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "{}-{}",
+        hex(&Md5::digest(&digests)),
+        sizes.len()
+    )))
+}
+
+/// Equal parts of `part` bytes and a last, smaller or equal one: how every common uploader
+/// (aws-cli, s3cmd, rclone, the SDKs' transfer managers) cuts a file. `None` when `len`
+/// cannot be cut so into `parts` parts.
+fn equal_parts(len: u64, part: u64, parts: u32) -> Option<Vec<u64>> {
+    let full = part.checked_mul(u64::from(parts.checked_sub(1)?))?;
+    let last = len.checked_sub(full)?;
+    if part == 0 || last == 0 || last > part {
+        return None;
+    }
+    let mut sizes = vec![part; parts as usize - 1];
+    sizes.push(last);
+    Some(sizes)
 }
 
 /// Undoes S3's `encoding-type=url` (form encoding: `+` is a space).
@@ -347,36 +546,69 @@ fn is_retryable<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool 
     }
 }
 
-/// A short, useful description: the service's code and message, or the transport error.
-fn describe<E, R>(e: &SdkError<E, R>) -> String
+/// A short, useful description for the status page: the HTTP status with the service's
+/// code and message, or the transport error with its causes. A bare 5xx from a proxy or
+/// load balancer carries no S3 error code, and the SDK's own text for it ("service error")
+/// or for a dropped connection ("streaming error") names neither the status nor the cause.
+fn describe<E>(e: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match e {
         SdkError::ServiceError(service) => {
             let err = service.err();
-            format!(
-                "{} ({})",
-                err.code().unwrap_or("service error"),
-                err.message().unwrap_or("no message")
-            )
-        }
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
+            let status = service.raw().status().as_u16();
+            match (err.code(), err.message()) {
+                (Some(code), Some(message)) => format!("{code} ({message}), HTTP {status}"),
+                (Some(code), None) => format!("{code}, HTTP {status}"),
+                (None, _) => {
+                    let reason = http::StatusCode::from_u16(status)
+                        .ok()
+                        .and_then(|s| s.canonical_reason())
+                        .map_or(String::new(), |r| format!(" {r}"));
+                    format!("HTTP {status}{reason}, without an S3 error code")
+                }
             }
-            text
         }
+        other => with_causes(other),
     }
+}
+
+/// An error and its chain of causes, `: `-separated (the SDK's outer text alone is often
+/// only "dispatch failure" or "streaming error").
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // Some layers repeat their cause's text in their own.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    #[test]
+    fn a_multipart_mismatch_is_accepted_only_when_the_same_bytes_come_twice() {
+        let seen = Mismatches::default();
+        assert!(!seen.same_bytes_again("big.bin", "aaaa"), "first failure");
+        assert!(
+            !seen.same_bytes_again("big.bin", "bbbb"),
+            "other bytes: damage"
+        );
+        assert!(seen.same_bytes_again("big.bin", "bbbb"), "same bytes again");
+        assert!(!seen.same_bytes_again("other.bin", "bbbb"), "per key");
+    }
+
     #[test]
     fn listed_keys_are_url_decoded() {
         assert_eq!(
@@ -388,5 +620,117 @@ mod tests {
             Some("plain/key.html")
         );
         assert_eq!(super::decode_listed_key("%ff"), None);
+    }
+
+    fn service_error(
+        status: u16,
+        meta: aws_sdk_s3::error::ErrorMetadata,
+    ) -> SdkError<GetObjectError, HttpResponse> {
+        let raw = http::Response::builder()
+            .status(status)
+            .body(SdkBody::from("Internal Server Error"))
+            .expect("response");
+        SdkError::service_error(
+            GetObjectError::generic(meta),
+            HttpResponse::try_from(raw).expect("raw response"),
+        )
+    }
+
+    /// The ETag S3 gives `body` uploaded in parts of `part` bytes.
+    fn s3_multipart_etag(body: &[u8], part: usize) -> String {
+        let digests: Vec<u8> = body
+            .chunks(part)
+            .flat_map(|c| Md5::digest(c).to_vec())
+            .collect();
+        format!(
+            "{}-{}",
+            hex(&Md5::digest(&digests)),
+            body.len().div_ceil(part)
+        )
+    }
+
+    #[test]
+    fn multipart_etags_are_recognised() {
+        assert_eq!(
+            multipart_parts("9b2cf535f27731c974343645a3985328-3"),
+            Some(3)
+        );
+        assert_eq!(multipart_parts("9b2cf535f27731c974343645a3985328"), None);
+        assert_eq!(multipart_parts("not-an-md5-3"), None);
+        assert_eq!(multipart_parts("9b2cf535f27731c974343645a3985328-x"), None);
+    }
+
+    #[test]
+    fn a_multipart_etag_is_recomputed_from_the_file_and_a_flipped_byte_breaks_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("big.bin");
+        let mut body: Vec<u8> = (0..250_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &body).expect("write");
+        let etag = s3_multipart_etag(&body, 100_000);
+        let sizes = equal_parts(250_000, 100_000, 3).expect("3 parts");
+        assert_eq!(sizes, [100_000, 100_000, 50_000]);
+        assert_eq!(
+            multipart_etag(&path, &sizes).expect("read"),
+            Some(etag.clone())
+        );
+
+        body[180_000] ^= 0x20;
+        std::fs::write(&path, &body).expect("write");
+        assert_ne!(multipart_etag(&path, &sizes).expect("read"), Some(etag));
+    }
+
+    #[test]
+    fn part_sizes_that_do_not_fit_the_file_are_rejected() {
+        assert_eq!(equal_parts(250_000, 100_000, 2), None, "last part too big");
+        assert_eq!(equal_parts(200_000, 100_000, 3), None, "last part empty");
+        assert_eq!(equal_parts(10, 10, 1), Some(vec![10]));
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("f");
+        std::fs::write(&path, [1u8; 10]).expect("write");
+        assert_eq!(
+            multipart_etag(&path, &[4, 4]).expect("read"),
+            None,
+            "file longer"
+        );
+        assert_eq!(
+            multipart_etag(&path, &[8, 8]).expect("read"),
+            None,
+            "file shorter"
+        );
+    }
+
+    #[test]
+    fn a_bare_5xx_is_described_by_its_http_status() {
+        let e = service_error(500, aws_sdk_s3::error::ErrorMetadata::builder().build());
+        assert_eq!(
+            describe(&e),
+            "HTTP 500 Internal Server Error, without an S3 error code"
+        );
+    }
+
+    #[test]
+    fn an_s3_error_is_described_by_its_code_message_and_status() {
+        let meta = aws_sdk_s3::error::ErrorMetadata::builder()
+            .code("SlowDown")
+            .message("Please reduce your request rate.")
+            .build();
+        assert_eq!(
+            describe(&service_error(503, meta)),
+            "SlowDown (Please reduce your request rate.), HTTP 503"
+        );
+    }
+
+    #[test]
+    fn a_transport_error_is_described_with_its_causes() {
+        let cause = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "end of file before message length reached",
+        );
+        let e: SdkError<GetObjectError, HttpResponse> = SdkError::timeout_error(cause);
+        let text = describe(&e);
+        assert!(
+            text.ends_with(": end of file before message length reached"),
+            "{text}"
+        );
     }
 }

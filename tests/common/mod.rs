@@ -2,6 +2,7 @@
 //! an appliance started in-process on loopback ports, and a real rustls + hyper client.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod fault_proxy;
 pub mod s3;
 
 use std::net::SocketAddr;

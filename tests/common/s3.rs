@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use s3s::dto::{
-    ETag, GetObjectInput, GetObjectOutput, ListObjectsV2Input, ListObjectsV2Output, Object,
-    StreamingBlob,
+    ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, ListObjectsV2Input,
+    ListObjectsV2Output, Object, StreamingBlob,
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
@@ -30,6 +30,8 @@ pub struct StoredObject {
     pub content_disposition: Option<String>,
     pub redirect: Option<String>,
     pub last_modified: SystemTime,
+    /// Set by [`StoredObject::multipart`]: HEAD with `partNumber` answers with part sizes.
+    pub part_size: Option<usize>,
 }
 
 impl StoredObject {
@@ -44,6 +46,7 @@ impl StoredObject {
             content_disposition: None,
             redirect: None,
             last_modified: SystemTime::now(),
+            part_size: None,
         }
     }
 
@@ -75,6 +78,7 @@ impl StoredObject {
             digests.extend_from_slice(&Md5::digest(part));
         }
         self.etag = format!("\"{}-{parts}\"", hex(&Md5::digest(&digests)));
+        self.part_size = Some(size);
         self
     }
 }
@@ -231,6 +235,38 @@ impl s3s::S3 for MemBucket {
             is_truncated: Some(truncated),
             next_continuation_token: next,
             contents: Some(page),
+            ..Default::default()
+        }))
+    }
+
+    /// With `partNumber`, as S3 answers for a multipart object: that part's length and the
+    /// part count (the sync checks multipart ETags with them).
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = req.input;
+        let object = self.state().objects.get(&input.key).cloned();
+        let Some(object) = object else {
+            return Err(s3_error!(NoSuchKey));
+        };
+        let len = object.body.len();
+        let (length, parts_count) = match (input.part_number, object.part_size) {
+            (Some(n), Some(size)) if n >= 1 => {
+                let start = (n as usize - 1) * size;
+                if start >= len {
+                    return Err(s3_error!(InvalidRange));
+                }
+                (size.min(len - start), Some(len.div_ceil(size) as i32))
+            }
+            _ => (len, None),
+        };
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(length as i64),
+            parts_count,
+            e_tag: Some(ETag::Strong(object.etag.trim_matches('"').to_owned())),
+            last_modified: Some(object.last_modified.into()),
+            content_type: object.content_type.clone(),
             ..Default::default()
         }))
     }
