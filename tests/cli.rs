@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::process::{Running, BIN};
 use common::{Client, Fixture};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-
-const BIN: &str = env!("CARGO_BIN_EXE_pi-failover");
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pi-failover.toml")
@@ -135,16 +134,6 @@ fn check_config_rejects_a_key_that_does_not_match_the_certificate() {
         stderr.contains("tls.certificates") && stderr.contains("privkey.pem"),
         "{stderr}"
     );
-}
-
-/// A child process killed when the test ends, pass or fail.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn signal(child: &Child, sig: i32) {
@@ -386,33 +375,10 @@ async fn sighup_reloads_the_certificate_of_a_running_appliance() {
          [status]\nlisten = \"off\"\n[tls]\nwatch_interval = \"1h\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
     )
     .expect("config");
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn run");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let running = Running(child);
-    let port = loop {
-        let line = rx.recv_timeout(Duration::from_secs(10)).expect("log line");
-        if let Some(rest) = line.split("https=127.0.0.1:").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("port")
-                .parse::<u16>()
-                .expect("port number");
-        }
-    };
-    let addr = ([127, 0, 0, 1], port).into();
+    let (running, served) = common::process::run_appliance(&config);
+    let addr = served
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the appliance serves");
     let client = f.client();
     let peer = |tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
         tls.get_ref().1.peer_certificates().expect("chain")[0]

@@ -14,16 +14,16 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{run_appliance, Running, BIN};
 use common::s3::{Fault, S3Server, StoredObject};
 use common::{Client, Fixture};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pi-failover");
 /// Cuts in all; every `APPLIANCE_EVERY`th one hits `pi-failover run` instead of
 /// `pi-failover sync --once`, and is followed by an appliance restart checked over HTTPS.
 const CUTS: usize = 80;
@@ -193,24 +193,6 @@ fn landed(data: &Path, old: u32, new: u32, served: u32) -> Landed {
     }
 }
 
-/// A child killed when the test ends, pass or fail.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Running {
-    /// SIGKILL: the power cut.
-    fn cut(mut self) {
-        self.0.kill().expect("SIGKILL");
-        self.0.wait().expect("reap");
-    }
-}
-
 fn sync_once(config: &Path) -> Running {
     Running(
         Command::new(BIN)
@@ -221,34 +203,6 @@ fn sync_once(config: &Path) -> Running {
             .spawn()
             .expect("spawn sync --once"),
     )
-}
-
-/// `pi-failover run`; the HTTPS address once it serves (from its log).
-fn run(config: &Path) -> (Running, std::sync::mpsc::Receiver<SocketAddr>) {
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn run");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Drains the log for the child's whole life: a full pipe would block it.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(port) = line
-                .split("https=127.0.0.1:")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|port| port.parse::<u16>().ok())
-            {
-                let _ = tx.send(SocketAddr::from(([127, 0, 0, 1], port)));
-            }
-        }
-    });
-    (Running(child), rx)
 }
 
 /// Over HTTPS: every file of generation `g` whole (gzip-encoded too), and the files only
@@ -283,7 +237,7 @@ async fn assert_serves_whole_generation(client: &Client, addr: SocketAddr, g: u3
 /// Restarts the appliance on the data partition as the cut left it, with the bucket out of
 /// reach so it serves what is on disk, and checks what it serves.
 async fn restart_and_check(f: &Fixture, offline: &Path, g: u32) {
-    let (running, addr) = run(offline);
+    let (running, addr) = run_appliance(offline);
     let addr = addr
         .recv_timeout(Duration::from_secs(20))
         .expect("the restarted appliance serves");
@@ -335,7 +289,7 @@ async fn power_cuts_at_random_points_of_a_sync_leave_one_whole_generation_served
         publish(&s3, published);
         let via_appliance = cut % APPLIANCE_EVERY == 0;
         let child = if via_appliance {
-            run(&config).0
+            run_appliance(&config).0
         } else {
             sync_once(&config)
         };
@@ -373,7 +327,7 @@ async fn power_cuts_at_random_points_of_a_sync_leave_one_whole_generation_served
             <= 2,
         "old and abandoned generations are collected: the current one and the one before"
     );
-    let (running, addr) = run(&config);
+    let (running, addr) = run_appliance(&config);
     let addr = addr
         .recv_timeout(Duration::from_secs(20))
         .expect("the appliance serves");

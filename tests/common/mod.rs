@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod fault_proxy;
+pub mod process;
 pub mod s3;
 
 use std::net::SocketAddr;
