@@ -670,28 +670,57 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// `-M virt`: first boot, sync, HTTPS; a power cut; a boot with S3 failing that serves the
-/// last good site; a clean shutdown.
-#[test]
-fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
-    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = run_dir("virt");
-    let card = write_card(&dir);
-    runtime().block_on(async {
+/// A fresh card for one test: the image with the user's files for a bucket seeded with the
+/// site, and a client that trusts the card's certificate.
+struct Setup {
+    machine: &'static str,
+    dir: PathBuf,
+    card: PathBuf,
+    s3: S3Server,
+    site: Site,
+    client: Client,
+}
+
+impl Setup {
+    async fn new(machine: &'static str) -> Self {
+        let dir = run_dir(machine);
+        let card = write_card(&dir);
         let s3 = S3Server::start().await;
         let site = Site::seed(&s3);
         let ca = TestCa::new();
         configure_card(&card, &dir, &ca, &s3);
         let client = Client::new(vec![ca.cert_der()]);
+        Self {
+            machine,
+            dir,
+            card,
+            s3,
+            site,
+            client,
+        }
+    }
 
-        // First boot: the data partition is grown to the end of the card and formatted, the
-        // site is synced and served.
-        let mut guest = Guest::boot("virt", &card, &dir.join("boot-1"), &s3);
-        guest.wait_for_https(&client, "first boot").await;
-        guest.wait_for_site(&client, &site, SYNC_TIMEOUT).await;
+    fn boot(&self, n: u32) -> Guest {
+        Guest::boot(
+            self.machine,
+            &self.card,
+            &self.dir.join(format!("boot-{n}")),
+            &self.s3,
+        )
+    }
+
+    /// The first boot of the fresh card: the data partition is grown to the end of the card
+    /// and formatted, the site is synced and served over HTTPS, plain HTTP and the status
+    /// page answer.
+    async fn first_boot(&self) -> Guest {
+        let mut guest = self.boot(1);
+        guest.wait_for_https(&self.client, "first boot").await;
+        guest
+            .wait_for_site(&self.client, &self.site, SYNC_TIMEOUT)
+            .await;
         guest.check_plain_http().await;
         guest.check_status_page().await;
-        let data = data_partition(&card);
+        let data = data_partition(&self.card);
         if !(data.ext4 && data.end_sector * 512 >= CARD_BYTES - (4 << 20)) {
             guest.fail(&format!(
                 "the data partition was not grown to the card's end and formatted \
@@ -701,30 +730,53 @@ fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
                 data.ext4
             ));
         }
+        guest
+    }
+
+    /// A clean shutdown leaves a clean filesystem.
+    async fn shut_down_cleanly(&self, guest: Guest) {
+        guest.shut_down().await;
+        let data = data_partition(&self.card);
+        assert!(
+            data.ext4 && !data.needs_recovery,
+            "after a clean shutdown the data filesystem must be clean (unmounted, no journal \
+             to replay)"
+        );
+    }
+}
+
+/// `-M virt`: first boot, sync, HTTPS; a power cut; a boot with S3 failing that serves the
+/// last good site; a clean shutdown.
+#[test]
+fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(async {
+        let t = Setup::new("virt").await;
+        let guest = t.first_boot().await;
 
         // Power cut while serving.
         guest.pull_the_plug();
         assert!(
-            data_partition(&card).needs_recovery,
+            data_partition(&t.card).needs_recovery,
             "the data filesystem was mounted when the power went, so its journal needs \
              replaying; the card says it does not"
         );
 
         // The bucket changes, but S3 fails every download: the next boot must serve the
         // last good site from the data partition.
-        let (home_key, home) = &site.files[0];
-        s3.bucket.put(
+        let (home_key, home) = &t.site.files[0];
+        t.s3.bucket.put(
             home_key,
             StoredObject::new(b"<!doctype html><p>Never synced</p>\n".to_vec())
                 .content_type("text/html"),
         );
-        s3.bucket.fail_always(Some(Fault::InternalError));
-        let mut guest = Guest::boot("virt", &card, &dir.join("boot-2"), &s3);
+        t.s3.bucket.fail_always(Some(Fault::InternalError));
+        let mut guest = t.boot(2);
         guest
-            .wait_for_https(&client, "after a power cut, S3 failing")
+            .wait_for_https(&t.client, "after a power cut, S3 failing")
             .await;
         guest.wait_console("sync failed", 0, SYNC_TIMEOUT).await;
-        let reply = https_get(&client, guest.https(), "/")
+        let reply = https_get(&t.client, guest.https(), "/")
             .await
             .unwrap_or_else(|e| guest.fail(&format!("GET /: {e}")));
         assert_eq!(reply.status, 200, "GET / after the failed sync");
@@ -735,15 +787,7 @@ fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
         );
         assert_eq!(reply.header("x-powered-by"), Some("raspberry-pi"));
         guest.check_status_page().await;
-
-        // A clean shutdown leaves a clean filesystem.
-        guest.shut_down().await;
-        let data = data_partition(&card);
-        assert!(
-            data.ext4 && !data.needs_recovery,
-            "after a clean shutdown the data filesystem must be clean (unmounted, no journal \
-             to replay)"
-        );
+        t.shut_down_cleanly(guest).await;
     });
 }
 
@@ -752,34 +796,14 @@ fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
 #[test]
 fn raspi3b_boots_the_same_image_and_serves_the_synced_site() {
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = run_dir("raspi3b");
-    let card = write_card(&dir);
     runtime().block_on(async {
-        let s3 = S3Server::start().await;
-        let site = Site::seed(&s3);
-        let ca = TestCa::new();
-        configure_card(&card, &dir, &ca, &s3);
-        let client = Client::new(vec![ca.cert_der()]);
-
-        let mut guest = Guest::boot("raspi3b", &card, &dir.join("boot-1"), &s3);
-        guest.wait_for_https(&client, "first boot").await;
-        guest.wait_for_site(&client, &site, SYNC_TIMEOUT).await;
-        guest.check_plain_http().await;
-        guest.check_status_page().await;
-        let data = data_partition(&card);
-        if !(data.ext4 && data.end_sector * 512 >= CARD_BYTES - (4 << 20)) {
-            guest.fail("the data partition was not grown to the card's end and formatted");
-        }
-        guest.shut_down().await;
-        let data = data_partition(&card);
-        assert!(
-            data.ext4 && !data.needs_recovery,
-            "after a clean shutdown the data filesystem must be clean"
-        );
+        let t = Setup::new("raspi3b").await;
+        let guest = t.first_boot().await;
+        t.shut_down_cleanly(guest).await;
 
         // A later boot: no partition to grow or format, the site already on the card.
-        let mut guest = Guest::boot("raspi3b", &card, &dir.join("boot-2"), &s3);
-        guest.wait_for_https(&client, "second boot").await;
-        guest.wait_for_site(&client, &site, SYNC_TIMEOUT).await;
+        let mut guest = t.boot(2);
+        guest.wait_for_https(&t.client, "second boot").await;
+        guest.wait_for_site(&t.client, &t.site, SYNC_TIMEOUT).await;
     });
 }
