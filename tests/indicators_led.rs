@@ -1,6 +1,8 @@
 //! The LED follows the mode: each pattern timed on a paused clock, switched when the mode
 //! changes (not when the status is merely republished), and off at shutdown.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -147,4 +149,60 @@ async fn a_missing_led_is_a_warning_in_the_status_and_nothing_else() {
     assert_eq!(problem.as_deref(), Some("no LED here"));
     shutdown.cancel();
     task.await.expect("the task ends cleanly");
+}
+
+/// The configured LED-class back-end, end to end: a running appliance takes the LED from the
+/// kernel's trigger, plays STANDBY's heartbeat on its brightness file, and leaves it off when
+/// it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sysfs_led_plays_the_standby_heartbeat_and_is_off_after_shutdown() {
+    let f = common::Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let led = f.path("leds/ACT");
+    std::fs::create_dir_all(&led).expect("LED dir");
+    std::fs::write(led.join("trigger"), "[mmc0] none").expect("trigger");
+    std::fs::write(led.join("brightness"), "0").expect("brightness");
+    let dir = led.clone();
+    let app = f
+        .start_with(move |c| {
+            c.led.backend = pi_failover::config::LedBackend::Sysfs;
+            c.led.path = dir;
+        })
+        .await;
+    let read = |file: &str| std::fs::read_to_string(led.join(file)).unwrap_or_default();
+
+    // STANDBY: an 80 ms blip every 2.5 s. Watch a little longer than one period.
+    let (mut lit, mut dark) = (0, 0);
+    let until = std::time::Instant::now() + Duration::from_millis(3000);
+    while std::time::Instant::now() < until {
+        match read("brightness").as_str() {
+            "1" => lit += 1,
+            "0" => dark += 1,
+            // Caught between the truncate and the write of a regular file (sysfs has no such
+            // moment).
+            "" => {}
+            other => panic!("brightness holds {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        read("trigger"),
+        "none",
+        "the appliance took the LED from the kernel"
+    );
+    assert!(
+        lit > 0,
+        "the heartbeat blipped ({lit} lit, {dark} dark samples)"
+    );
+    assert!(
+        dark > lit * 5,
+        "mostly dark on STANDBY ({lit} lit, {dark} dark)"
+    );
+
+    app.shutdown().await;
+    assert_eq!(
+        read("brightness"),
+        "0",
+        "off once the appliance has stopped"
+    );
 }
