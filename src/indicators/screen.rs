@@ -227,8 +227,9 @@ pub fn draw(layout: &Layout, size: PanelSize, tick: Tick) -> Frame {
         pen.page_mark(&format!("{page}/{pages}"), layout.banner.is_some());
     }
     if tick.heartbeat {
+        // In the bottom-right corner, moving with the content so it wears no pixel alone.
         let h = size.height() as i32;
-        let _ = Rectangle::new(Point::new(126, h - 2), Size::new(2, 2))
+        let _ = Rectangle::new(Point::new(125 + dx, h - 3 + dy), Size::new(2, 2))
             .into_styled(PrimitiveStyle::with_fill(BinaryColor::On))
             .draw(&mut frame);
     }
@@ -397,22 +398,44 @@ mod tests {
     }
 
     #[test]
-    fn the_heartbeat_lights_only_the_corner_dot() {
-        let (status, now) = example(Mode::Live);
-        for size in [PanelSize::W128H64, PanelSize::W128H32] {
-            let still = render(&status, size, Tick::default(), now);
+    fn the_heartbeat_lights_only_the_corner_dot_in_every_mode_and_position() {
+        let all = [
+            Mode::Live,
+            Mode::Draining,
+            Mode::Standby,
+            Mode::Attention,
+            Mode::Error,
+        ];
+        for (mode, size, shift) in all.iter().flat_map(|m| {
+            [PanelSize::W128H64, PanelSize::W128H32]
+                .into_iter()
+                .flat_map(move |size| (0..4).map(move |shift| (*m, size, shift)))
+        }) {
+            let (status, now) = example(mode);
+            let tick = Tick {
+                shift,
+                ..Tick::default()
+            };
+            let still = render(&status, size, tick, now);
             let beat = render(
                 &status,
                 size,
                 Tick {
                     heartbeat: true,
-                    ..Tick::default()
+                    ..tick
                 },
                 now,
             );
             let h = size.height();
-            assert_eq!(beat.lit(), still.lit() + 4, "{size:?}");
-            assert!(beat.get(127, h - 1) && !still.get(127, h - 1), "{size:?}");
+            let at = format!("{mode} {size:?} shift {shift}");
+            assert_eq!(beat.lit(), still.lit() + 4, "{at}: the dot touches nothing");
+            for y in 0..h {
+                for x in 0..128 {
+                    if beat.get(x, y) != still.get(x, y) {
+                        assert!(x >= 125 && y >= h - 3, "{at}: ({x}, {y}) is no corner");
+                    }
+                }
+            }
         }
     }
 
