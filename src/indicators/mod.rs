@@ -193,11 +193,25 @@ pub fn run_oled<I: embedded_hal::i2c::I2c + Send + 'static>(
     let _ = p.set_on(false);
 }
 
-/// What the panel shows now, so only changes go over the bus.
-#[derive(Default)]
+/// What the panel shows now, so only changes go over the bus. Display on/off and contrast
+/// are separate settings of the panel: dark keeps the contrast it had.
 struct Shown {
     glow: Option<glow::Glow>,
+    on: bool,
+    dimmed: bool,
     frame: Option<Frame>,
+}
+
+impl Default for Shown {
+    /// A freshly opened panel: on, at normal brightness, cleared.
+    fn default() -> Self {
+        Self {
+            glow: None,
+            on: true,
+            dimmed: false,
+            frame: None,
+        }
+    }
 }
 
 impl Shown {
@@ -209,27 +223,26 @@ impl Shown {
         frame: Frame,
     ) -> Result<Option<glow::Glow>, PanelError> {
         use glow::Glow;
-        let first = self.glow.is_none();
-        // A freshly opened panel is on at normal brightness.
-        let was = self.glow.unwrap_or(Glow::Normal);
-        if glow == Glow::Off {
-            if was != Glow::Off {
-                panel.set_on(false)?;
-            }
-        } else {
+        let on = glow != Glow::Off;
+        if on {
+            // The picture first, so turning on never flashes the stale one.
             if self.frame.as_ref() != Some(&frame) {
                 panel.show(&frame)?;
                 self.frame = Some(frame);
             }
-            if was == Glow::Off {
-                panel.set_on(true)?;
-            }
-            if (glow == Glow::Dim) != (was == Glow::Dim) {
-                panel.set_dim(glow == Glow::Dim)?;
+            let dim = glow == Glow::Dim;
+            if dim != self.dimmed {
+                panel.set_dim(dim)?;
+                self.dimmed = dim;
             }
         }
+        if on != self.on {
+            panel.set_on(on)?;
+            self.on = on;
+        }
+        let changed = self.glow != Some(glow);
         self.glow = Some(glow);
-        Ok((first || glow != was).then_some(glow))
+        Ok(changed.then_some(glow))
     }
 }
 
@@ -357,4 +370,43 @@ pub fn switch_off(config: &crate::config::Config) -> Vec<SwitchOffError> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glow::Glow;
+    use super::ssd1306_model::{ModelBus, Ssd1306Model};
+    use super::*;
+
+    #[test]
+    fn a_panel_dimmed_then_dark_comes_back_at_normal_brightness() {
+        // STANDBY for hours (dim), then off hours (dark), then a reader at night (LIVE).
+        let bus = ModelBus::new(Ssd1306Model::new(0x3C, 64));
+        let mut panel = Panel::open(bus.clone(), 0x3C, PanelSize::W128H64, false).expect("open");
+        let normal = bus.model().contrast;
+        let mut picture = Frame::new(128, 64);
+        picture.set(10, 10, true);
+        let mut shown = Shown::default();
+        let mut go = |glow| {
+            shown
+                .update(&mut panel, glow, picture.clone())
+                .expect("update")
+        };
+
+        assert_eq!(
+            go(Glow::Normal),
+            Some(Glow::Normal),
+            "the first glow is reported"
+        );
+        assert_eq!(go(Glow::Normal), None, "no change, nothing reported");
+        go(Glow::Dim);
+        assert!(bus.model().contrast < normal);
+        go(Glow::Off);
+        assert!(!bus.model().display_on);
+        go(Glow::Normal);
+        let model = bus.model();
+        assert!(model.display_on);
+        assert_eq!(model.contrast, normal, "not left at the dim contrast");
+        assert_eq!(model.glass().lit(), 1);
+    }
 }
