@@ -145,6 +145,8 @@ enum ModeArg {
     Standby,
     Attention,
     Error,
+    /// The screen shown while the appliance drains its connections on the way down.
+    Stopping,
 }
 
 fn indicators_off(file: &std::path::Path) -> anyhow::Result<()> {
@@ -168,11 +170,12 @@ fn render_oled(mode: ModeArg, size: &str, scale: u32, out: PathBuf) -> anyhow::R
     use pi_failover::indicators::{oled::Panel, screen, ssd1306_model};
     use pi_failover::live::mode::Mode;
     let mode = match mode {
-        ModeArg::Live => Mode::Live,
-        ModeArg::Draining => Mode::Draining,
-        ModeArg::Standby => Mode::Standby,
-        ModeArg::Attention => Mode::Attention,
-        ModeArg::Error => Mode::Error,
+        ModeArg::Live => Some(Mode::Live),
+        ModeArg::Draining => Some(Mode::Draining),
+        ModeArg::Standby => Some(Mode::Standby),
+        ModeArg::Attention => Some(Mode::Attention),
+        ModeArg::Error => Some(Mode::Error),
+        ModeArg::Stopping => None,
     };
     let size = match size {
         "128x64" => screen::PanelSize::W128H64,
@@ -180,19 +183,24 @@ fn render_oled(mode: ModeArg, size: &str, scale: u32, out: PathBuf) -> anyhow::R
         other => anyhow::bail!("--size {other}: the panels are 128x64 or 128x32"),
     };
     let now = std::time::SystemTime::now();
-    let drawn = screen::render(
-        &pi_failover::status::Status::example(mode, now),
-        size,
-        screen::Tick::default(),
-        now,
-    );
+    let tick = screen::Tick::default();
+    let drawn = match mode {
+        Some(mode) => screen::render(
+            &pi_failover::status::Status::example(mode, now),
+            size,
+            tick,
+            now,
+        ),
+        None => screen::stopping(size, tick),
+    };
+    let name = mode.map_or("STOPPING", |m| m.as_str());
     let bus = ssd1306_model::ModelBus::new(ssd1306_model::Ssd1306Model::new(0x3C, size.height()));
     let mut panel = Panel::open(bus.clone(), 0x3C, size, false)?;
     panel.show(&drawn)?;
     let png = bus.model().glass().to_png(scale)?;
     std::fs::write(&out, png).with_context(|| format!("cannot write {}", out.display()))?;
     println!(
-        "{}: the {mode} screen, {}x{} panel pixels",
+        "{}: the {name} screen, {}x{} panel pixels",
         out.display(),
         drawn.width(),
         drawn.height()

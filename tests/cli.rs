@@ -433,3 +433,66 @@ fn curl_sees_the_demos_headers() {
     assert!(head.starts_with("http/2 200"), "HEAD over h2 works: {head}");
     assert!(head.contains("content-length: "), "{head}");
 }
+
+#[test]
+fn render_oled_writes_the_panel_pixels_of_each_screen_and_refuses_an_unknown_size() {
+    use pi_failover::indicators::frame::Frame;
+    use pi_failover::indicators::screen::{self, PanelSize, Tick};
+    use pi_failover::live::mode::Mode;
+    let f = Fixture::new();
+    let render = |mode: &str, size: &str| {
+        let out = f.path(&format!("{mode}-{size}.png"));
+        let run = Command::new(BIN)
+            .args([
+                "render-oled",
+                "--mode",
+                mode,
+                "--size",
+                size,
+                "--scale",
+                "1",
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .expect("run");
+        (run, out)
+    };
+    let now = std::time::SystemTime::now();
+    for (size, panel) in [
+        ("128x64", PanelSize::W128H64),
+        ("128x32", PanelSize::W128H32),
+    ] {
+        for (name, expected) in [
+            (
+                "live",
+                screen::render(
+                    &pi_failover::status::Status::example(Mode::Live, now),
+                    panel,
+                    Tick::default(),
+                    now,
+                ),
+            ),
+            ("stopping", screen::stopping(panel, Tick::default())),
+        ] {
+            let (run, out) = render(name, size);
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            let png = std::fs::read(&out).expect("the PNG");
+            assert_eq!(
+                Frame::from_png(&png).expect("a 1-bit picture"),
+                expected,
+                "{name} {size}: the glass shows the drawn screen"
+            );
+        }
+    }
+    let (run, _) = render("live", "96x16");
+    assert!(!run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("128x64 or 128x32"),
+        "names the sizes there are"
+    );
+}
