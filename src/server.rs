@@ -89,24 +89,32 @@ pub async fn serve_http(listener: TcpListener, ctx: ServerContext) {
     .await;
 }
 
+/// The listener's next connection, or `None` once `shutdown` is cancelled. Accept errors
+/// (EMFILE and friends) back off instead of spinning; the client retries.
+pub async fn accept_next(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => return Some(accepted),
+                Err(e) => {
+                    tracing::warn!(error = %e, addr = ?listener.local_addr().ok(), "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
 async fn accept_loop<F, Fut>(listener: TcpListener, ctx: ServerContext, on_connection: F)
 where
     F: Fn(TcpStream, SocketAddr, ServerContext) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning; the client retries.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((tcp, peer)) = accept_next(&listener, &ctx.shutdown).await {
         // The permit is taken after accept, not before: a listener waiting for its next
         // client must not hold one. At the cap, this loop stops accepting and further
         // clients wait in the kernel's backlog.

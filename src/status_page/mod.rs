@@ -43,18 +43,7 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "status page: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((tcp, peer)) = crate::server::accept_next(&listener, &shutdown).await {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
@@ -72,7 +61,12 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
-                _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+                _ = shutdown.cancelled() => {
+                    // Lets a request in flight finish (the appliance's grace bounds it);
+                    // an idle keep-alive connection closes at once.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                }
             }
             drop(permit);
         });
