@@ -9,7 +9,10 @@ use crate::status::Status;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub fn render(s: &Status) -> String {
-    let mut m = Metrics(String::with_capacity(4096));
+    let mut m = Metrics {
+        text: String::with_capacity(4096),
+        family: "",
+    };
     m.family(
         "pi_failover_mode",
         "gauge",
@@ -23,7 +26,6 @@ pub fn render(s: &Status) -> String {
         Mode::Error,
     ] {
         m.sample(
-            "pi_failover_mode",
             &[("mode", mode.as_str())],
             f64::from(u8::from(s.mode == mode)),
         );
@@ -33,16 +35,8 @@ pub fn render(s: &Status) -> String {
         "gauge",
         "Distinct reader addresses in the window.",
     );
-    m.sample(
-        "pi_failover_readers",
-        &[("window", "1m")],
-        s.traffic.readers_1m as f64,
-    );
-    m.sample(
-        "pi_failover_readers",
-        &[("window", "5m")],
-        s.traffic.readers_5m as f64,
-    );
+    m.sample(&[("window", "1m")], s.traffic.readers_1m as f64);
+    m.sample(&[("window", "5m")], s.traffic.readers_5m as f64);
     m.family(
         "pi_failover_requests_total",
         "counter",
@@ -54,7 +48,7 @@ pub fn render(s: &Status) -> String {
         ("health_check", totals.health_check),
         ("other", totals.other),
     ] {
-        m.sample("pi_failover_requests_total", &[("class", class)], n as f64);
+        m.sample(&[("class", class)], n as f64);
     }
     m.family(
         "pi_failover_responses_total",
@@ -69,46 +63,34 @@ pub fn render(s: &Status) -> String {
         ("4xx", st.client_error),
         ("5xx", st.server_error),
     ] {
-        m.sample("pi_failover_responses_total", &[("code", code)], n as f64);
+        m.sample(&[("code", code)], n as f64);
     }
     m.family(
         "pi_failover_response_bytes_total",
         "counter",
         "Response body bytes sent.",
     );
-    m.sample(
-        "pi_failover_response_bytes_total",
-        &[],
-        s.traffic.bytes_total as f64,
-    );
+    m.sample(&[], s.traffic.bytes_total as f64);
     m.family(
         "pi_failover_site_files",
         "gauge",
         "Files in the served generation.",
     );
-    m.sample("pi_failover_site_files", &[], s.site.files as f64);
+    m.sample(&[], s.site.files as f64);
     if let Some(sync) = &s.site.sync {
         m.family(
             "pi_failover_sync_consecutive_failures",
             "gauge",
             "Failed syncs in a row.",
         );
-        m.sample(
-            "pi_failover_sync_consecutive_failures",
-            &[],
-            f64::from(sync.consecutive_failures),
-        );
+        m.sample(&[], f64::from(sync.consecutive_failures));
         if let Some(t) = sync.last_success {
             m.family(
                 "pi_failover_sync_last_success_timestamp_seconds",
                 "gauge",
                 "When the last sync succeeded.",
             );
-            m.sample(
-                "pi_failover_sync_last_success_timestamp_seconds",
-                &[],
-                unix(t),
-            );
+            m.sample(&[], unix(t));
         }
     }
     m.family(
@@ -118,11 +100,7 @@ pub fn render(s: &Status) -> String {
     );
     for c in &s.tls {
         let name = c.names.first().map_or("", String::as_str);
-        m.sample(
-            "pi_failover_certificate_expiry_timestamp_seconds",
-            &[("name", name)],
-            unix(c.not_after),
-        );
+        m.sample(&[("name", name)], unix(c.not_after));
     }
     if let Some(up) = s.primary.as_ref().and_then(|p| p.up) {
         m.family(
@@ -130,7 +108,7 @@ pub fn render(s: &Status) -> String {
             "gauge",
             "The primary's health check verdict.",
         );
-        m.sample("pi_failover_primary_up", &[], f64::from(u8::from(up)));
+        m.sample(&[], f64::from(u8::from(up)));
     }
     if let Some(here) = s.dns.as_ref().and_then(|d| d.points_here) {
         m.family(
@@ -138,11 +116,7 @@ pub fn render(s: &Status) -> String {
             "gauge",
             "DNS resolves the site to this Pi.",
         );
-        m.sample(
-            "pi_failover_dns_points_here",
-            &[],
-            f64::from(u8::from(here)),
-        );
+        m.sample(&[], f64::from(u8::from(here)));
     }
     let sys = &s.system;
     for (name, help, value) in [
@@ -174,36 +148,42 @@ pub fn render(s: &Status) -> String {
     ] {
         if let Some(value) = value {
             m.family(name, "gauge", help);
-            m.sample(name, &[], value);
+            m.sample(&[], value);
         }
     }
-    m.0
+    m.text
 }
 
-struct Metrics(String);
+/// The text being written, and the family its next samples belong to (a sample is always
+/// written under its family's HELP and TYPE, so the name is said once).
+struct Metrics {
+    text: String,
+    family: &'static str,
+}
 
 impl Metrics {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    fn family(&mut self, name: &'static str, kind: &str, help: &str) {
+        self.family = name;
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.0.push_str(name);
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(self.family);
         if !labels.is_empty() {
-            self.0.push('{');
+            self.text.push('{');
             for (i, (k, v)) in labels.iter().enumerate() {
                 if i > 0 {
-                    self.0.push(',');
+                    self.text.push(',');
                 }
                 let v = v
                     .replace('\\', "\\\\")
                     .replace('"', "\\\"")
                     .replace('\n', "\\n");
-                let _ = write!(self.0, "{k}=\"{v}\"");
+                let _ = write!(self.text, "{k}=\"{v}\"");
             }
-            self.0.push('}');
+            self.text.push('}');
         }
-        let _ = writeln!(self.0, " {value}");
+        let _ = writeln!(self.text, " {value}");
     }
 }
 
