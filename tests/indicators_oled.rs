@@ -290,3 +290,39 @@ fn when_the_status_model_goes_away_the_loop_ends_and_the_panel_goes_dark() {
     panel.thread.join().expect("the OLED thread ends by itself");
     assert!(!panel.bus.model().display_on);
 }
+
+#[test]
+fn a_heartbeat_blink_sends_a_few_bytes_not_the_whole_picture() {
+    let bus = ModelBus::new(Ssd1306Model::new(0x3C, 64));
+    let mut panel = Panel::open(bus.clone(), 0x3C, PanelSize::W128H64, false).expect("init");
+    assert_eq!(
+        bus.model().data_bytes,
+        1024,
+        "open clears the whole RAM once"
+    );
+    let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let status = Status::example(Mode::Live, now);
+    let still = render(&status, PanelSize::W128H64, Tick::default(), now);
+    let beat = render(
+        &status,
+        PanelSize::W128H64,
+        Tick {
+            heartbeat: true,
+            ..Tick::default()
+        },
+        now,
+    );
+    panel.show(&still).expect("show");
+    let before = bus.model().data_bytes;
+    panel.show(&beat).expect("blink");
+    let blink = bus.model().data_bytes - before;
+    assert!(blink <= 8, "a blink sent {blink} bytes");
+    assert_eq!(bus.model().glass(), beat);
+    let before = bus.model().data_bytes;
+    panel.show(&beat).expect("same again");
+    assert_eq!(
+        bus.model().data_bytes,
+        before,
+        "an unchanged picture sends nothing"
+    );
+}

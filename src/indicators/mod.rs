@@ -119,7 +119,7 @@ pub struct OledSettings {
     pub off_hours: Option<glow::OffHours>,
 }
 
-/// Drives the OLED until shutdown, on a blocking thread (a frame is ~25 ms of I2C): a few
+/// Drives the OLED until shutdown, on a blocking thread (a whole frame is ~25 ms of I2C at 400 kHz, by arithmetic): a few
 /// times a second it draws the status and sends the frame only when the picture changed
 /// (the heartbeat dot changes it once a second). Says STOPPING while the appliance drains,
 /// then blank and off.

@@ -14,9 +14,17 @@ type Driver<I, S> = Ssd1306<I2CInterface<I>, S, BufferedGraphicsMode<S>>;
 /// One panel of either size; the driver's size is a type, the config's a value. (There is
 /// one panel per appliance: the 512 bytes the smaller variant leaves unused don't matter.)
 #[allow(clippy::large_enum_variant)]
-pub enum Panel<I> {
+enum Driven<I> {
     Tall(Driver<I, DisplaySize128x64>),
     Short(Driver<I, DisplaySize128x32>),
+}
+
+/// One panel and the picture it shows, so a new picture sends only the pixels that changed
+/// (the driver sends the rectangle its changed pixels span: for the heartbeat dot, a few
+/// bytes instead of the whole 1 KB).
+pub struct Panel<I> {
+    driver: Driven<I>,
+    shown: Frame,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,48 +52,62 @@ impl<I: embedded_hal::i2c::I2c> Panel<I> {
         } else {
             DisplayRotation::Rotate0
         };
-        let mut panel = match size {
-            PanelSize::W128H64 => Panel::Tall(
+        let driver = match size {
+            PanelSize::W128H64 => Driven::Tall(
                 Ssd1306::new(interface, DisplaySize128x64, rotation).into_buffered_graphics_mode(),
             ),
-            PanelSize::W128H32 => Panel::Short(
+            PanelSize::W128H32 => Driven::Short(
                 Ssd1306::new(interface, DisplaySize128x32, rotation).into_buffered_graphics_mode(),
             ),
         };
-        panel.init()?;
-        panel.show(&Frame::new(128, size.height()))?;
+        let mut panel = Panel {
+            driver,
+            shown: Frame::new(128, size.height()),
+        };
+        panel.init_cleared()?;
         Ok(panel)
     }
 
-    fn init(&mut self) -> Result<(), PanelError> {
-        match self {
-            Panel::Tall(d) => d.init(),
-            Panel::Short(d) => d.init(),
+    /// Init, then the whole (blank) buffer sent: `clear_buffer` marks all of it changed.
+    fn init_cleared(&mut self) -> Result<(), PanelError> {
+        fn run<I: embedded_hal::i2c::I2c, S: DisplaySize>(
+            d: &mut Driver<I, S>,
+        ) -> Result<(), DisplayError> {
+            d.init()?;
+            d.clear_buffer();
+            d.flush()
+        }
+        match &mut self.driver {
+            Driven::Tall(d) => run(d),
+            Driven::Short(d) => run(d),
         }
         .map_err(PanelError::Display)
     }
 
-    /// Sends the whole frame (the driver only sends the rows that changed since the last one).
+    /// Puts `frame` on the glass, sending only the pixels that differ from the one shown.
     pub fn show(&mut self, frame: &Frame) -> Result<(), PanelError> {
         fn draw<I: embedded_hal::i2c::I2c, S: DisplaySize>(
             d: &mut Driver<I, S>,
+            shown: &Frame,
             frame: &Frame,
         ) -> Result<(), DisplayError> {
-            d.clear_buffer();
             for y in 0..frame.height() {
                 for x in 0..frame.width() {
-                    if frame.get(x, y) {
-                        d.set_pixel(x, y, true);
+                    let lit = frame.get(x, y);
+                    if lit != shown.get(x, y) {
+                        d.set_pixel(x, y, lit);
                     }
                 }
             }
             d.flush()
         }
-        match self {
-            Panel::Tall(d) => draw(d, frame),
-            Panel::Short(d) => draw(d, frame),
+        match &mut self.driver {
+            Driven::Tall(d) => draw(d, &self.shown, frame),
+            Driven::Short(d) => draw(d, &self.shown, frame),
         }
-        .map_err(PanelError::Display)
+        .map_err(PanelError::Display)?;
+        self.shown = frame.clone();
+        Ok(())
     }
 
     /// Dim for a long standby; normal otherwise.
@@ -95,18 +117,18 @@ impl<I: embedded_hal::i2c::I2c> Panel<I> {
         } else {
             Brightness::NORMAL
         };
-        match self {
-            Panel::Tall(d) => d.set_brightness(level),
-            Panel::Short(d) => d.set_brightness(level),
+        match &mut self.driver {
+            Driven::Tall(d) => d.set_brightness(level),
+            Driven::Short(d) => d.set_brightness(level),
         }
         .map_err(PanelError::Display)
     }
 
     /// Display off: nothing lit, RAM kept. Sent on exit so a dead process never leaves "LIVE".
     pub fn set_on(&mut self, on: bool) -> Result<(), PanelError> {
-        match self {
-            Panel::Tall(d) => d.set_display_on(on),
-            Panel::Short(d) => d.set_display_on(on),
+        match &mut self.driver {
+            Driven::Tall(d) => d.set_display_on(on),
+            Driven::Short(d) => d.set_display_on(on),
         }
         .map_err(PanelError::Display)
     }

@@ -53,6 +53,8 @@ pub struct Ssd1306Model {
     scrolling: bool,
     /// Configuration problems seen, in words.
     pub problems: Vec<String>,
+    /// Display RAM bytes received: what the bus carried for pictures.
+    pub data_bytes: usize,
 }
 
 impl Ssd1306Model {
@@ -88,6 +90,7 @@ impl Ssd1306Model {
             entire_on: false,
             scrolling: false,
             problems: Vec::new(),
+            data_bytes: 0,
         }
     }
 
@@ -141,6 +144,7 @@ impl Ssd1306Model {
 
     fn byte(&mut self, b: u8, data: bool) {
         if data {
+            self.data_bytes += 1;
             self.data(b);
         } else {
             self.pending.push(b);
