@@ -2,8 +2,6 @@
 //! shows on its status page and the tests read.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// An LED that can be switched.
 pub trait Led: Send {
@@ -88,22 +86,19 @@ impl Led for GpioLed {
     }
 }
 
-/// The demo's LED: a flag the status page shows.
-#[derive(Clone, Default)]
-pub struct SimulatedLed(pub Arc<AtomicBool>);
-
-impl SimulatedLed {
-    pub fn is_on(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+/// The demo's LED: accepts the pattern and lights nothing. The status page says the pattern
+/// in words (a pure function of the mode); a page refreshed every 5 s could not show a blink.
+#[derive(Clone, Copy, Default)]
+pub struct SimulatedLed;
 
 impl Led for SimulatedLed {
-    fn set(&mut self, on: bool) -> Result<(), LedError> {
-        self.0.store(on, Ordering::Relaxed);
+    fn set(&mut self, _on: bool) -> Result<(), LedError> {
         Ok(())
     }
 }
+
+/// How long a missing or failing LED or OLED waits before it is opened again.
+pub const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Opens its LED on first use and again after a failure (at most every 30 s), so a missing
 /// LED at start — or one that appears later — needs no restart.
@@ -139,7 +134,7 @@ impl Led for Reopening {
                     self.last_error = None;
                 }
                 Err(e) => {
-                    self.next_try = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    self.next_try = std::time::Instant::now() + REOPEN_EVERY;
                     self.last_error = Some(e.to_string());
                     return Err(e);
                 }
@@ -152,7 +147,7 @@ impl Led for Reopening {
         if let Err(e) = &result {
             self.last_error = Some(e.to_string());
             self.led = None;
-            self.next_try = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            self.next_try = std::time::Instant::now() + REOPEN_EVERY;
         }
         result
     }

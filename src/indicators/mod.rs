@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::status::Status;
-use backends::Led;
+use backends::{Led, REOPEN_EVERY};
 use frame::Frame;
 use oled::{Panel, PanelError};
 use screen::PanelSize;
@@ -98,7 +98,6 @@ pub async fn drive_led(
 /// How the OLED task opens its panel (again, after a failure).
 pub type OpenPanel<I> = Box<dyn FnMut() -> Result<Panel<I>, PanelError> + Send>;
 
-const REOPEN_EVERY: Duration = Duration::from_secs(30);
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 
 /// The two moments of the way down: `shutdown` starts it (the LED goes off, the OLED says
@@ -261,7 +260,7 @@ pub fn start(
     let c = config.led.clone();
     let (name, led): (String, Option<Box<dyn Led>>) = match c.backend {
         LedBackend::Off => ("off".into(), None),
-        LedBackend::Simulated => ("simulated".into(), Some(Box::new(SimulatedLed::default()))),
+        LedBackend::Simulated => ("simulated".into(), Some(Box::new(SimulatedLed))),
         LedBackend::Sysfs => (
             format!("sysfs {}", c.path.display()),
             Some(Box::new(Reopening::new(Box::new(move || {
