@@ -15,15 +15,12 @@ use crate::live::classify::Classifier;
 use crate::live::dns::DnsStatus;
 use crate::live::probe::ProbeStatus;
 use crate::live::traffic::Traffic;
-use crate::status::{Collector, Sources, Status};
-use crate::status_page::access::Access;
-use crate::status_page::StatusPage;
-
-/// How often the status model is recomputed.
-const STATUS_EVERY: Duration = Duration::from_secs(1);
 use crate::server::{self, ServerContext};
 use crate::site::index::IndexError;
 use crate::site::Site;
+use crate::status::{Collector, Sources, Status};
+use crate::status_page::access::Access;
+use crate::status_page::StatusPage;
 use crate::tls::{self, CertResolver, TlsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +39,9 @@ pub enum StartError {
         source: std::io::Error,
     },
 }
+
+/// How often the status model is recomputed.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// A running appliance. Dropping it does not stop it; call [`Appliance::shutdown`].
 pub struct Appliance {
@@ -114,8 +114,7 @@ impl Appliance {
         ));
         let (sync_status, sync_status_rx) =
             tokio::sync::watch::channel(crate::sync::SyncStatus::default());
-        let syncer = crate::sync::Syncer::new(&config).await?;
-        if let Some(syncer) = syncer {
+        if let Some(syncer) = crate::sync::Syncer::new(&config).await? {
             sync_status.send_modify(|s| s.generation = syncer.store().current_id());
             tracker.spawn(sync_loop(
                 syncer,
@@ -125,34 +124,7 @@ impl Appliance {
             ));
         }
 
-        let probe = config.primary.clone().map(|primary| {
-            let (tx, rx) = tokio::sync::watch::channel(ProbeStatus {
-                url: primary.url.clone(),
-                ..ProbeStatus::default()
-            });
-            tracker.spawn(crate::live::probe::run(primary, tx, shutdown.clone()));
-            rx
-        });
-        let dns = match (
-            config.live.public_addresses.is_empty(),
-            config.site.hostnames.first(),
-        ) {
-            (false, Some(name)) => {
-                let (tx, rx) = tokio::sync::watch::channel(DnsStatus {
-                    name: name.clone(),
-                    ..DnsStatus::default()
-                });
-                tracker.spawn(crate::live::dns::run(
-                    name.clone(),
-                    config.live.public_addresses.clone(),
-                    config.live.dns_interval,
-                    tx,
-                    shutdown.clone(),
-                ));
-                Some(rx)
-            }
-            _ => None,
-        };
+        let (probe, dns) = spawn_checks(&config, &tracker, &shutdown);
         let indicators = crate::indicators::SharedIndicatorStatus::default();
         let (collector, first) = Collector::new(Sources {
             indicators: indicators.clone(),
@@ -301,6 +273,45 @@ impl Appliance {
         self.shutdown().await;
         Ok(())
     }
+}
+
+/// The primary's health probe and the DNS check, when the config asks for them: the status
+/// model reads their verdicts.
+type Checks = (
+    Option<tokio::sync::watch::Receiver<ProbeStatus>>,
+    Option<tokio::sync::watch::Receiver<DnsStatus>>,
+);
+
+fn spawn_checks(config: &Config, tracker: &TaskTracker, shutdown: &CancellationToken) -> Checks {
+    let probe = config.primary.clone().map(|primary| {
+        let (tx, rx) = tokio::sync::watch::channel(ProbeStatus {
+            url: primary.url.clone(),
+            ..ProbeStatus::default()
+        });
+        tracker.spawn(crate::live::probe::run(primary, tx, shutdown.clone()));
+        rx
+    });
+    let dns = match (
+        config.live.public_addresses.is_empty(),
+        config.site.hostnames.first(),
+    ) {
+        (false, Some(name)) => {
+            let (tx, rx) = tokio::sync::watch::channel(DnsStatus {
+                name: name.clone(),
+                ..DnsStatus::default()
+            });
+            tracker.spawn(crate::live::dns::run(
+                name.clone(),
+                config.live.public_addresses.clone(),
+                config.live.dns_interval,
+                tx,
+                shutdown.clone(),
+            ));
+            Some(rx)
+        }
+        _ => None,
+    };
+    (probe, dns)
 }
 
 /// Syncs at once, then every interval (plus jitter); each new generation is swapped into the
