@@ -97,19 +97,28 @@ async fn api_status(app: &Appliance) -> serde_json::Value {
     serde_json::from_str(&body).expect("JSON")
 }
 
-/// Polls the JSON until `mode`, or fails with the last status after `within`.
-async fn wait_for_mode(app: &Appliance, mode: &str, within: Duration) -> serde_json::Value {
+/// Polls the JSON until `holds`, or fails saying `what` with the last status after `within`.
+async fn wait_for_status(
+    app: &Appliance,
+    what: &str,
+    within: Duration,
+    holds: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let status = api_status(app).await;
-        if status["mode"] == mode {
+        if holds(&status) {
             return status;
         }
         if tokio::time::Instant::now() > deadline {
-            panic!("not {mode} within {within:?}: {status:#}");
+            panic!("not {what} within {within:?}: {status:#}");
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn wait_for_mode(app: &Appliance, mode: &str, within: Duration) -> serde_json::Value {
+    wait_for_status(app, mode, within, |s| s["mode"] == mode).await
 }
 
 #[tokio::test]
@@ -289,14 +298,10 @@ async fn the_page_json_and_metrics_show_the_facts_and_no_secrets() {
     let mut config = f.s3_config(&s3);
     config.status.token = Some(TOKEN.into());
     let app = Appliance::start(config).await.expect("start");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while api_status(&app).await["site"]["generation"].is_null() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "first sync never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_status(&app, "synced", Duration::from_secs(10), |s| {
+        !s["site"]["generation"].is_null()
+    })
+    .await;
     let status = wait_for_mode(&app, "STANDBY", Duration::from_secs(5)).await;
     assert_eq!(status["schema"], 1);
     assert_eq!(status["site"]["source"], "s3");
@@ -447,18 +452,10 @@ async fn a_sync_refused_for_bad_credentials_says_why_but_never_shows_them() {
     )
     .expect("credentials");
     let app = Appliance::start(config).await.expect("start");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        let status = api_status(&app).await;
-        if !status["site"]["sync"]["last_error"].is_null() {
-            break status;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the refused sync never showed up: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = wait_for_status(&app, "a failed sync", Duration::from_secs(15), |s| {
+        !s["site"]["sync"]["last_error"].is_null()
+    })
+    .await;
     let error = status["site"]["sync"]["last_error"].as_str().unwrap_or("");
     assert!(
         error.to_lowercase().contains("signature") || error.contains("403"),
