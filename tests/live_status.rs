@@ -214,19 +214,11 @@ async fn a_primary_that_stops_answering_turns_standby_into_attention() {
             });
         })
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = api_status(&app).await;
-        if status["primary"]["up"] == true {
-            assert_eq!(status["mode"], "STANDBY", "{status:#}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "primary never up: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = wait_for_status(&app, "primary up", Duration::from_secs(5), |s| {
+        s["primary"]["up"] == true
+    })
+    .await;
+    assert_eq!(status["mode"], "STANDBY", "{status:#}");
     server.abort();
     let _ = server.await;
     let status = wait_for_mode(&app, "ATTENTION", Duration::from_secs(5)).await;
