@@ -304,7 +304,7 @@ async fn the_page_json_and_metrics_show_the_facts_and_no_secrets() {
 
     let (_, html) = status_page(&app, "127.0.0.1", "/", &[]).await;
     assert!(
-        html.contains(r#"<div class="mode" id="mode"><b>STANDBY</b>"#),
+        html.contains(r#"id="mode" class="mode STANDBY"><b>STANDBY</b>"#),
         "{html}"
     );
     let (_, metrics) = status_page(&app, "127.0.0.1", "/metrics", &[]).await;
@@ -418,7 +418,7 @@ async fn the_page_renders_the_mode_in_a_real_browser() {
         .expect("run chromium");
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
-        dom.contains(r#"<div class="mode" id="mode"><b>STANDBY</b>"#),
+        dom.contains(r#"id="mode" class="mode STANDBY"><b>STANDBY</b>"#),
         "the browser's DOM shows the mode; stderr: {}\n{dom}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -181,14 +181,17 @@ mod sslscan {
     const SNI: &str = "example.test";
 
     /// sslscan's two views of the certificate: the PEM with OpenSSL's dump, and a summary.
-    const FULL: &str = r#"<certificate type="full">"#;
-    const SHORT: &str = r#"<certificate type="short">"#;
+    const FULL: &str = "full";
+    const SHORT: &str = "short";
 
-    /// One XML element of sslscan's report: its tag, attributes and text.
+    /// One XML element of sslscan's report: its tag, attributes, text (CDATA unwrapped) and
+    /// the `type` of the `<certificate>` it sits in, if any.
     #[derive(Debug)]
     struct Element {
         tag: String,
         attrs: Vec<(String, String)>,
+        text: String,
+        certificate: Option<String>,
     }
 
     impl Element {
@@ -200,9 +203,7 @@ mod sslscan {
         }
     }
 
-    /// sslscan's report: one element per line, `<tag a="b" …/>`, plus the certificate's
-    /// text fields (`<subject><![CDATA[…]]></subject>`). A line reader is enough for that
-    /// fixed format and keeps an XML crate out of the dependencies.
+    /// sslscan's report, read with an XML parser (quick-xml, already in the tests' tree).
     struct Report {
         xml: String,
         elements: Vec<Element>,
@@ -210,26 +211,75 @@ mod sslscan {
 
     impl Report {
         fn parse(xml: String) -> Self {
-            let elements = xml
-                .lines()
-                .filter_map(|line| {
-                    let body = line.trim().strip_prefix('<')?;
-                    let body = body.strip_suffix("/>").or_else(|| body.strip_suffix('>'))?;
-                    let (tag, mut rest) = body.split_once(' ').unwrap_or((body, ""));
-                    let mut attrs = Vec::new();
-                    while let Some((name, after)) = rest.split_once("=\"") {
-                        let Some((value, tail)) = after.split_once('"') else {
-                            break;
-                        };
-                        attrs.push((name.trim().to_owned(), value.to_owned()));
-                        rest = tail;
-                    }
-                    Some(Element {
-                        tag: tag.to_owned(),
-                        attrs,
+            use quick_xml::events::{BytesStart, Event};
+
+            fn element(e: &BytesStart, certificate: &Option<String>) -> Element {
+                let attrs = e
+                    .attributes()
+                    .map(|a| {
+                        let a = a.expect("a well-formed attribute");
+                        let value = a
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .expect("an attribute's value");
+                        (
+                            String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                            value.into_owned(),
+                        )
                     })
-                })
-                .collect();
+                    .collect();
+                Element {
+                    tag: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                    attrs,
+                    text: String::new(),
+                    certificate: certificate.clone(),
+                }
+            }
+
+            let mut elements = Vec::new();
+            // Indices into `elements` of the elements open at this point of the document.
+            let mut open: Vec<usize> = Vec::new();
+            let mut certificate = None;
+            let mut reader = quick_xml::Reader::from_str(&xml);
+            loop {
+                let event = reader
+                    .read_event()
+                    .unwrap_or_else(|e| panic!("sslscan's XML: {e}\n{xml}"));
+                let text = match event {
+                    Event::Start(e) => {
+                        let el = element(&e, &certificate);
+                        if el.tag == "certificate" {
+                            certificate = Some(el.attr("type").to_owned());
+                        }
+                        open.push(elements.len());
+                        elements.push(el);
+                        continue;
+                    }
+                    Event::Empty(e) => {
+                        elements.push(element(&e, &certificate));
+                        continue;
+                    }
+                    Event::End(e) => {
+                        open.pop();
+                        if e.name().as_ref() == b"certificate" {
+                            certificate = None;
+                        }
+                        continue;
+                    }
+                    Event::Text(t) => t.decode().expect("UTF-8 text").into_owned(),
+                    Event::CData(t) => t.decode().expect("UTF-8 CDATA").into_owned(),
+                    Event::GeneralRef(r) => {
+                        let name = r.decode().expect("UTF-8 reference");
+                        quick_xml::escape::unescape(&format!("&{name};"))
+                            .expect("a known entity")
+                            .into_owned()
+                    }
+                    Event::Eof => break,
+                    _ => continue,
+                };
+                if let Some(&i) = open.last() {
+                    elements[i].text.push_str(&text);
+                }
+            }
             Self { xml, elements }
         }
 
@@ -243,25 +293,15 @@ mod sslscan {
             found[0]
         }
 
-        /// The text of the first `<tag>…</tag>` after `section`, CDATA unwrapped.
-        fn text(&self, section: &str, tag: &str) -> String {
-            let open = format!("<{tag}>");
-            let close = format!("</{tag}>");
-            let from = self
-                .xml
-                .find(section)
-                .unwrap_or_else(|| panic!("no {section} in the report:\n{}", self.xml));
-            let start = from
-                + self.xml[from..]
-                    .find(&open)
-                    .unwrap_or_else(|| panic!("no <{tag}> in {section}:\n{}", self.xml))
-                + open.len();
-            let len = self.xml[start..].find(&close).expect("closing tag");
-            let inner = self.xml[start..start + len].trim();
-            inner
-                .strip_prefix("<![CDATA[")
-                .and_then(|s| s.strip_suffix("]]>"))
-                .unwrap_or(inner)
+        /// The text of `<tag>` inside `<certificate type="{certificate}">`.
+        fn text(&self, certificate: &str, tag: &str) -> String {
+            self.elements
+                .iter()
+                .find(|e| e.tag == tag && e.certificate.as_deref() == Some(certificate))
+                .unwrap_or_else(|| {
+                    panic!("no <{tag}> in the {certificate} certificate:\n{}", self.xml)
+                })
+                .text
                 .trim()
                 .to_owned()
         }

@@ -1,272 +1,279 @@
 //! The status page: plain HTML, readable on a phone, no JavaScript and no external assets.
 //! It refreshes itself every few seconds; the mode comes first, big and coloured, with why.
 
-use std::fmt::Write as _;
 use std::time::SystemTime;
 
+use maud::{html, Markup, DOCTYPE};
+
 use crate::format::{bytes, duration};
+use crate::indicators::glow::Glow;
 use crate::live::mode::Mode;
 use crate::status::Status;
 
 /// Seconds between the page's own refreshes.
 pub const REFRESH_SECS: u32 = 5;
 
+const STYLE: &str = "body{font:16px/1.4 system-ui,sans-serif;margin:0 auto;max-width:46em;\
+padding:0 .8em 2em;color:#111;background:#fafafa}\
+.mode{padding:.8em 1em;border-radius:.4em;margin:.8em 0}\
+.LIVE{background:#1b7f3b;color:#fff}.DRAINING{background:#1f5fa8;color:#fff}\
+.STANDBY{background:#e6e6e6;color:#111}.ATTENTION{background:#f0b400;color:#111}\
+.ERROR{background:#b00020;color:#fff}\
+.mode b{font-size:2.6em;letter-spacing:.05em;display:block;line-height:1.1}\
+h2{font-size:1.05em;margin:1.4em 0 .3em;border-bottom:1px solid #ccc}\
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.15em .4em;vertical-align:top}\
+th{font-weight:600;width:40%;color:#444}.bad{color:#b00020;font-weight:600}\
+footer{color:#666;font-size:.85em;margin-top:2em}";
+
+/// One table row: a name and its value. Values are `Markup`, so text from outside (a host
+/// name, a sync error, an S3 message) is escaped by maud unless a row says otherwise.
+type Row = (&'static str, Markup);
+
+/// `token_query` is `?token=…` when the page was opened with its token (the links carry it on),
+/// or empty.
 pub fn render(status: &Status, token_query: &str, simulated_oled: bool) -> String {
-    let mut page = String::with_capacity(8 * 1024);
     let s = status;
-    let (background, foreground) = colours(s.mode);
     let now = SystemTime::now();
-    let _ = write!(
-        page,
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="{REFRESH_SECS};url=/{token_query}">
-<title>{mode} · pi-failover · {host}</title>
-<style>
-body{{font:16px/1.4 system-ui,sans-serif;margin:0 auto;max-width:46em;padding:0 .8em 2em;color:#111;background:#fafafa}}
-.mode{{background:{background};color:{foreground};padding:.8em 1em;border-radius:.4em;margin:.8em 0}}
-.mode b{{font-size:2.6em;letter-spacing:.05em;display:block;line-height:1.1}}
-h2{{font-size:1.05em;margin:1.4em 0 .3em;border-bottom:1px solid #ccc}}
-table{{border-collapse:collapse;width:100%}}td,th{{text-align:left;padding:.15em .4em;vertical-align:top}}
-th{{font-weight:600;width:40%;color:#444}}.bad{{color:#b00020;font-weight:600}}
-footer{{color:#666;font-size:.85em;margin-top:2em}}
-</style></head><body>
-<div class="mode" id="mode"><b>{mode}</b><span id="reason">{reason}</span><br><small>for {since}</small></div>
-"#,
-        mode = s.mode,
-        host = escape(&s.system.hostname),
-        reason = escape(&s.reason),
-        since = duration(now.duration_since(s.mode_since).map_or(0, |d| d.as_secs())),
-    );
+    let since = duration(now.duration_since(s.mode_since).map_or(0, |d| d.as_secs()));
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta http-equiv="refresh" content={ (REFRESH_SECS) ";url=/" (token_query) };
+                title { (s.mode) " · pi-failover · " (s.system.hostname) }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                div #mode class={ "mode " (s.mode) } {
+                    b { (s.mode) }
+                    span #reason { (s.reason) }
+                    br;
+                    small { "for " (since) }
+                }
+                (section("Traffic (last minute)", &traffic_rows(s)))
+                (section("Site", &site_rows(s, now)))
+                (section("TLS", &tls_rows(s)))
+                @if let Some(rows) = primary_rows(s, now) { (section("Primary", &rows)) }
+                @if let Some(rows) = dns_rows(s) { (section("DNS", &rows)) }
+                (section("System", &system_rows(s)))
+                (section("Indicators", &indicator_rows(s, token_query, simulated_oled)))
+                @if !s.transitions.is_empty() {
+                    h2 { "Recent changes" }
+                    table {
+                        @for t in &s.transitions {
+                            tr {
+                                th { (ago(t.at, now)) }
+                                td { (t.from) " → " (t.to) ": " (t.reason) }
+                            }
+                        }
+                    }
+                }
+                footer {
+                    "pi-failover " (s.version) " · "
+                    a href={ "/api/status" (token_query) } { "JSON" } " · "
+                    a href={ "/metrics" (token_query) } { "metrics" }
+                    " · refreshes every " (REFRESH_SECS) " s"
+                }
+            }
+        }
+    }
+    .into_string()
+}
 
-    section(
-        &mut page,
-        "Traffic (last minute)",
-        &[
-            ("Readers", s.traffic.readers_1m.to_string()),
-            ("Readers, last 5 minutes", s.traffic.readers_5m.to_string()),
-            ("Reader requests", s.traffic.requests_1m.reader.to_string()),
-            (
-                "Health checks",
-                s.traffic.requests_1m.health_check.to_string(),
-            ),
-            (
-                "Other (bots, scanners, bare IP)",
-                s.traffic.requests_1m.other.to_string(),
-            ),
-            (
-                "Sent",
-                format!("{}/s", bytes(s.traffic.bytes_per_second as u64)),
-            ),
-            (
-                "Errors (5xx)",
-                s.traffic.statuses_1m.server_error.to_string(),
-            ),
-        ],
-    );
+fn section(title: &str, rows: &[Row]) -> Markup {
+    html! {
+        h2 { (title) }
+        table {
+            @for (name, value) in rows {
+                tr { th { (name) } td { (value) } }
+            }
+        }
+    }
+}
 
-    let mut site = vec![
-        ("Host names", escape(&s.site.hostnames.join(", "))),
-        ("Source", s.site.source.to_owned()),
+/// Plain text, escaped.
+fn text(value: impl std::fmt::Display) -> Markup {
+    html! { (value) }
+}
+
+/// Text that needs a reader's attention, escaped.
+fn bad(value: impl std::fmt::Display) -> Markup {
+    html! { span.bad { (value) } }
+}
+
+fn traffic_rows(s: &Status) -> Vec<Row> {
+    let t = &s.traffic;
+    vec![
+        ("Readers", text(t.readers_1m)),
+        ("Readers, last 5 minutes", text(t.readers_5m)),
+        ("Reader requests", text(t.requests_1m.reader)),
+        ("Health checks", text(t.requests_1m.health_check)),
+        ("Other (bots, scanners, bare IP)", text(t.requests_1m.other)),
+        (
+            "Sent",
+            text(format_args!("{}/s", bytes(t.bytes_per_second as u64))),
+        ),
+        ("Errors (5xx)", text(t.statuses_1m.server_error)),
+    ]
+}
+
+fn site_rows(s: &Status, now: SystemTime) -> Vec<Row> {
+    let mut rows = vec![
+        ("Host names", text(s.site.hostnames.join(", "))),
+        ("Source", text(s.site.source)),
         (
             "Generation",
-            escape(s.site.generation.as_deref().unwrap_or("none")),
+            text(s.site.generation.as_deref().unwrap_or("none")),
         ),
-        ("Files", s.site.files.to_string()),
+        ("Files", text(s.site.files)),
     ];
     if let Some(sync) = &s.site.sync {
-        site.push(("Bucket", escape(&sync.bucket)));
-        site.push(("Last sync", opt_ago(sync.last_attempt, now)));
-        site.push(("Last good sync", opt_ago(sync.last_success, now)));
+        rows.push(("Bucket", text(&sync.bucket)));
+        rows.push(("Last sync", text(opt_ago(sync.last_attempt, now))));
+        rows.push(("Last good sync", text(opt_ago(sync.last_success, now))));
         if let Some(e) = &sync.last_error {
-            site.push((
+            rows.push((
                 "Sync error",
-                format!(
-                    r#"<span class="bad">{} ({} in a row)</span>"#,
-                    escape(e),
-                    sync.consecutive_failures
-                ),
+                bad(format_args!("{e} ({} in a row)", sync.consecutive_failures)),
             ));
         }
     }
-    section(&mut page, "Site", &site);
+    rows
+}
 
-    let tls: Vec<(&str, String)> = s
-        .tls
+fn tls_rows(s: &Status) -> Vec<Row> {
+    s.tls
         .iter()
         .map(|c| {
-            let left = if c.days_left < 15 {
-                format!(r#"<span class="bad">{} days left</span>"#, c.days_left)
+            let left = format!("{} days left", c.days_left);
+            let names = c.names.join(", ");
+            let value = if c.days_left < 15 {
+                html! { (names) " — " span.bad { (left) } }
             } else {
-                format!("{} days left", c.days_left)
+                html! { (names) " — " (left) }
             };
-            (
-                "Certificate",
-                format!("{} — {left}", escape(&c.names.join(", "))),
-            )
+            ("Certificate", value)
         })
-        .collect();
-    section(&mut page, "TLS", &tls);
+        .collect()
+}
 
-    if let Some(p) = &s.primary {
-        let verdict = match p.up {
-            Some(true) => "up".to_owned(),
-            Some(false) => r#"<span class="bad">down</span>"#.to_owned(),
-            None => "not known yet".to_owned(),
-        };
-        section(
-            &mut page,
-            "Primary",
-            &[
-                ("Health URL", escape(&p.url)),
-                ("State", verdict),
-                (
-                    "Last check",
-                    format!(
-                        "{} — {}",
-                        opt_ago(p.last_checked, now),
-                        escape(p.last_result.as_deref().unwrap_or("-"))
-                    ),
-                ),
-            ],
-        );
-    }
-    if let Some(d) = &s.dns {
-        let here = match d.points_here {
-            Some(true) => "yes".to_owned(),
-            Some(false) => "no".to_owned(),
-            None => format!(
-                "unknown ({})",
-                escape(d.error.as_deref().unwrap_or("no answer"))
-            ),
-        };
-        let addresses: Vec<String> = d.addresses.iter().map(ToString::to_string).collect();
-        section(
-            &mut page,
-            "DNS",
-            &[
-                ("Name", escape(&d.name)),
-                ("Resolves to", addresses.join(", ")),
-                ("Points here", here),
-            ],
-        );
-    }
-
-    let sys = &s.system;
-    let mut system = vec![
-        ("Host name", escape(&sys.hostname)),
+fn primary_rows(s: &Status, now: SystemTime) -> Option<Vec<Row>> {
+    let p = s.primary.as_ref()?;
+    let state = match p.up {
+        Some(true) => text("up"),
+        Some(false) => bad("down"),
+        None => text("not known yet"),
+    };
+    Some(vec![
+        ("Health URL", text(&p.url)),
+        ("State", state),
         (
-            "Addresses",
-            sys.addresses
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            "Last check",
+            text(format_args!(
+                "{} — {}",
+                opt_ago(p.last_checked, now),
+                p.last_result.as_deref().unwrap_or("-")
+            )),
         ),
-        ("Up", sys.uptime_seconds.map_or("-".into(), duration)),
+    ])
+}
+
+fn dns_rows(s: &Status) -> Option<Vec<Row>> {
+    let d = s.dns.as_ref()?;
+    let here = match d.points_here {
+        Some(true) => text("yes"),
+        Some(false) => text("no"),
+        None => text(format_args!(
+            "unknown ({})",
+            d.error.as_deref().unwrap_or("no answer")
+        )),
+    };
+    Some(vec![
+        ("Name", text(&d.name)),
+        ("Resolves to", text(joined(&d.addresses))),
+        ("Points here", here),
+    ])
+}
+
+fn system_rows(s: &Status) -> Vec<Row> {
+    let sys = &s.system;
+    let mut rows = vec![
+        ("Host name", text(&sys.hostname)),
+        ("Addresses", text(joined(&sys.addresses))),
+        ("Up", text(sys.uptime_seconds.map_or("-".into(), duration))),
         (
             "Clock",
             match sys.clock_synchronised {
-                Some(true) => "synchronised".to_owned(),
-                Some(false) => r#"<span class="bad">not synchronised</span>"#.to_owned(),
-                None => "-".to_owned(),
+                Some(true) => text("synchronised"),
+                Some(false) => bad("not synchronised"),
+                None => text("-"),
             },
         ),
     ];
     if let Some(t) = sys.cpu_temperature_celsius {
-        system.push(("CPU temperature", format!("{t:.1} °C")));
+        rows.push(("CPU temperature", text(format_args!("{t:.1} °C"))));
     }
     if let Some([one, five, fifteen]) = sys.load_average {
-        system.push(("Load", format!("{one:.2} {five:.2} {fifteen:.2}")));
+        rows.push((
+            "Load",
+            text(format_args!("{one:.2} {five:.2} {fifteen:.2}")),
+        ));
     }
     if let (Some(avail), Some(total)) = (sys.memory_available_bytes, sys.memory_total_bytes) {
-        system.push((
+        rows.push((
             "Memory available",
-            format!("{} of {}", bytes(avail), bytes(total)),
+            text(format_args!("{} of {}", bytes(avail), bytes(total))),
         ));
     }
     if let (Some(free), Some(total)) = (sys.data_free_bytes, sys.data_total_bytes) {
-        system.push((
+        rows.push((
             "Data partition free",
-            format!("{} of {}", bytes(free), bytes(total)),
+            text(format_args!("{} of {}", bytes(free), bytes(total))),
         ));
     }
-    section(&mut page, "System", &system);
-
-    let ind = &s.indicators;
-    let mut indicators = vec![
-        (
-            "LED",
-            format!("{} — {}", escape(&ind.led), led_words(s.mode)),
-        ),
-        (
-            "OLED",
-            format!(
-                "{}{}",
-                escape(&ind.oled),
-                match ind.oled_glow {
-                    crate::indicators::glow::Glow::Normal => "",
-                    crate::indicators::glow::Glow::Dim => " (dimmed: a quiet standby)",
-                    crate::indicators::glow::Glow::Off => " (dark: off hours)",
-                }
-            ),
-        ),
-    ];
-    if let Some(p) = &ind.led_problem {
-        indicators.push((
-            "LED problem",
-            format!(r#"<span class="bad">{}</span>"#, escape(p)),
-        ));
-    }
-    if let Some(p) = &ind.oled_problem {
-        indicators.push((
-            "OLED problem",
-            format!(r#"<span class="bad">{}</span>"#, escape(p)),
-        ));
-    }
-    if simulated_oled {
-        indicators.push((
-            "OLED picture",
-            format!(r#"<img src="/oled.png{token_query}" width="384" alt="the OLED's picture" style="max-width:100%;image-rendering:pixelated">"#),
-        ));
-    }
-    section(&mut page, "Indicators", &indicators);
-
-    let transitions: Vec<(String, String)> = s
-        .transitions
-        .iter()
-        .map(|t| {
-            (
-                ago(t.at, now),
-                format!("{} → {}: {}", t.from, t.to, escape(&t.reason)),
-            )
-        })
-        .collect();
-    if !transitions.is_empty() {
-        let rows: Vec<(&str, String)> = transitions
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.clone()))
-            .collect();
-        section(&mut page, "Recent changes", &rows);
-    }
-
-    let _ = write!(
-        page,
-        r#"<footer>pi-failover {version} · <a href="/api/status{token_query}">JSON</a> · <a href="/metrics{token_query}">metrics</a> · refreshes every {REFRESH_SECS} s</footer>
-</body></html>
-"#,
-        version = s.version,
-    );
-    page
+    rows
 }
 
-fn section(page: &mut String, title: &str, rows: &[(&str, String)]) {
-    let _ = write!(page, "<h2>{title}</h2><table>");
-    for (name, value) in rows {
-        let _ = write!(page, "<tr><th>{name}</th><td>{value}</td></tr>");
+fn indicator_rows(s: &Status, token_query: &str, simulated_oled: bool) -> Vec<Row> {
+    let ind = &s.indicators;
+    let glow = match ind.oled_glow {
+        Glow::Normal => "",
+        Glow::Dim => " (dimmed: a quiet standby)",
+        Glow::Off => " (dark: off hours)",
+    };
+    let mut rows = vec![
+        (
+            "LED",
+            text(format_args!("{} — {}", ind.led, led_words(s.mode))),
+        ),
+        ("OLED", text(format_args!("{}{glow}", ind.oled))),
+    ];
+    if let Some(p) = &ind.led_problem {
+        rows.push(("LED problem", bad(p)));
     }
-    page.push_str("</table>\n");
+    if let Some(p) = &ind.oled_problem {
+        rows.push(("OLED problem", bad(p)));
+    }
+    if simulated_oled {
+        rows.push((
+            "OLED picture",
+            html! {
+                img src={ "/oled.png" (token_query) } width="384" alt="the OLED's picture"
+                    style="max-width:100%;image-rendering:pixelated";
+            },
+        ));
+    }
+    rows
+}
+
+fn joined<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The LED's pattern in words (`indicators::led::pattern`).
@@ -277,31 +284,6 @@ fn led_words(mode: Mode) -> &'static str {
         Mode::Attention => "blinking once a second",
         Mode::Error => "blinking four times a second",
     }
-}
-
-fn colours(mode: Mode) -> (&'static str, &'static str) {
-    match mode {
-        Mode::Live => ("#1b7f3b", "#fff"),
-        Mode::Draining => ("#1f5fa8", "#fff"),
-        Mode::Standby => ("#e6e6e6", "#111"),
-        Mode::Attention => ("#f0b400", "#111"),
-        Mode::Error => ("#b00020", "#fff"),
-    }
-}
-
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn ago(t: SystemTime, now: SystemTime) -> String {
@@ -318,12 +300,35 @@ fn opt_ago(t: Option<SystemTime>, now: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::Status;
+    use std::time::Duration;
 
     #[test]
-    fn text_from_the_outside_is_escaped() {
-        assert_eq!(
-            escape(r#"<script>"x"&'y'"#),
-            "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;"
-        );
+    fn text_from_the_outside_is_shown_as_text_never_as_markup() {
+        let now = SystemTime::now();
+        let mut status = Status::example(Mode::Attention, now);
+        let hostile = r#"<script>alert("x")</script>&'"#;
+        status.reason = hostile.to_owned();
+        status.system.hostname = hostile.to_owned();
+        if let Some(sync) = status.site.sync.as_mut() {
+            sync.last_error = Some(hostile.to_owned());
+        }
+        let page = render(&status, "", false);
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;'"));
+    }
+
+    #[test]
+    fn the_page_opened_with_its_token_keeps_it_on_every_link() {
+        let now = SystemTime::now() - Duration::from_secs(1);
+        let page = render(&Status::example(Mode::Live, now), "?token=a%26b", true);
+        for link in [
+            r#"content="5;url=/?token=a%26b""#,
+            r#"href="/api/status?token=a%26b""#,
+            r#"href="/metrics?token=a%26b""#,
+            r#"src="/oled.png?token=a%26b""#,
+        ] {
+            assert!(page.contains(link), "{link} missing from {page}");
+        }
     }
 }
