@@ -31,6 +31,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
     #[error("cannot listen on {addr} ({key}): {source}. Fix: free the port, choose another in the config, or grant CAP_NET_BIND_SERVICE for ports below 1024")]
     Bind {
         key: &'static str,
@@ -58,11 +60,32 @@ pub struct Appliance {
     sync_status: tokio::sync::watch::Receiver<crate::sync::SyncStatus>,
     status: tokio::sync::watch::Receiver<Arc<Status>>,
     status_addr: Option<SocketAddr>,
+    signals: Signals,
+}
+
+/// SIGTERM, SIGINT and SIGHUP, taken over before the appliance says it is serving: a SIGHUP
+/// from a certificate-renewal hook in that first moment must reload, not kill (SIGHUP's default).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
 }
 
 impl Appliance {
     /// Loads the site and certificates, binds the listeners and starts serving.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        let signals = Signals::install().map_err(StartError::Signals)?;
         let certs = Arc::new(CertResolver::load(&config.tls.certificates)?);
         let acceptor = TlsAcceptor::from(tls::server_config(certs.clone())?);
 
@@ -186,6 +209,7 @@ impl Appliance {
             sync_status: sync_status_rx,
             status,
             status_addr,
+            signals,
         })
     }
 
@@ -254,16 +278,12 @@ impl Appliance {
     }
 
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP.
-    pub async fn run_until_signal(self) -> std::io::Result<()> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
+    pub async fn run_until_signal(mut self) {
         loop {
             tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => {
+                _ = self.signals.term.recv() => break,
+                _ = self.signals.int.recv() => break,
+                _ = self.signals.hup.recv() => {
                     tracing::info!("SIGHUP: reloading certificates and site index");
                     self.reload().await;
                 }
@@ -271,7 +291,6 @@ impl Appliance {
         }
         tracing::info!("shutting down: draining connections");
         self.shutdown().await;
-        Ok(())
     }
 }
 

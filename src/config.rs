@@ -605,6 +605,23 @@ fn default_log_level() -> String {
     "info".into()
 }
 
+/// `log.level` (or `RUST_LOG`) as a filter: comma-separated `level` or `target=level`.
+/// Stricter than tracing's own parser, which takes a bare word as a target at TRACE: a
+/// misspelt level ("inof") would then switch off every other log line without a word.
+pub fn log_filter(spec: &str) -> Result<tracing_subscriber::filter::Targets, String> {
+    use tracing_subscriber::filter::LevelFilter;
+    for directive in spec.split(',').map(str::trim) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        // tracing takes an empty level for ERROR; here it is a slip of the keyboard.
+        if level.is_empty() || level.parse::<LevelFilter>().is_err() {
+            return Err(format!(
+                "`{directive}` does not end in a level (off, error, warn, info, debug, trace)"
+            ));
+        }
+    }
+    spec.parse().map_err(|e| format!("{e}"))
+}
+
 /// A configuration problem, phrased for the person editing the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -916,11 +933,11 @@ impl Config {
                 ));
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if let Err(why) = log_filter(&self.log.level) {
             return Err(err(
                 "log.level",
-                format!("`{}` is not a log filter", self.log.level),
-                "use error, warn, info or debug",
+                format!("`{}` is not a log filter: {why}", self.log.level),
+                "use error, warn, info or debug, or a list such as \"info,pi_failover=debug\"",
             ));
         }
         Ok(())
@@ -1188,6 +1205,27 @@ mod tests {
         let e = parse_str(&text).expect_err("number is not a duration");
         assert_eq!(e.key(), Some("limits.idle_timeout"));
         assert!(e.to_string().contains("\"10s\""), "{e}");
+    }
+
+    #[test]
+    fn a_log_level_is_a_level_or_a_list_of_target_levels() {
+        for good in [
+            "info",
+            "warn,pi_failover=debug",
+            "off",
+            "pi_failover::sync=trace",
+        ] {
+            assert!(log_filter(good).is_ok(), "{good}");
+        }
+        // tracing alone would read "inof" as a target and log nothing else at all.
+        for bad in ["inof", "info,hyper", "pi_failover=loud", ""] {
+            let text = format!("{MINIMAL}\n[log]\nlevel = \"{bad}\"\n");
+            let e = parse_str(&text)
+                .and_then(|c| c.validate(Path::new("/boot/pi-failover.toml")))
+                .expect_err(bad);
+            assert_eq!(e.key(), Some("log.level"), "{bad}");
+            assert!(e.to_string().contains("info,pi_failover=debug"), "{e}");
+        }
     }
 
     #[test]

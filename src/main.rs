@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 use pi_failover::appliance::Appliance;
 use pi_failover::config::{self, DEFAULT_CONFIG_PATH};
 use pi_failover::demo;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Parser)]
 #[command(
@@ -107,14 +109,20 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // `RUST_LOG` wins when it parses; `log.level` was checked by the config's validation.
+    // `Targets` rather than `EnvFilter`: the same `target=level,…` lists without a regex engine
+    // (about 200 KB of the Pi's 8 MiB binary).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| config::log_filter(&v).ok())
+        .or_else(|| config::log_filter(level).ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     // No colour codes when stderr is a log file or syslog rather than a terminal.
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish()
+        .with(filter)
         .init();
 }
 
@@ -133,7 +141,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     init_logging(&config.log.level);
     runtime()?.block_on(async {
         let appliance = Appliance::start(config).await?;
-        appliance.run_until_signal().await?;
+        appliance.run_until_signal().await;
         anyhow::Ok(())
     })
 }
@@ -269,7 +277,7 @@ fn demo(config: Option<PathBuf>) -> anyhow::Result<()> {
             https.port()
         );
         println!("Press Ctrl-C to stop.");
-        appliance.run_until_signal().await?;
+        appliance.run_until_signal().await;
         anyhow::Ok(())
     })
 }

@@ -404,6 +404,31 @@ async fn sighup_reloads_the_certificate_of_a_running_appliance() {
     );
 }
 
+/// A certificate-renewal hook may send SIGHUP at any moment after the appliance starts,
+/// including the very one it says it is serving: SIGHUP's default action is to kill.
+#[tokio::test]
+async fn a_sighup_the_moment_it_says_serving_reloads_rather_than_kills() {
+    let f = Fixture::new();
+    f.site_file("index.html", "hi");
+    let config = f.path("run.toml");
+    std::fs::write(
+        &config,
+        "[site]\nroot = \"site\"\nhostnames = [\"localhost\"]\n[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n\
+         [status]\nlisten = \"off\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+    )
+    .expect("config");
+    let (mut running, served) = common::process::run_appliance(&config);
+    let addr = served
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the appliance serves");
+    signal(&running.0, libc::SIGHUP);
+    f.client().connect(addr, "localhost", &[]).await;
+    assert!(
+        running.0.try_wait().expect("wait").is_none(),
+        "the appliance is still running after SIGHUP"
+    );
+}
+
 #[cfg(feature = "system-tests")]
 #[test]
 fn curl_sees_the_demos_headers() {
