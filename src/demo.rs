@@ -83,11 +83,18 @@ pub fn prepare(s3: Option<&config::S3Config>) -> Result<DemoFiles, DemoError> {
         "127.0.0.1".to_owned(),
         "::1".to_owned(),
     ];
-    let generated = rcgen::generate_simple_self_signed(names)?;
+    // rcgen's default lifetime runs to the year 4096, which the status page would show as
+    // some 750,000 days left: give it a real certificate's 90 days instead.
+    let mut params = rcgen::CertificateParams::new(names)?;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(90);
+    let signing_key = rcgen::KeyPair::generate()?;
+    let certificate = params.self_signed(&signing_key)?;
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
-    write(&cert, generated.cert.pem().as_bytes())?;
-    write(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    write(&cert, certificate.pem().as_bytes())?;
+    write(&key, signing_key.serialize_pem().as_bytes())?;
 
     let https = free_port_or_any(DEMO_HTTPS_PORT);
     let http = free_port_or_any(DEMO_HTTP_PORT);

@@ -257,7 +257,14 @@ async fn the_demo_goes_live_when_one_person_reads_it_and_its_simulated_indicator
         let body = json.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
         serde_json::from_str::<serde_json::Value>(&body).expect("status JSON")
     };
-    assert_eq!(status().await["mode"], "STANDBY", "nobody has read it yet");
+    let first = status().await;
+    assert_eq!(first["mode"], "STANDBY", "nobody has read it yet");
+    // 90 days from now, counted in whole days left (89 a moment later).
+    let days_left = first["tls"][0]["days_left"].as_i64().unwrap_or(0);
+    assert!(
+        (89..=90).contains(&days_left),
+        "the demo's certificate lives as long as a real one: {days_left} days"
+    );
 
     // One person with a browser: a page and its script, a few times, for a few seconds
     // (the demo's debounce is 2 s).
