@@ -16,7 +16,7 @@ pub mod reply;
 pub mod resolve;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -29,6 +29,10 @@ use policy::HeaderPolicy;
 /// opened keep their bytes even if the tree they came from is replaced.
 pub struct Site {
     index: ArcSwap<SiteIndex>,
+    /// One re-index at a time (SIGHUP's and the sync's can overlap): each resolves `current`
+    /// and stores its index under the lock, so an index of an older generation can never be
+    /// stored after a newer one.
+    reindexing: Mutex<()>,
     root: PathBuf,
     /// The root is a generation synced from S3 (its manifest sits beside `files/`).
     synced: bool,
@@ -57,6 +61,7 @@ impl Site {
         tracing::info!(root = %index.root().display(), files = index.len(), skipped = index.skipped(), "site indexed");
         Ok(Self {
             index: ArcSwap::from_pointee(index),
+            reindexing: Mutex::new(()),
             root,
             synced,
             policy: HeaderPolicy::from_config(site),
@@ -74,6 +79,11 @@ impl Site {
 
     /// Walks the root again and swaps the new index in at once. On error the old index stays.
     pub fn reindex(&self) -> Result<usize, IndexError> {
+        // A panic while indexing leaves nothing half-done behind the lock: carry on.
+        let _one_at_a_time = self
+            .reindexing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let index = build_index(&self.root, self.serve_dotfiles, self.synced)?;
         let files = index.len();
         self.index.store(Arc::new(index));
@@ -118,4 +128,60 @@ fn build_index(
         }
     });
     SiteIndex::build(&resolved, serve_dotfiles, manifest.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// A generation of `files` pages, made current the way the sync does it (a new symlink
+    /// renamed over `current`).
+    fn switch_to(base: &Path, generation: usize, files: usize) {
+        let dir = base.join(format!("generations/{generation:06}/files"));
+        std::fs::create_dir_all(&dir).expect("generation");
+        for i in 0..files {
+            std::fs::write(dir.join(format!("page-{i}.html")), "x").expect("page");
+        }
+        let link = base.join("current.new");
+        std::os::unix::fs::symlink(format!("generations/{generation:06}"), &link).expect("symlink");
+        std::fs::rename(&link, base.join("current")).expect("switch");
+    }
+
+    /// SIGHUP's re-index can overlap the one a sync runs after switching generations. The
+    /// index left in place must be the current generation's: a SIGHUP that resolved the old
+    /// generation must not store it over the new one (the Pi would serve the old site until
+    /// the next sync, an hour later by default).
+    #[test]
+    fn a_reindex_of_the_old_generation_never_lands_over_the_new_one() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "[site]\nhostnames = [\"localhost\"]\n[storage]\ndata_dir = \"{}\"\n\
+             [s3]\nbucket = \"site\"\n[[tls.certificates]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
+            data.path().display()
+        );
+        let config = crate::config::parse(&text, Path::new("pi-failover.toml")).expect("config");
+        let base = data.path().join("site");
+        switch_to(&base, 0, 1);
+        let site = Arc::new(Site::new(&config).expect("site"));
+
+        for round in 1..=3 {
+            // A big generation is current; SIGHUP starts indexing it (slow)...
+            let big = 2 * round;
+            switch_to(&base, big, 2000);
+            let hup = std::thread::spawn({
+                let site = site.clone();
+                move || site.reindex().expect("SIGHUP's re-index")
+            });
+            std::thread::sleep(Duration::from_millis(5));
+            // ...while a sync switches to a small one and indexes it (fast).
+            switch_to(&base, big + 1, 1);
+            site.reindex().expect("the sync's re-index");
+            hup.join().expect("SIGHUP thread");
+
+            let current = base.join("current/files").canonicalize().expect("current");
+            assert_eq!(site.index().root(), current, "round {round}");
+        }
+    }
 }
