@@ -197,9 +197,33 @@ impl CertResolver {
 
     /// Reads the files again and swaps the new set in. On error the old set stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        if let Ok(mut tried) = self.last_tried.lock() {
-            *tried = stamps(&self.configs);
+        let mut tried = self.lock_tried();
+        self.reload_holding(&mut tried)
+    }
+
+    /// Reloads when a file's size, time or inode changed since the last attempt.
+    pub fn reload_if_changed(&self) {
+        let mut tried = self.lock_tried();
+        if *tried != stamps(&self.configs) {
+            if let Err(e) = self.reload_holding(&mut tried) {
+                tracing::error!(error = %e, "new certificate rejected; still serving the previous one");
+            }
         }
+    }
+
+    /// SIGHUP and the file watcher can reload at once. Under one lock the stamps, the files
+    /// read and the set stored belong together: a reload that read the old files can't store
+    /// them after one that read the renewal (and then, the stamps matching the disk, never be
+    /// corrected).
+    fn lock_tried(&self) -> std::sync::MutexGuard<'_, Vec<FileStamp>> {
+        // A panic in another reload left only stamps behind: carry on with them.
+        self.last_tried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn reload_holding(&self, tried: &mut Vec<FileStamp>) -> Result<(), TlsError> {
+        *tried = stamps(&self.configs);
         let loaded = load_all(&self.configs, &self.provider)?;
         for cert in &loaded {
             tracing::info!(cert = %cert.info.cert_path.display(), names = ?cert.info.names,
@@ -208,21 +232,6 @@ impl CertResolver {
         }
         self.current.store(Arc::new(loaded));
         Ok(())
-    }
-
-    /// Reloads when a file's size, time or inode changed since the last attempt.
-    pub fn reload_if_changed(&self) {
-        let now = stamps(&self.configs);
-        let changed = self
-            .last_tried
-            .lock()
-            .map(|tried| *tried != now)
-            .unwrap_or(true);
-        if changed {
-            if let Err(e) = self.reload() {
-                tracing::error!(error = %e, "new certificate rejected; still serving the previous one");
-            }
-        }
     }
 }
 
