@@ -136,6 +136,20 @@ fn check_config_rejects_a_key_that_does_not_match_the_certificate() {
     );
 }
 
+/// A one-page site over HTTPS only, on a free port; the certificate files are watched once
+/// an hour, so only SIGHUP reloads them within a test.
+fn plain_https_config(f: &Fixture) -> std::path::PathBuf {
+    f.site_file("index.html", "hi");
+    let config = f.path("run.toml");
+    std::fs::write(
+        &config,
+        "[site]\nroot = \"site\"\nhostnames = [\"localhost\"]\n[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n\
+         [status]\nlisten = \"off\"\n[tls]\nwatch_interval = \"1h\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+    )
+    .expect("config");
+    config
+}
+
 fn signal(child: &Child, sig: i32) {
     let pid = i32::try_from(child.id()).expect("pid");
     // SAFETY: kill(2) with a pid we spawned and a valid signal number.
@@ -374,15 +388,7 @@ async fn demo_can_be_pointed_at_a_bucket_by_config() {
 #[tokio::test]
 async fn sighup_reloads_the_certificate_of_a_running_appliance() {
     let f = Fixture::new();
-    f.site_file("index.html", "hi");
-    let config = f.path("run.toml");
-    std::fs::write(
-        &config,
-        "[site]\nroot = \"site\"\nhostnames = [\"localhost\"]\n[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n\
-         [status]\nlisten = \"off\"\n[tls]\nwatch_interval = \"1h\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
-    )
-    .expect("config");
-    let (running, served) = common::process::run_appliance(&config);
+    let (running, served) = common::process::run_appliance(&plain_https_config(&f));
     let addr = served
         .recv_timeout(Duration::from_secs(10))
         .expect("the appliance serves");
@@ -416,15 +422,7 @@ async fn sighup_reloads_the_certificate_of_a_running_appliance() {
 #[tokio::test]
 async fn a_sighup_the_moment_it_says_serving_reloads_rather_than_kills() {
     let f = Fixture::new();
-    f.site_file("index.html", "hi");
-    let config = f.path("run.toml");
-    std::fs::write(
-        &config,
-        "[site]\nroot = \"site\"\nhostnames = [\"localhost\"]\n[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n\
-         [status]\nlisten = \"off\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
-    )
-    .expect("config");
-    let (mut running, served) = common::process::run_appliance(&config);
+    let (mut running, served) = common::process::run_appliance(&plain_https_config(&f));
     let addr = served
         .recv_timeout(Duration::from_secs(10))
         .expect("the appliance serves");
