@@ -25,8 +25,9 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.15em .4
 th{font-weight:600;width:40%;color:#444}.bad{color:#b00020;font-weight:600}\
 footer{color:#666;font-size:.85em;margin-top:2em}";
 
-/// One table row: a name and its value. Values are `Markup`, so text from outside (a host
-/// name, a sync error, an S3 message) is escaped by maud unless a row says otherwise.
+/// One table row: a name and its value. Values are `Markup` built with `html!`, which escapes
+/// everything interpolated: text from outside (a host name, a sync error, an S3 message) can
+/// only ever be text. The one `PreEscaped` is the constant style sheet.
 type Row = (&'static str, Markup);
 
 /// `token_query` is `?token=…` when the page was opened with its token (the links carry it on),
