@@ -109,14 +109,17 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: &str) {
-    // `RUST_LOG` wins when it parses; `log.level` was checked by the config's validation.
-    // `Targets` rather than `EnvFilter`: the same `target=level,…` lists without a regex engine
-    // (about 200 KB of the Pi's 8 MiB binary).
-    let filter = std::env::var("RUST_LOG")
+    // `RUST_LOG` wins when it parses (a broken one is reported below, not obeyed); `log.level`
+    // was checked by the config's validation. `Targets` rather than `EnvFilter`: the same
+    // `target=level,…` lists without a regex engine (about 300 KB of the Pi's 8 MiB binary).
+    let from_env = std::env::var("RUST_LOG")
         .ok()
-        .and_then(|v| config::log_filter(&v).ok())
-        .or_else(|| config::log_filter(level).ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+        .map(|v| config::log_filter(&v).map_err(|why| (v, why)));
+    let filter = match &from_env {
+        Some(Ok(filter)) => filter.clone(),
+        _ => config::log_filter(level)
+            .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO)),
+    };
     // No colour codes when stderr is a log file or syslog rather than a terminal.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -124,6 +127,9 @@ fn init_logging(level: &str) {
         .finish()
         .with(filter)
         .init();
+    if let Some(Err((value, why))) = from_env {
+        tracing::warn!(RUST_LOG = %value, "ignored: {why}; using log.level");
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -118,10 +118,10 @@ pub struct OledSettings {
     pub off_hours: Option<glow::OffHours>,
 }
 
-/// Drives the OLED until shutdown, on a blocking thread (a whole frame is ~25 ms of I2C at 400 kHz, by arithmetic): a few
-/// times a second it draws the status and sends the frame only when the picture changed
-/// (the heartbeat dot changes it once a second). Says STOPPING while the appliance drains,
-/// then blank and off.
+/// Drives the OLED until shutdown, on a blocking thread (a whole frame is ~25 ms of I2C at
+/// 400 kHz, by arithmetic): a few times a second it draws the status and sends what changed
+/// (`Panel::show`: the heartbeat dot's few bytes once a second). Says STOPPING while the
+/// appliance drains, then blank and off.
 pub fn run_oled<I: embedded_hal::i2c::I2c + Send + 'static>(
     mut open: OpenPanel<I>,
     settings: OledSettings,

@@ -322,39 +322,40 @@ impl Bucket {
         // MD5 of its parts' MD5s. A KMS-encrypted object's ETag is neither: length only.
         let unquoted = etag.trim_matches('"');
         let body_md5 = hex(&md5.finalize());
-        if !kms && is_md5_hex(unquoted) {
-            let actual = &body_md5;
-            if !actual.eq_ignore_ascii_case(unquoted) {
-                return Err(fail(
-                    format!("corrupt body: MD5 {actual}, ETag {unquoted}"),
-                    true,
-                ));
-            }
+        if !kms && is_md5_hex(unquoted) && !body_md5.eq_ignore_ascii_case(unquoted) {
+            return Err(fail(
+                format!("corrupt body: MD5 {body_md5}, ETag {unquoted}"),
+                true,
+            ));
         }
         // Made durable with the whole generation at commit (one syncfs, not one fsync each).
         file.flush().await.map_err(io_fail)?;
         drop(file);
         if let Some(parts) = multipart_parts(unquoted).filter(|_| !kms) {
-            match self
-                .verify_multipart(key, &full_key, &etag, parts, len, dest)
-                .await
-            {
-                Err(e) if self.mismatched.same_bytes_again(key, &body_md5) => {
-                    tracing::warn!(key, error = %e, "the same bytes came twice: the store makes multipart ETags its own way; accepted");
+            let made = self
+                .parts_make_the_etag(key, &full_key, &etag, parts, len, dest)
+                .await?;
+            // Only a real mismatch may be forgiven: a failed HEAD or read is an error as any.
+            if !made {
+                if !self.mismatched.same_bytes_again(key, &body_md5) {
+                    return Err(fail(
+                        format!("corrupt body: its parts' MD5s do not make the multipart ETag {unquoted}"),
+                        true,
+                    ));
                 }
-                other => other?,
+                tracing::warn!(key, etag = unquoted, "the same bytes came twice: the store makes multipart ETags its own way; accepted");
             }
         }
         entry.size = len;
         Ok(entry)
     }
 
-    /// Checks a downloaded multipart object against its ETag, the MD5 of its parts' MD5s.
-    /// The part sizes are not in the ETag: a HEAD with `partNumber` (S3 and most compatible
-    /// stores answer it with that part's length) gives them, one HEAD in the common case of
-    /// equal parts, one per part otherwise. A store that does not answer it leaves the object
-    /// checked by length only, as before: refusing it would fail every sync for good.
-    async fn verify_multipart(
+    /// Whether a downloaded multipart object's parts' MD5s make its ETag (the MD5 of those
+    /// MD5s). The part sizes are not in the ETag: a HEAD with `partNumber` (S3 and most
+    /// compatible stores answer it with that part's length) gives them, one HEAD in the common
+    /// case of equal parts, one per part otherwise. A store that does not answer it leaves the
+    /// object checked by length only, as before (`true`): refusing it would fail every sync.
+    async fn parts_make_the_etag(
         &self,
         key: &str,
         full_key: &str,
@@ -362,47 +363,34 @@ impl Bucket {
         parts: u32,
         len: u64,
         dest: &Path,
-    ) -> Result<(), SourceError> {
-        let fail = |reason: String, retryable: bool| SourceError::Object {
-            key: key.to_owned(),
-            reason,
-            retryable,
-        };
-        let expected = etag.trim_matches('"').to_ascii_lowercase();
+    ) -> Result<bool, SourceError> {
         let Some(first) = self.part_length(key, full_key, etag, 1, parts).await? else {
             tracing::debug!(
                 key,
                 "the store gives no part sizes; multipart object checked by length only"
             );
-            return Ok(());
+            return Ok(true);
         };
-        let mut sizes = equal_parts(len, first, parts);
-        for exact in [false, true] {
-            if exact {
-                // Unequal parts (a custom uploader): ask for every part's length.
-                let mut all = vec![first];
-                for part in 2..=parts {
-                    match self.part_length(key, full_key, etag, part, parts).await? {
-                        Some(size) => all.push(size),
-                        None => return Ok(()),
-                    }
-                }
-                sizes = Some(all);
-            }
-            let Some(sizes) = sizes.take() else { continue };
-            let path = dest.to_owned();
-            let actual = tokio::task::spawn_blocking(move || multipart_etag(&path, &sizes))
-                .await
-                .map_err(|e| fail(format!("checking the parts: {e}"), false))?
-                .map_err(|e| fail(format!("reading {}: {e}", dest.display()), false))?;
-            if actual.as_deref() == Some(expected.as_str()) {
-                return Ok(());
+        let expected = etag.trim_matches('"');
+        if let Some(sizes) = equal_parts(len, first, parts) {
+            if file_multipart_etag(key, dest, sizes)
+                .await?
+                .is_some_and(|actual| actual.eq_ignore_ascii_case(expected))
+            {
+                return Ok(true);
             }
         }
-        Err(fail(
-            format!("corrupt body: its parts' MD5s do not make the multipart ETag {expected}"),
-            true,
-        ))
+        // Unequal parts (a custom uploader), or damage: ask for every part's length.
+        let mut sizes = vec![first];
+        for part in 2..=parts {
+            match self.part_length(key, full_key, etag, part, parts).await? {
+                Some(size) => sizes.push(size),
+                None => return Ok(true),
+            }
+        }
+        Ok(file_multipart_etag(key, dest, sizes)
+            .await?
+            .is_some_and(|actual| actual.eq_ignore_ascii_case(expected)))
     }
 
     /// The length of part `part` of a multipart object, if the store reports parts.
@@ -460,6 +448,24 @@ fn multipart_parts(etag: &str) -> Option<u32> {
         return None;
     }
     parts.parse().ok().filter(|n| *n >= 1)
+}
+
+/// [`multipart_etag`] of the file just written, off the async threads.
+async fn file_multipart_etag(
+    key: &str,
+    dest: &Path,
+    sizes: Vec<u64>,
+) -> Result<Option<String>, SourceError> {
+    let fail = |reason: String| SourceError::Object {
+        key: key.to_owned(),
+        reason,
+        retryable: false,
+    };
+    let path = dest.to_owned();
+    tokio::task::spawn_blocking(move || multipart_etag(&path, &sizes))
+        .await
+        .map_err(|e| fail(format!("checking the parts: {e}")))?
+        .map_err(|e| fail(format!("reading {}: {e}", dest.display())))
 }
 
 /// The multipart ETag of the file at `path` cut into parts of `sizes` bytes, or `None` when
