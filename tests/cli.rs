@@ -420,7 +420,7 @@ async fn sighup_reloads_the_certificate_of_a_running_appliance() {
 /// A certificate-renewal hook may send SIGHUP at any moment after the appliance starts,
 /// including the very one it says it is serving: SIGHUP's default action is to kill.
 #[tokio::test]
-async fn a_sighup_the_moment_it_says_serving_reloads_rather_than_kills() {
+async fn a_sighup_the_moment_it_says_serving_does_not_kill_it() {
     let f = Fixture::new();
     let (mut running, served) = common::process::run_appliance(&plain_https_config(&f));
     let addr = served

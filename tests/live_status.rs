@@ -457,7 +457,12 @@ async fn a_sync_refused_for_bad_credentials_says_why_but_never_shows_them() {
     let (_, metrics) = status_page(&app, "127.0.0.1", "/metrics", &[]).await;
     let json = status.to_string();
     for view in [&html, &json, &metrics] {
-        for secret in [wrong_secret, common::s3::SECRET_KEY, common::s3::ACCESS_KEY] {
+        for secret in [
+            wrong_secret,
+            common::s3::SECRET_KEY,
+            common::s3::ACCESS_KEY,
+            "aws-credentials",
+        ] {
             assert!(!view.contains(secret), "{secret} shown in {view}");
         }
     }
