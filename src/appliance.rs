@@ -351,17 +351,8 @@ async fn sync_loop(
         status.send_modify(|s| s.record(started, &result));
         match result {
             Ok(report) => {
-                if report.switched || !site.has_content() {
-                    let site = site.clone();
-                    match tokio::task::spawn_blocking(move || site.reindex()).await {
-                        Ok(Ok(files)) => {
-                            tracing::info!(files, generation = ?report.generation, "serving the new generation")
-                        }
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, "cannot index the new generation; still serving the previous one")
-                        }
-                        Err(e) => tracing::error!(error = %e, "indexing task failed"),
-                    }
+                if report.switched || !site.has_content() || site.behind_current() {
+                    serve_current(&site, report.generation.as_deref()).await;
                 }
                 tracing::info!(
                     listed = report.listed,
@@ -379,10 +370,42 @@ async fn sync_loop(
                 tracing::error!(error = %e, "sync failed; still serving the last good generation")
             }
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(syncer.next_delay()) => {}
+        // Between syncs, follow `current` when another process moves it (`sync --once`):
+        // the generation served must not be left behind, and is never collected meanwhile
+        // (the index holds its lease), but readers should get the new one.
+        let next_sync = tokio::time::sleep(syncer.next_delay());
+        tokio::pin!(next_sync);
+        let mut watch = tokio::time::interval(CURRENT_WATCH);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = &mut next_sync => break,
+                _ = watch.tick() => {
+                    if site.behind_current() {
+                        let generation = syncer.store().current_id();
+                        tracing::info!(generation = ?generation, "`current` moved outside this process");
+                        serve_current(&site, generation.as_deref()).await;
+                        status.send_modify(|s| s.generation = generation);
+                    }
+                }
+            }
         }
+    }
+}
+
+/// How often the appliance looks whether `current` moved under it.
+const CURRENT_WATCH: Duration = Duration::from_secs(2);
+
+/// Re-indexes the site from `current`; on failure the previous index stays served.
+async fn serve_current(site: &Arc<Site>, generation: Option<&str>) {
+    let indexing = site.clone();
+    match tokio::task::spawn_blocking(move || indexing.reindex()).await {
+        Ok(Ok(files)) => tracing::info!(files, generation, "serving the new generation"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot index the new generation; still serving the previous one")
+        }
+        Err(e) => tracing::error!(error = %e, "indexing task failed"),
     }
 }
 

@@ -428,9 +428,14 @@ pub struct S3Config {
     /// Download bandwidth limit in bytes per second; 0 means no limit.
     #[serde(default)]
     pub bandwidth_limit: u64,
-    /// Time allowed for one request (including its body) before it is retried.
+    /// Time allowed for a request's answer to start (a LIST page, or a GET's headers)
+    /// before it is retried.
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// A download that receives no byte for this long is retried. It times the network
+    /// only, not the bandwidth limiter: a large object on a thin uplink is not a stall.
+    #[serde(default = "default_stall_timeout", with = "humantime_serde")]
+    pub stall_timeout: Duration,
     #[serde(default = "default_max_objects")]
     pub max_objects: usize,
     #[serde(default = "default_max_total_bytes")]
@@ -585,6 +590,9 @@ fn default_sync_jitter() -> Duration {
 }
 fn default_sync_concurrency() -> usize {
     4
+}
+fn default_stall_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_request_timeout() -> Duration {
     Duration::from_secs(60)
@@ -951,6 +959,26 @@ impl Config {
         }
     }
 
+    /// What works but may surprise, for `check-config` to print: combinations of settings
+    /// whose consequence is not obvious from each alone.
+    pub fn advisories(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(s3) = &self.s3 {
+            if let Some(secs) = s3.max_total_bytes.checked_div(s3.bandwidth_limit) {
+                let full = Duration::from_secs(secs);
+                if full > s3.interval {
+                    notes.push(format!(
+                        "s3.bandwidth_limit = {} B/s: a first sync of a site as large as s3.max_total_bytes ({} bytes) takes {}, longer than s3.interval; the Pi serves its last good generation meanwhile, and each download stays alive as long as bytes arrive (s3.stall_timeout)",
+                        s3.bandwidth_limit,
+                        s3.max_total_bytes,
+                        humantime::format_duration(full)
+                    ));
+                }
+            }
+        }
+        notes
+    }
+
     /// The effective configuration as TOML, for `check-config`. The schema holds no secret:
     /// S3 credentials stay in their own file and only its path is printed, as for the TLS key.
     /// The effective config as TOML, with the status token replaced: `check-config`'s
@@ -1077,6 +1105,29 @@ fn validate_s3(s3: &S3Config, file: &Path) -> Result<(), ConfigError> {
             "s3.request_timeout",
             "a zero timeout fails every request".into(),
             "use a duration such as \"60s\"",
+        ));
+    }
+    if s3.stall_timeout < Duration::from_secs(1) {
+        return Err(err(
+            "s3.stall_timeout",
+            format!(
+                "{:?} without a byte fails downloads on any hiccup",
+                s3.stall_timeout
+            ),
+            "use a duration such as \"30s\"",
+        ));
+    }
+    // The limiter lets a download through in pieces of up to 64 KiB; below this rate each
+    // piece waits longer than S3 and most proxies keep a silent connection open.
+    const MIN_BANDWIDTH: u64 = 4 * 1024;
+    if s3.bandwidth_limit != 0 && s3.bandwidth_limit < MIN_BANDWIDTH {
+        return Err(err(
+            "s3.bandwidth_limit",
+            format!(
+                "{} bytes per second: the connection sits idle between pieces long enough to be dropped",
+                s3.bandwidth_limit
+            ),
+            "use at least 4096 (4 KiB/s), or 0 for no limit",
         ));
     }
     if !(0.0..=1.0).contains(&s3.max_delete_fraction) {

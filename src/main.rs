@@ -232,7 +232,11 @@ fn check_config(path: PathBuf) -> anyhow::Result<()> {
             path.display()
         )
     })?;
-    println!("# {}: OK. Effective configuration:", path.display());
+    println!("# {}: OK.", path.display());
+    for note in config.advisories() {
+        println!("# note: {note}");
+    }
+    println!("# Effective configuration:");
     print!("{}", config.to_toml());
     Ok(())
 }

@@ -18,8 +18,9 @@ use common::{Client, Fixture};
 use pi_failover::appliance::Appliance;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The sync's per-request timeout in these tests (`s3.request_timeout`; the SDK's read
-/// timeout is the same value). A stall must outlast it to count as one.
+/// The sync's timeouts in these tests: for an answer to start (`s3.request_timeout`; the
+/// SDK's read timeout is the same value) and for the next body byte (`s3.stall_timeout`).
+/// A stall must outlast them to count as one.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 const STALL: Duration = Duration::from_secs(4);
 /// Long enough for a sync that retries every download five times with backoff.
@@ -69,6 +70,7 @@ impl Rig {
         sync.endpoint = Some(proxy.endpoint());
         sync.interval = Duration::from_secs(1);
         sync.request_timeout = REQUEST_TIMEOUT;
+        sync.stall_timeout = REQUEST_TIMEOUT;
         publish(&s3, 1);
         let app = Appliance::start(config).await.expect("appliance starts");
         let rig = Self {
@@ -263,7 +265,7 @@ async fn a_body_that_stalls_midway_times_out_and_is_retried_or_fails_visibly() {
             stall: STALL,
         },
         2,
-        &["no answer within", "timed out", "timeout"],
+        &["no byte for", "s3.stall_timeout"],
     )
     .await;
 }

@@ -46,6 +46,9 @@ pub struct SiteIndex {
     /// Directories (as keys) that hold an `index.html`.
     directories: HashSet<String>,
     skipped: usize,
+    /// For a synced generation: the shared lock that keeps it from being collected while
+    /// this index (and so any request still using it) lives.
+    lease: Option<std::fs::File>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +171,13 @@ impl SiteIndex {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Ties the generation's lease to this index: released when the last request using the
+    /// index is done.
+    pub fn hold(mut self, lease: std::fs::File) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// Number of servable files.

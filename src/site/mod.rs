@@ -90,6 +90,19 @@ impl Site {
         Ok(files)
     }
 
+    /// Whether `current` has moved away from the generation being served (a sync by another
+    /// process, `pi-failover sync --once`): the watcher then re-indexes.
+    pub fn behind_current(&self) -> bool {
+        if !self.synced {
+            return false;
+        }
+        match self.root.canonicalize() {
+            Ok(resolved) => resolved != self.index.load().root(),
+            // No generation yet: nothing to move to.
+            Err(_) => false,
+        }
+    }
+
     /// The site has files to serve.
     pub fn has_content(&self) -> bool {
         !self.index.load().is_empty()
@@ -112,11 +125,27 @@ fn build_index(
         return SiteIndex::build(root, serve_dotfiles, None);
     }
     // Resolve `current` once, so the files and the manifest come from the same generation
-    // even if a sync switches it meanwhile.
-    let resolved = root.canonicalize().map_err(|source| IndexError::Root {
-        path: root.to_owned(),
-        source,
-    })?;
+    // even if a sync switches it meanwhile, and lease that generation so no collection
+    // removes it while it is served. A generation collected between the two is seen under
+    // the lease (no manifest): resolve again.
+    let mut attempts = 0;
+    let (resolved, lease) = loop {
+        attempts += 1;
+        let resolved = root.canonicalize().map_err(|source| IndexError::Root {
+            path: root.to_owned(),
+            source,
+        })?;
+        let generation = resolved.parent().unwrap_or(&resolved).to_owned();
+        match crate::sync::store::lease(&generation) {
+            Ok(Some(lease)) => break (resolved, Some(lease)),
+            Ok(None) if attempts < 3 => continue,
+            Ok(None) => break (resolved, None),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot lease the generation; serving it unleased");
+                break (resolved, None);
+            }
+        }
+    };
     let manifest_path = resolved
         .parent()
         .map(|generation| generation.join(crate::sync::manifest::MANIFEST_FILE));
@@ -127,7 +156,11 @@ fn build_index(
             None
         }
     });
-    SiteIndex::build(&resolved, serve_dotfiles, manifest.as_ref())
+    let index = SiteIndex::build(&resolved, serve_dotfiles, manifest.as_ref())?;
+    Ok(match lease {
+        Some(lease) => index.hold(lease),
+        None => index,
+    })
 }
 
 #[cfg(test)]

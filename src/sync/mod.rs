@@ -3,11 +3,22 @@
 //! One sync, top to bottom: list the bucket → plan against the current manifest (pure) →
 //! check limits and free space → build the next generation in staging (hard links for what
 //! is unchanged, verified downloads for the rest, precompressed siblings) → commit (fsync,
-//! rename, switch `current`) → drop old generations. Any failure before the switch leaves
-//! the current generation exactly as it was.
+//! rename, switch `current`) → drop old generations no process serves. Any failure before
+//! the switch leaves the current generation exactly as it was.
+//!
+//! The invariant, by construction: nothing reachable from a committed generation is ever
+//! opened for writing. Files are created new and linked into place (`newfile`); kept files
+//! are linked only where the plan writes nothing of that name (`plan` reserves the names
+//! the bucket uses); an existing name is an error, never a truncation.
+//!
+//! An object that changed between the listing and its download (`If-Match` failed, or the
+//! body outgrew the listed size) abandons the generation being built, and the sync lists
+//! again at once, up to [`LISTINGS`] times: the generation switched in is always one
+//! listing's objects, checked against the limits that listing passed.
 
 pub mod key;
 pub mod manifest;
+pub mod newfile;
 pub mod plan;
 pub mod precompress;
 pub mod source;
@@ -18,12 +29,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use manifest::{Manifest, ManifestEntry};
-use plan::{Plan, PlanError, PlanLimits, RemoteObject, Skipped};
+use plan::{Plan, PlanError, PlanLimits, RemoteObject, SiblingConflict, Skipped};
+use precompress::NotCompressed;
 use source::{Bucket, SourceError};
 use store::{GenerationStore, StoreError};
 
 use crate::config::{Config, S3Config};
 pub use aws_smithy_async::time::{SharedTimeSource, TimeSource};
+
+/// Listings one sync makes at most when objects keep changing under it.
+pub const LISTINGS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -72,9 +87,17 @@ pub struct SyncReport {
     pub skipped: Vec<Skipped>,
     /// Listed, then gone by the time it was fetched: left out of this generation.
     pub vanished: Vec<String>,
+    /// Generated siblings the bucket took the name of with a directory: not made.
+    pub sibling_conflicts: Vec<SiblingConflict>,
+    /// Compressible objects left without siblings, and why.
+    pub not_compressed: Vec<(String, NotCompressed)>,
+    /// Listings made (more than one when objects changed during the sync).
+    pub listings: u32,
     pub bytes_downloaded: u64,
     pub list_requests: u64,
     pub get_requests: u64,
+    /// The multipart check's HEAD requests.
+    pub head_requests: u64,
     pub duration: Duration,
 }
 
@@ -103,14 +126,32 @@ impl std::fmt::Display for SyncReport {
         )?;
         writeln!(
             f,
-            "  transfer: {} bytes downloaded; requests: {} list, {} get; {:.2} s",
+            "  transfer: {} bytes downloaded; requests: {} list, {} get, {} head; {:.2} s",
             self.bytes_downloaded,
             self.list_requests,
             self.get_requests,
+            self.head_requests,
             self.duration.as_secs_f64()
         )?;
+        if self.listings > 1 {
+            writeln!(
+                f,
+                "  listed {} times: objects changed while they were downloaded",
+                self.listings
+            )?;
+        }
         for skipped in &self.skipped {
             writeln!(f, "  skipped {:?}: {}", skipped.key, skipped.reason)?;
+        }
+        for conflict in &self.sibling_conflicts {
+            writeln!(
+                f,
+                "  no {:?}: the bucket has a directory of that name, so {:?} is served uncompressed",
+                conflict.sibling, conflict.key
+            )?;
+        }
+        for (key, why) in &self.not_compressed {
+            writeln!(f, "  not compressed {key:?}: {why}")?;
         }
         Ok(())
     }
@@ -204,13 +245,44 @@ impl Syncer {
                 path: self.data_dir.clone(),
             });
         };
-        let (list_before, get_before) = self.bucket.requests.snapshot();
+        let before = self.bucket.requests.snapshot();
+        let mut listings = 0;
+        let mut report = loop {
+            listings += 1;
+            match self.list_and_build(dry_run).await {
+                Err(SyncError::Source(SourceError::Changed { key, reason }))
+                    if listings < LISTINGS =>
+                {
+                    tracing::info!(
+                        key,
+                        reason,
+                        "an object changed during the sync; listing again"
+                    );
+                }
+                other => break other?,
+            }
+        };
+        let requests = self.bucket.requests.snapshot() - before;
+        report.listings = listings;
+        report.list_requests = requests.list;
+        report.get_requests = requests.get;
+        report.head_requests = requests.head;
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    /// One listing, its plan, and (unless `dry_run` or nothing changed) the generation it
+    /// describes, switched in.
+    async fn list_and_build(&self, dry_run: bool) -> Result<SyncReport, SyncError> {
         let listing = self.bucket.list().await?;
         let current = self.store.current_manifest();
         let current_id = self.store.current_id();
         let plan = plan::plan(&listing, &current, &self.limits())?;
         for skipped in &plan.skipped {
             tracing::warn!(key = ?skipped.key, reason = %skipped.reason, "skipping an object that cannot be a local file");
+        }
+        for conflict in &plan.sibling_conflicts {
+            tracing::warn!(key = conflict.key, sibling = conflict.sibling, "the bucket has a directory named like a compressed sibling; that sibling is not made");
         }
         let mut report = SyncReport {
             generation: current_id.clone(),
@@ -229,27 +301,24 @@ impl Syncer {
                 .count(),
             removed: plan.remove.len(),
             skipped: plan.skipped.clone(),
+            sibling_conflicts: plan.sibling_conflicts.clone(),
             ..Default::default()
         };
         let up_to_date = plan.is_noop() && current_id.is_some();
         if !dry_run && !up_to_date {
             self.check_free_space(&plan)?;
-            let (id, downloaded, vanished) =
-                self.build_generation(&plan, current, &listing).await?;
-            report.generation = Some(id);
+            let built = self.build_generation(&plan, current, &listing).await?;
+            report.generation = Some(built.id);
             report.switched = true;
-            report.bytes_downloaded = downloaded;
-            report.vanished = vanished;
+            report.bytes_downloaded = built.downloaded;
+            report.vanished = built.vanished;
+            report.not_compressed = built.not_compressed;
             match self.store.collect_garbage(1) {
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "old generations removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot remove old generations"),
             }
         }
-        let (list_after, get_after) = self.bucket.requests.snapshot();
-        report.list_requests = list_after - list_before;
-        report.get_requests = get_after - get_before;
-        report.duration = started.elapsed();
         Ok(report)
     }
 
@@ -268,8 +337,9 @@ impl Syncer {
             source: e.into(),
         })?;
         let available = stat.f_bavail.saturating_mul(stat.f_frsize);
-        // Downloads plus room for their precompressed siblings (at most their size again).
-        let needed = plan.fetch_bytes.saturating_mul(2);
+        // Downloads plus room for their two precompressed siblings, each written only when
+        // smaller than the original: at most three times the download.
+        let needed = plan.fetch_bytes.saturating_mul(3);
         if available < needed.saturating_add(self.config.min_free_bytes) {
             return Err(SyncError::Disk {
                 path: self.data_dir.clone(),
@@ -285,33 +355,41 @@ impl Syncer {
         plan: &Plan,
         mut current: Manifest,
         listing: &[RemoteObject],
-    ) -> Result<(String, u64, Vec<String>), SyncError> {
+    ) -> Result<Built, SyncError> {
         let staging = self.store.begin()?;
         let files = staging.files();
+        let tmp = staging.tmp();
         let mut manifest = Manifest {
             generation: staging.id.clone(),
             ..Default::default()
         };
 
-        // Unchanged files: hard links into the new tree, with their siblings. Thousands of
-        // link(2) calls are blocking work: off the async threads.
+        // Unchanged files: hard links into the new tree, with the siblings the plan still
+        // allows. Thousands of link(2) calls are blocking work: off the async threads.
         let mut refetch = Vec::new();
         if let Some(id) = self.store.current_id() {
             let old_files = self.store.generation_dir(&id).join("files");
             let new_files = files.clone();
             // Entries move from the old manifest to the new one: at 10,000 objects each copy
             // of the manifest is megabytes on a Pi.
-            let keep: Vec<(String, ManifestEntry)> = plan
+            let keep: Vec<(String, ManifestEntry, [bool; 2])> = plan
                 .keep
                 .iter()
                 .filter_map(|key| current.objects.remove_entry(key))
+                .map(|(key, entry)| {
+                    let allowed = [
+                        plan.sibling_allowed(&key, "br"),
+                        plan.sibling_allowed(&key, "gz"),
+                    ];
+                    (key, entry, allowed)
+                })
                 .collect();
             drop(current);
             let (linked, failed) = tokio::task::spawn_blocking(move || {
                 let mut linked = Vec::with_capacity(keep.len());
                 let mut failed = Vec::new();
-                for (key, entry) in keep {
-                    match link_with_siblings(&old_files, &new_files, &key, &entry) {
+                for (key, mut entry, allowed) in keep {
+                    match link_with_siblings(&old_files, &new_files, &key, &mut entry, allowed) {
                         Ok(()) => linked.push((key, entry)),
                         Err(e) => {
                             tracing::warn!(key, error = %e, "cannot reuse an unchanged file; fetching it again");
@@ -327,6 +405,7 @@ impl Syncer {
                 source: std::io::Error::other(e),
             })?;
             manifest.objects.extend(linked);
+            let failed: std::collections::HashSet<String> = failed.into_iter().collect();
             refetch = listing
                 .iter()
                 .filter(|o| failed.contains(&o.key))
@@ -337,25 +416,21 @@ impl Syncer {
         // New and changed files: bounded-concurrency verified downloads. Only `concurrency`
         // tasks exist at a time: an SDK request future is large, and spawning one per object
         // up front cost ~100 MB and most of the CPU in page faults for 1,000 objects.
-        let listed: std::collections::HashSet<&str> =
-            listing.iter().map(|o| o.key.as_str()).collect();
         let mut pending = plan.fetch.iter().chain(&refetch);
         let mut tasks = tokio::task::JoinSet::new();
         // Queued compressions, oldest first; answers are taken as they arrive so the queue
         // stays short (a 10,000-file sync held thousands of paths here until the end).
         let mut compressions = std::collections::VecDeque::new();
-        let mut downloaded = 0;
-        let mut vanished = Vec::new();
+        let mut built = Built {
+            id: staging.id.clone(),
+            ..Default::default()
+        };
         loop {
             while tasks.len() < self.config.concurrency {
                 let Some(object) = pending.next() else { break };
-                let key = object.key.clone();
-                // The bucket's own `x.br`/`x.gz` win over ours.
-                let own_siblings = listed.contains(format!("{key}.br").as_str())
-                    || listed.contains(format!("{key}.gz").as_str());
-                let dest = files.join(&key);
-                let bucket = self.bucket.clone();
-                tasks.spawn(async move { fetch_object(&bucket, key, dest, own_siblings).await });
+                let object = object.clone();
+                let (bucket, files, tmp) = (self.bucket.clone(), files.clone(), tmp.clone());
+                tasks.spawn(async move { fetch_object(&bucket, object, &files, &tmp).await });
             }
             let Some(joined) = tasks.join_next().await else {
                 break;
@@ -366,11 +441,16 @@ impl Syncer {
             })?;
             match outcome {
                 Ok((key, Some((entry, compress)))) => {
-                    downloaded += entry.size;
+                    built.downloaded += entry.size;
                     if compress {
                         // Compression runs on its own thread while downloads go on.
-                        let path = files.join(&key);
-                        let pending = self.compressor.submit(path).map_err(io_at(&files))?;
+                        let job = precompress::Job::beside(
+                            files.join(&key),
+                            plan.sibling_allowed(&key, "br"),
+                            plan.sibling_allowed(&key, "gz"),
+                            tmp.clone(),
+                        );
+                        let pending = self.compressor.submit(job).map_err(io_at(&files))?;
                         compressions.push_back((key.clone(), pending));
                     }
                     manifest.objects.insert(key, entry);
@@ -379,16 +459,13 @@ impl Syncer {
                             break;
                         };
                         let written = written.map_err(io_at(&files.join(key.as_str())))?;
-                        if let Some(entry) = manifest.objects.get_mut(key.as_str()) {
-                            entry.brotli = written.brotli;
-                            entry.gzip = written.gzip;
-                        }
+                        built.record(&mut manifest, key, written);
                         compressions.pop_front();
                     }
                 }
                 Ok((key, None)) => {
                     tracing::warn!(key, "object vanished between listing and download");
-                    vanished.push(key);
+                    built.vanished.push(key);
                 }
                 // Dropping `tasks` aborts the other downloads; dropping `staging` removes them.
                 Err(e) => return Err(e),
@@ -396,61 +473,91 @@ impl Syncer {
         }
         for (key, pending) in compressions {
             let written = pending.wait().await.map_err(io_at(&files.join(&key)))?;
-            if let Some(entry) = manifest.objects.get_mut(&key) {
-                entry.brotli = written.brotli;
-                entry.gzip = written.gzip;
-            }
+            built.record(&mut manifest, &key, written);
         }
         manifest.created_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let id = staging.id.clone();
         self.store.commit(staging, &manifest)?;
-        tracing::info!(generation = %id, files = manifest.objects.len(), downloaded, "new generation switched in");
-        Ok((id, downloaded, vanished))
+        tracing::info!(generation = %built.id, files = manifest.objects.len(), downloaded = built.downloaded, "new generation switched in");
+        Ok(built)
     }
 }
 
-/// Downloads one object into the staging tree and writes its precompressed siblings.
-/// `Ok((key, None))`: the object vanished from the bucket since it was listed.
-/// Downloads one object into the staging tree. `Ok((key, None))`: the object vanished from
-/// the bucket since it was listed. The flag says whether it should get compressed siblings.
+/// What building one generation did.
+#[derive(Debug, Default)]
+struct Built {
+    id: String,
+    downloaded: u64,
+    vanished: Vec<String>,
+    not_compressed: Vec<(String, NotCompressed)>,
+}
+
+impl Built {
+    fn record(&mut self, manifest: &mut Manifest, key: &str, written: precompress::Written) {
+        if let Some(entry) = manifest.objects.get_mut(key) {
+            entry.brotli = written.brotli;
+            entry.gzip = written.gzip;
+        }
+        if let Some(why) = written.not_compressed {
+            self.not_compressed.push((key.to_owned(), why));
+        }
+    }
+}
+
+/// Downloads one object and links it into the staging tree. `Ok((key, None))`: the object
+/// vanished from the bucket since it was listed. The flag says whether it should get
+/// compressed siblings.
 async fn fetch_object(
     bucket: &Bucket,
-    key: String,
-    dest: PathBuf,
-    own_siblings: bool,
+    object: RemoteObject,
+    files: &Path,
+    tmp: &Arc<newfile::TmpDir>,
 ) -> Result<(String, Option<(ManifestEntry, bool)>), SyncError> {
-    if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(io_at(parent))?;
-    }
-    let entry = match bucket.download(&key, &dest).await {
-        Ok(entry) => entry,
+    let (entry, new) = match bucket.download(&object, tmp).await {
+        Ok(downloaded) => downloaded,
         Err(SourceError::Vanished { key }) => return Ok((key, None)),
         Err(e) => return Err(e.into()),
     };
+    let dest = files.join(&object.key);
+    let placing = dest.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = placing.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // An existing name is an error for this object, never overwritten (module doc).
+        new.publish(&placing)
+    })
+    .await
+    .map_err(|e| SyncError::Io {
+        path: dest.clone(),
+        source: std::io::Error::other(e),
+    })?
+    .map_err(io_at(&dest))?;
     let content_type =
-        crate::site::index::effective_content_type(&key, entry.content_type.as_deref());
+        crate::site::index::effective_content_type(&object.key, entry.content_type.as_deref());
     let compress = precompress::is_compressible(content_type.to_str().unwrap_or(""))
-        && !own_siblings
         && entry.content_encoding.is_none()
         && entry.size >= precompress::MIN_SIZE;
-    Ok((key, Some((entry, compress))))
+    Ok((object.key, Some((entry, compress))))
 }
 
+/// Links a kept file and those of its siblings that exist and that the plan still allows
+/// (`allowed`: brotli, gzip); the entry says afterwards which siblings the new tree has.
 fn link_with_siblings(
     old: &Path,
     new: &Path,
     key: &str,
-    entry: &ManifestEntry,
+    entry: &mut ManifestEntry,
+    allowed: [bool; 2],
 ) -> std::io::Result<()> {
     let target = new.join(key);
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::hard_link(old.join(key), &target)?;
+    entry.brotli &= allowed[0];
+    entry.gzip &= allowed[1];
     for (present, ext) in [(entry.brotli, "br"), (entry.gzip, "gz")] {
         if present {
             std::fs::hard_link(

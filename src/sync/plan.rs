@@ -3,6 +3,11 @@
 //! An object is unchanged when its key, ETag and size match the current manifest; ETags are
 //! compared as opaque strings, so multipart (`…-N`) and SSE ETags work too. No HEAD per object,
 //! no hashing of local files: a no-op sync costs the list requests and nothing else.
+//!
+//! The plan also reserves names: the appliance generates `key.br` and `key.gz` beside
+//! compressible files, and a bucket object of such a name, or a directory of that name in
+//! the bucket, wins. That sibling is then neither generated nor linked from the previous
+//! generation; for a directory the report says which sibling it cost.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +28,18 @@ pub struct Skipped {
     pub reason: KeyRejection,
 }
 
+/// A generated sibling that a directory of the bucket's took the name of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiblingConflict {
+    /// The object that gets no such sibling.
+    pub key: String,
+    /// The sibling's name, a directory in the bucket.
+    pub sibling: String,
+}
+
+/// The siblings the appliance generates, by file-name extension.
+pub const SIBLING_EXTENSIONS: [&str; 2] = ["br", "gz"];
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Unchanged: hard-linked from the current generation.
@@ -36,11 +53,20 @@ pub struct Plan {
     /// Size of the next generation (kept plus fetched).
     pub total_bytes: u64,
     pub fetch_bytes: u64,
+    /// Sibling names (`key.br`, `key.gz`) the bucket uses: never generated nor linked.
+    pub reserved: BTreeSet<String>,
+    /// The reserved siblings that are directories in the bucket, for the report.
+    pub sibling_conflicts: Vec<SiblingConflict>,
 }
 
 impl Plan {
     pub fn is_noop(&self) -> bool {
         self.fetch.is_empty() && self.remove.is_empty()
+    }
+
+    /// Whether the appliance may make `key.<ext>` in the next generation.
+    pub fn sibling_allowed(&self, key: &str, ext: &str) -> bool {
+        !self.reserved.contains(&format!("{key}.{ext}"))
     }
 }
 
@@ -106,6 +132,20 @@ pub fn plan(
         }
         !conflict
     });
+    for key in accepted.keys() {
+        for ext in SIBLING_EXTENSIONS {
+            let sibling = format!("{key}.{ext}");
+            if directories.contains(sibling.as_str()) {
+                out.sibling_conflicts.push(SiblingConflict {
+                    key: (*key).to_owned(),
+                    sibling: sibling.clone(),
+                });
+                out.reserved.insert(sibling);
+            } else if accepted.contains_key(sibling.as_str()) {
+                out.reserved.insert(sibling);
+            }
+        }
+    }
 
     if accepted.is_empty() && !limits.allow_empty && !current.objects.is_empty() {
         return Err(PlanError::EmptyListing {
@@ -302,5 +342,31 @@ mod tests {
             plan(&big, &Manifest::default(), &small),
             Err(PlanError::TooManyBytes { .. })
         ));
+    }
+
+    #[test]
+    fn names_the_bucket_uses_are_reserved_from_generated_siblings() {
+        let listing = [
+            object("page.html", "1", 600),
+            object("page.html.br", "2", 100), // the publisher's own precompressed file
+            object("style.css", "3", 600),
+            object("style.css.gz/readme.txt", "4", 10), // a directory named like a sibling
+            object("plain.html", "5", 600),
+        ];
+        let p = plan(&listing, &Manifest::default(), &limits()).expect("plan");
+        assert!(!p.sibling_allowed("page.html", "br"));
+        assert!(p.sibling_allowed("page.html", "gz"));
+        assert!(p.sibling_allowed("style.css", "br"));
+        assert!(!p.sibling_allowed("style.css", "gz"));
+        assert!(p.sibling_allowed("plain.html", "br") && p.sibling_allowed("plain.html", "gz"));
+        assert_eq!(
+            p.sibling_conflicts,
+            [SiblingConflict {
+                key: "style.css".into(),
+                sibling: "style.css.gz".into()
+            }]
+        );
+        assert_eq!(p.fetch.len(), 5, "every object is still fetched");
+        assert!(p.skipped.is_empty());
     }
 }

@@ -1,22 +1,85 @@
 //! Brotli and gzip siblings written at sync time, so the site server sends fewer bytes over
 //! a thin uplink without compressing per request.
+//!
+//! Streaming: the original is read in chunks and each encoder's output goes to its own new
+//! file as it comes ([`super::newfile`]), so memory is the encoders' state whatever the
+//! file's size (a 3.6 MB search index once peaked at 39 MB when read and compressed whole).
+//! A sibling is given its name only when it is smaller than the original; a name that
+//! already exists in the generation is left alone and that sibling not made.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::newfile::{NewFile, TmpDir};
 
 /// Files smaller than this gain too little to be worth two more files.
 pub const MIN_SIZE: u64 = 512;
+
+/// Files larger than this are left uncompressed: on a Pi 3 brotli at quality 5 runs at
+/// roughly 10 MB/s, and one sync must not spend minutes on one file (the report says so).
+pub const MAX_SIZE: u64 = 16 * 1024 * 1024;
+
+/// Chunks read from the original and handed to the encoders.
+const CHUNK: usize = 64 * 1024;
 
 /// Content types worth compressing (by the object's type, or its extension's): text.
 pub fn is_compressible(content_type: &str) -> bool {
     crate::site::index::is_textual(content_type)
 }
 
-/// Which siblings were written.
+/// Why an object that could have had siblings got none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotCompressed {
+    /// Larger than [`MAX_SIZE`].
+    TooLarge,
+    /// Its bytes are gzip, brotli or zstd already.
+    AlreadyCompressed,
+}
+
+impl std::fmt::Display for NotCompressed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge => write!(
+                f,
+                "larger than {} MiB: served uncompressed",
+                MAX_SIZE / 1024 / 1024
+            ),
+            Self::AlreadyCompressed => {
+                write!(f, "its bytes are compressed already: not compressed again")
+            }
+        }
+    }
+}
+
+/// Which siblings were written, or why none was tried.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     pub brotli: bool,
     pub gzip: bool,
+    pub not_compressed: Option<NotCompressed>,
+}
+
+/// One file to compress: its siblings' names, `None` where the sibling may not be made (the
+/// bucket has an object or a directory of that name).
+#[derive(Debug)]
+pub struct Job {
+    pub original: PathBuf,
+    pub brotli: Option<PathBuf>,
+    pub gzip: Option<PathBuf>,
+    pub tmp: Arc<TmpDir>,
+}
+
+impl Job {
+    /// Both siblings beside `original`, where the plan allows each.
+    pub fn beside(original: PathBuf, brotli: bool, gzip: bool, tmp: Arc<TmpDir>) -> Self {
+        Self {
+            brotli: brotli.then(|| sibling(&original, "br")),
+            gzip: gzip.then(|| sibling(&original, "gz")),
+            original,
+            tmp,
+        }
+    }
 }
 
 /// Compression for one sync, on one long-lived thread that recycles its buffers.
@@ -26,17 +89,17 @@ pub struct Written {
 /// paid for fresh zero-filled pages: page faults were most of the full sync's CPU and memory
 /// (docs/benchmarks.md). One thread and a buffer pool keep one set of tables, reused.
 pub struct Compressor {
-    jobs: std::sync::mpsc::Sender<Job>,
+    jobs: std::sync::mpsc::Sender<Queued>,
 }
 
-struct Job {
-    path: PathBuf,
+struct Queued {
+    job: Job,
     reply: tokio::sync::oneshot::Sender<std::io::Result<Written>>,
 }
 
 impl Compressor {
     pub fn start() -> std::io::Result<Self> {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let (jobs, queue) = std::sync::mpsc::channel::<Queued>();
         std::thread::Builder::new()
             .name("precompress".into())
             .spawn(move || {
@@ -48,25 +111,25 @@ impl Compressor {
                 let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
                 let mut worker = Worker::default();
                 // Ends when the Compressor (the only sender) is dropped.
-                for job in queue {
-                    let _ = job.reply.send(worker.write_siblings(&job.path));
+                for queued in queue {
+                    let _ = queued.reply.send(worker.write_siblings(&queued.job));
                 }
             })?;
         Ok(Self { jobs })
     }
 
-    /// Writes `path.br` and `path.gz` when each is smaller than the original. They are made
+    /// Writes the job's siblings when each is smaller than the original. They are made
     /// durable with the rest of the generation (one `syncfs` at commit), not one by one.
-    pub async fn compress(&self, path: PathBuf) -> std::io::Result<Written> {
-        self.submit(path)?.wait().await
+    pub async fn compress(&self, job: Job) -> std::io::Result<Written> {
+        self.submit(job)?.wait().await
     }
 
     /// Queues a file and returns at once; the answer is awaited later (a queued job costs a
-    /// path and a channel, so thousands can wait while downloads go on).
-    pub fn submit(&self, path: PathBuf) -> std::io::Result<Pending> {
+    /// few paths and a channel, so thousands can wait while downloads go on).
+    pub fn submit(&self, job: Job) -> std::io::Result<Pending> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(Job { path, reply })
+            .send(Queued { job, reply })
             .map_err(|_| std::io::Error::other("the compression thread has stopped"))?;
         Ok(Pending(answer))
     }
@@ -95,6 +158,53 @@ impl Pending {
     }
 }
 
+/// Whether `head` (the first bytes of a file) is compressed data already: gzip's and zstd's
+/// magic numbers, or a brotli stream (brotli has no magic number: the head decodes as one,
+/// with output, and without an error). A `.gz` page uploaded as `text/html` would otherwise
+/// get a `.gz` of itself.
+pub fn looks_compressed(head: &[u8]) -> bool {
+    const GZIP: &[u8] = &[0x1f, 0x8b];
+    const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+    head.starts_with(GZIP) || head.starts_with(ZSTD) || decodes_as_brotli(head)
+}
+
+fn decodes_as_brotli(head: &[u8]) -> bool {
+    use alloc_stdlib::StandardAlloc;
+    use brotli::{BrotliDecompressStream, BrotliResult, BrotliState};
+    // Text of a few bytes can pass for a tiny brotli stream; a real one is longer.
+    if head.len() < 16 {
+        return false;
+    }
+    let mut state = BrotliState::new(
+        StandardAlloc::default(),
+        StandardAlloc::default(),
+        StandardAlloc::default(),
+    );
+    let mut out = vec![0u8; 64 * 1024];
+    let (mut available_in, mut input_offset) = (head.len(), 0);
+    let mut produced = 0;
+    loop {
+        let (mut available_out, mut output_offset, mut total_out) = (out.len(), 0, 0);
+        let result = BrotliDecompressStream(
+            &mut available_in,
+            &mut input_offset,
+            head,
+            &mut available_out,
+            &mut output_offset,
+            &mut out,
+            &mut total_out,
+            &mut state,
+        );
+        produced += output_offset;
+        match result {
+            BrotliResult::NeedsMoreOutput => continue,
+            BrotliResult::ResultFailure => return false,
+            // The whole head was valid brotli (finished, or waiting for the rest).
+            BrotliResult::ResultSuccess | BrotliResult::NeedsMoreInput => return produced > 0,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Worker {
     pool: BufferPool,
@@ -102,81 +212,154 @@ struct Worker {
 }
 
 impl Worker {
-    fn write_siblings(&mut self, path: &Path) -> std::io::Result<Written> {
+    fn write_siblings(&mut self, job: &Job) -> std::io::Result<Written> {
+        let mut written = Written::default();
         // Writing `name.br` would fail with ENAMETOOLONG and, with it, the whole sync, every
         // time: one long-named page in the bucket must cost only its siblings.
-        if !has_room_for_siblings(path) {
-            return Ok(Written::default());
+        if !has_room_for_siblings(&job.original) || (job.brotli.is_none() && job.gzip.is_none()) {
+            return Ok(written);
         }
-        let original = std::fs::read(path)?;
-        let mut written = Written::default();
-
-        let brotli_out = self.brotli(&original)?;
-        if brotli_out.len() < original.len() {
-            write_file(&sibling(path, "br"), &brotli_out)?;
-            written.brotli = true;
+        let mut original = std::fs::File::open(&job.original)?;
+        let size = original.metadata()?.len();
+        if size > MAX_SIZE {
+            written.not_compressed = Some(NotCompressed::TooLarge);
+            return Ok(written);
         }
-        let gzip_out = self.gzip(&original)?;
-        if gzip_out.len() < original.len() {
-            write_file(&sibling(path, "gz"), &gzip_out)?;
-            written.gzip = true;
+        let mut head = vec![0u8; 8 * 1024];
+        let n = read_full(&mut original, &mut head)?;
+        if looks_compressed(&head[..n]) {
+            written.not_compressed = Some(NotCompressed::AlreadyCompressed);
+            return Ok(written);
+        }
+        if let Some(dest) = &job.brotli {
+            let mut out = job.tmp.create()?;
+            let mut input = std::io::BufReader::with_capacity(CHUNK, reopen(&job.original)?);
+            self.brotli(&mut input, &mut out, size)?;
+            written.brotli = publish_if_smaller(out, dest, size)?;
+        }
+        if let Some(dest) = &job.gzip {
+            let mut out = job.tmp.create()?;
+            self.gzip(&mut reopen(&job.original)?, &mut out)?;
+            written.gzip = publish_if_smaller(out, dest, size)?;
         }
         Ok(written)
     }
 
-    fn brotli(&mut self, original: &[u8]) -> std::io::Result<Vec<u8>> {
+    fn brotli(
+        &mut self,
+        input: &mut impl Read,
+        out: &mut NewFile,
+        size: u64,
+    ) -> std::io::Result<()> {
         // Quality 5 with a window of at least 2^17 uses a 1 MB hash table (quality 6-9 with a
         // smaller window falls back to a much larger hasher in this crate); it keeps most of
-        // the gain of 11 at a fraction of the CPU. The window only needs to cover the file.
-        let window_bits = (usize::BITS - original.len().leading_zeros()).clamp(17, 22) as i32;
+        // the gain of 11 at a fraction of the CPU. The window only needs to cover the file,
+        // and is capped at 1 MiB: the ring buffer is the window's size, and the gain of a
+        // larger one on a multi-megabyte file is a few per cent.
+        let bits = u64::BITS - size.leading_zeros();
+        let window_bits = bits.clamp(17, 20) as i32;
         let params = brotli::enc::BrotliEncoderParams {
             quality: 5,
             lgwin: window_bits,
             ..Default::default()
         };
-        let mut out = Vec::with_capacity(original.len() / 3);
+        let mut output = std::io::BufWriter::with_capacity(CHUNK, out.file()?);
         let mut input_buffer = [0u8; 4096];
         let mut output_buffer = [0u8; 4096];
         brotli::enc::BrotliCompressCustomAlloc(
-            &mut &original[..],
-            &mut out,
+            input,
+            &mut output,
             &mut input_buffer,
             &mut output_buffer,
             &params,
             PoolRef(&mut self.pool),
         )?;
-        Ok(out)
+        output.flush()
     }
 
-    /// gzip (RFC 1952) around a reused raw-deflate stream.
-    fn gzip(&mut self, original: &[u8]) -> std::io::Result<Vec<u8>> {
+    /// gzip (RFC 1952) around a reused raw-deflate stream, fed in chunks.
+    fn gzip(&mut self, input: &mut impl Read, out: &mut NewFile) -> std::io::Result<()> {
         use flate2::{Compress, Compression, FlushCompress, Status};
         let deflate = self
             .deflate
             .get_or_insert_with(|| Compress::new(Compression::new(6), false));
         deflate.reset();
+        let mut output = std::io::BufWriter::with_capacity(CHUNK, out.file()?);
         // Header: magic, deflate, no flags, no mtime (the same bytes give the same file), OS unknown.
-        let mut out = Vec::with_capacity(original.len() / 2 + 64);
-        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        output.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255])?;
+        let mut crc = flate2::Crc::new();
+        let mut length: u32 = 0;
+        let mut chunk = vec![0u8; CHUNK];
+        let mut compressed = vec![0u8; CHUNK];
         loop {
-            let consumed = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX);
-            out.reserve(original.len() / 4 + 64);
-            let status = deflate
-                .compress_vec(
-                    &original[consumed.min(original.len())..],
-                    &mut out,
-                    FlushCompress::Finish,
-                )
-                .map_err(std::io::Error::other)?;
-            if status == Status::StreamEnd {
+            let n = read_full(input, &mut chunk)?;
+            let flush = if n == 0 {
+                FlushCompress::Finish
+            } else {
+                FlushCompress::None
+            };
+            crc.update(&chunk[..n]);
+            length = length.wrapping_add(n as u32);
+            let mut fed = 0;
+            loop {
+                let (in_before, out_before) = (deflate.total_in(), deflate.total_out());
+                let status = deflate
+                    .compress(&chunk[fed..n], &mut compressed, flush)
+                    .map_err(std::io::Error::other)?;
+                fed += (deflate.total_in() - in_before) as usize;
+                let made = (deflate.total_out() - out_before) as usize;
+                output.write_all(&compressed[..made])?;
+                let done = match flush {
+                    FlushCompress::Finish => status == Status::StreamEnd,
+                    // All of the chunk taken and the output buffer not filled: next chunk.
+                    _ => fed == n && made < compressed.len(),
+                };
+                if done {
+                    break;
+                }
+            }
+            if n == 0 {
                 break;
             }
         }
-        let mut crc = flate2::Crc::new();
-        crc.update(original);
-        out.extend_from_slice(&crc.sum().to_le_bytes());
-        out.extend_from_slice(&(original.len() as u32).to_le_bytes());
-        Ok(out)
+        output.write_all(&crc.sum().to_le_bytes())?;
+        output.write_all(&length.to_le_bytes())?;
+        output.flush()
+    }
+}
+
+fn reopen(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Names the sibling when it is smaller than the original. A name already taken in the
+/// generation is not an error: that sibling is simply not made.
+fn publish_if_smaller(mut out: NewFile, dest: &Path, original: u64) -> std::io::Result<bool> {
+    let size = out.file()?.metadata()?.len();
+    if size >= original {
+        return Ok(false);
+    }
+    match out.publish(dest) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            tracing::warn!(path = %dest.display(), "a generated sibling's name is taken in the generation; not made");
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -256,20 +439,33 @@ pub fn sibling(path: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::File::create(path)?.write_all(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job for `path`'s two siblings, with a temporary directory beside it.
+    fn job(path: &Path) -> Job {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = path.parent().expect("parent").join(format!("tmp-{n}"));
+        let tmp = TmpDir::create_dir(dir).expect("tmp dir");
+        Job::beside(path.to_owned(), true, true, Arc::new(tmp))
+    }
 
     fn write_siblings(path: &Path) -> std::io::Result<Written> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
         let compressor = Compressor::start().expect("thread");
-        rt.block_on(compressor.compress(path.to_owned()))
+        rt.block_on(compressor.compress(job(path)))
+    }
+
+    fn both() -> Written {
+        Written {
+            brotli: true,
+            gzip: true,
+            not_compressed: None,
+        }
     }
 
     #[test]
@@ -279,13 +475,7 @@ mod tests {
         let html = "<p>The standby Pi serves this page.</p>\n".repeat(100);
         std::fs::write(&page, &html).expect("write");
         let written = write_siblings(&page).expect("compress");
-        assert_eq!(
-            written,
-            Written {
-                brotli: true,
-                gzip: true
-            }
-        );
+        assert_eq!(written, both());
 
         let mut unbrotli = Vec::new();
         brotli::BrotliDecompress(
@@ -323,7 +513,7 @@ mod tests {
         {
             let page = dir.path().join(format!("{i}.html"));
             std::fs::write(&page, body).expect("write");
-            rt.block_on(compressor.compress(page.clone()))
+            rt.block_on(compressor.compress(job(&page)))
                 .expect("compress");
             let mut plain = Vec::new();
             brotli::BrotliDecompress(
@@ -371,10 +561,7 @@ mod tests {
         assert!(has_room_for_siblings(&roomy));
         assert_eq!(
             write_siblings(&roomy).expect("compress"),
-            Written {
-                brotli: true,
-                gzip: true
-            },
+            both(),
             "a 252-byte name still has room for `.br` and `.gz`"
         );
     }
@@ -386,5 +573,107 @@ mod tests {
         assert!(is_compressible("application/json"));
         assert!(!is_compressible("image/jpeg"));
         assert!(!is_compressible("application/octet-stream"));
+    }
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut plain)
+            .expect("valid gzip");
+        plain
+    }
+
+    #[test]
+    fn a_large_file_streams_through_both_encoders_to_the_same_bytes() {
+        // Several chunks and more than one brotli window, of text that compresses.
+        let dir = tempfile::tempdir().expect("tmp");
+        let page = dir.path().join("search_index.json");
+        let mut text = String::new();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let words = [
+            "pi",
+            "standby",
+            "origin",
+            "sync",
+            "bucket",
+            "reader",
+            "generation",
+        ];
+        while text.len() < 3 * 1024 * 1024 {
+            text.push_str(words[rng.usize(..words.len())]);
+            text.push_str(if rng.u8(..10) == 0 { "\n" } else { " " });
+        }
+        std::fs::write(&page, &text).expect("write");
+        assert_eq!(write_siblings(&page).expect("compress"), both());
+        let mut unbrotli = Vec::new();
+        brotli::BrotliDecompress(
+            &mut &std::fs::read(sibling(&page, "br")).expect("br")[..],
+            &mut unbrotli,
+        )
+        .expect("brotli");
+        assert!(unbrotli == text.as_bytes(), "brotli round trip");
+        let gz = std::fs::read(sibling(&page, "gz")).expect("gz");
+        assert!(gunzip(&gz) == text.as_bytes(), "gzip round trip");
+        assert!(gz.len() < text.len() / 2);
+    }
+
+    #[test]
+    fn bytes_that_are_gzip_or_brotli_already_get_no_siblings() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let html = "<table><tr><td>cell</td></tr></table>\n".repeat(400);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(html.as_bytes()).expect("gzip");
+        // Still compressible: gzip of fast-level gzip of repetitive text shrinks again.
+        let gz = gz.finish().expect("gzip").repeat(3);
+        let mut br = Vec::new();
+        brotli::BrotliCompress(
+            &mut html.as_bytes(),
+            &mut br,
+            &brotli::enc::BrotliEncoderParams::default(),
+        )
+        .expect("brotli");
+        for (name, bytes) in [("table.html", gz), ("app.js", br)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).expect("write");
+            assert_eq!(
+                write_siblings(&path).expect("compress"),
+                Written {
+                    not_compressed: Some(NotCompressed::AlreadyCompressed),
+                    ..Written::default()
+                },
+                "{name}"
+            );
+            assert!(!sibling(&path, "gz").exists() && !sibling(&path, "br").exists());
+        }
+    }
+
+    #[test]
+    fn text_is_never_taken_for_brotli() {
+        for text in [
+            "<!doctype html><html lang=en><head><meta charset=utf-8>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><urlset xmlns=",
+            "{\"config\":{\"lang\":[\"en\"],\"separator\":\"[\\\\s\\\\-]+\"}",
+            "body{margin:0;padding:0;font-family:system-ui,sans-serif}",
+            "/*! For license information please see bundle.js.LICENSE.txt */",
+            "!function(e,t){\"object\"==typeof exports&&\"undefined\"!=typeof module",
+            "User-agent: *\nDisallow:\nSitemap: https://example.org/sitemap.xml\n",
+            "# Title\n\nSome markdown text, as a .md file uploaded beside the pages.\n",
+        ] {
+            let head = text.repeat(20);
+            assert!(!looks_compressed(head.as_bytes()), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_sibling_name_taken_in_the_generation_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let page = dir.path().join("page.html");
+        std::fs::write(&page, "<p>a page worth compressing</p>\n".repeat(100)).expect("write");
+        std::fs::write(sibling(&page, "br"), "the bucket's own").expect("write");
+        let written = write_siblings(&page).expect("compress");
+        assert!(!written.brotli && written.gzip);
+        assert_eq!(
+            std::fs::read_to_string(sibling(&page, "br")).expect("read"),
+            "the bucket's own"
+        );
     }
 }

@@ -1,4 +1,16 @@
 //! The bucket: listing it and downloading objects, verified, retried, rate-limited.
+//!
+//! Retries happen in one layer, here (the SDK's own retries are off: they ran inside ours, so
+//! a persistent 503 cost up to 15 GETs an object). Each request — a LIST page, or a GET with
+//! the HEADs of its multipart check — is tried at most [`ATTEMPTS`] times with exponential
+//! backoff and jitter (waits of 0.4 s, 0.8 s, 1.6 s and 3.2 s, each 50–100 % of that: at most
+//! 6 s in all). A clock-skew
+//! refusal is retried too: the SDK learns the server's time from every response's `Date`.
+//!
+//! A download is bound to the listing: `If-Match` the listed ETag, and the body may not be
+//! longer than the listed size. An object that changed since it was listed is
+//! [`SourceError::Changed`], never downloaded whole: the size and free-space checks were made
+//! on the listing.
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -15,29 +27,55 @@ use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
 use super::manifest::ManifestEntry;
+use super::newfile::{NewFile, TmpDir};
 use super::plan::RemoteObject;
 use crate::config::S3Config;
+
+/// Tries per request (the first and the retries).
+pub const ATTEMPTS: u32 = 5;
 
 /// Requests made, by kind, for the sync report and the no-op check.
 #[derive(Debug, Default)]
 pub struct RequestCounts {
     pub list: AtomicU64,
     pub get: AtomicU64,
+    /// The multipart check's `HEAD ?partNumber=`.
+    pub head: AtomicU64,
+}
+
+/// Requests made so far, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requests {
+    pub list: u64,
+    pub get: u64,
+    pub head: u64,
+}
+
+impl std::ops::Sub for Requests {
+    type Output = Requests;
+    fn sub(self, before: Requests) -> Requests {
+        Requests {
+            list: self.list.saturating_sub(before.list),
+            get: self.get.saturating_sub(before.get),
+            head: self.head.saturating_sub(before.head),
+        }
+    }
 }
 
 impl RequestCounts {
-    pub fn snapshot(&self) -> (u64, u64) {
-        (
-            self.list.load(Ordering::Relaxed),
-            self.get.load(Ordering::Relaxed),
-        )
+    pub fn snapshot(&self) -> Requests {
+        Requests {
+            list: self.list.load(Ordering::Relaxed),
+            get: self.get.load(Ordering::Relaxed),
+            head: self.head.load(Ordering::Relaxed),
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("listing the bucket failed: {0}")]
-    List(String),
+    #[error("listing the bucket failed: {reason}")]
+    List { reason: String, retryable: bool },
     #[error("{key}: {reason}")]
     Object {
         key: String,
@@ -46,6 +84,18 @@ pub enum SourceError {
     },
     #[error("{key}: gone from the bucket since it was listed")]
     Vanished { key: String },
+    /// The object is no longer the one listed (another ETag, or longer than listed).
+    #[error("{key}: changed in the bucket since it was listed ({reason})")]
+    Changed { key: String, reason: String },
+}
+
+impl SourceError {
+    fn retryable(&self) -> bool {
+        match self {
+            Self::List { retryable, .. } | Self::Object { retryable, .. } => *retryable,
+            Self::Vanished { .. } | Self::Changed { .. } => false,
+        }
+    }
 }
 
 pub struct Bucket {
@@ -53,6 +103,7 @@ pub struct Bucket {
     bucket: String,
     prefix: String,
     request_timeout: Duration,
+    stall_timeout: Duration,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     pub requests: RequestCounts,
     mismatched: Mismatches,
@@ -94,7 +145,8 @@ impl Bucket {
 
     /// As [`Bucket::connect`], signing with `clock` instead of the system clock (a Pi without
     /// a real-time clock, in tests). Either way the SDK measures the skew from each response's
-    /// `Date` and signs the retry of a `RequestTimeTooSkewed` with the corrected time.
+    /// `Date` (kept per client) and our retry of a `RequestTimeTooSkewed` is signed with the
+    /// corrected time.
     pub async fn connect_with_clock(config: &S3Config, clock: Option<SharedTimeSource>) -> Self {
         use aws_config::retry::RetryConfig;
         use aws_config::timeout::TimeoutConfig;
@@ -108,7 +160,8 @@ impl Bucket {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
             .http_client(http.clone())
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            // One retry layer: ours (see the module doc).
+            .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
@@ -154,6 +207,7 @@ impl Bucket {
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
             request_timeout: config.request_timeout,
+            stall_timeout: config.stall_timeout,
             limiter,
             requests: RequestCounts::default(),
             mismatched: Default::default(),
@@ -178,11 +232,25 @@ impl Bucket {
             if let Some(token) = token.take() {
                 request = request.continuation_token(token);
             }
-            self.requests.list.fetch_add(1, Ordering::Relaxed);
-            let page = request
-                .send()
-                .await
-                .map_err(|e| SourceError::List(describe(&e)))?;
+            let page = with_retries("list", || {
+                let request = request.clone();
+                async move {
+                    self.requests.list.fetch_add(1, Ordering::Relaxed);
+                    let send = tokio::time::timeout(self.request_timeout, request.send());
+                    match send.await {
+                        Ok(Ok(page)) => Ok(page),
+                        Ok(Err(e)) => Err(SourceError::List {
+                            reason: describe(&e),
+                            retryable: is_retryable(&e),
+                        }),
+                        Err(_) => Err(SourceError::List {
+                            reason: format!("no answer within {:?}", self.request_timeout),
+                            retryable: true,
+                        }),
+                    }
+                }
+            })
+            .await?;
             for object in page.contents() {
                 let (Some(encoded), Some(etag)) = (object.key(), object.e_tag()) else {
                     continue;
@@ -214,68 +282,76 @@ impl Bucket {
         Ok(objects)
     }
 
-    /// Downloads one object to `dest`, retrying transient failures with backoff,
+    /// Downloads one listed object into a new file of `tmp`, retrying transient failures,
     /// and returns its manifest entry built from the GET response's headers.
-    pub async fn download(&self, key: &str, dest: &Path) -> Result<ManifestEntry, SourceError> {
-        const ATTEMPTS: u32 = 5;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = tokio::time::timeout(self.request_timeout, self.download_once(key, dest))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(SourceError::Object {
-                        key: key.to_owned(),
-                        reason: format!("no answer within {:?}", self.request_timeout),
-                        retryable: true,
-                    })
-                });
-            match result {
-                Err(SourceError::Object {
-                    retryable: true,
-                    reason,
-                    ..
-                }) if attempt < ATTEMPTS => {
-                    let backoff = backoff(attempt);
-                    tracing::debug!(key, attempt, %reason, ?backoff, "download failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                }
-                other => return other,
-            }
-        }
+    pub async fn download(
+        &self,
+        object: &RemoteObject,
+        tmp: &Arc<TmpDir>,
+    ) -> Result<(ManifestEntry, NewFile), SourceError> {
+        with_retries(&object.key, || self.download_once(object, tmp)).await
     }
 
-    async fn download_once(&self, key: &str, dest: &Path) -> Result<ManifestEntry, SourceError> {
+    async fn download_once(
+        &self,
+        object: &RemoteObject,
+        tmp: &Arc<TmpDir>,
+    ) -> Result<(ManifestEntry, NewFile), SourceError> {
+        let key = object.key.as_str();
         let fail = |reason: String, retryable: bool| SourceError::Object {
             key: key.to_owned(),
             reason,
             retryable,
         };
+        let changed = |reason: String| SourceError::Changed {
+            key: key.to_owned(),
+            reason,
+        };
         self.requests.get.fetch_add(1, Ordering::Relaxed);
         let full_key = format!("{}{key}", self.prefix);
-        let response = match self
+        let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(&full_key)
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => {
+            .if_match(&object.etag)
+            .send();
+        let response = match tokio::time::timeout(self.request_timeout, request).await {
+            Err(_) => {
+                return Err(fail(
+                    format!("no answer within {:?}", self.request_timeout),
+                    true,
+                ))
+            }
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
                 let status = e.raw_response().map(|r| r.status().as_u16());
                 if status == Some(404) || e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                     return Err(SourceError::Vanished {
                         key: key.to_owned(),
                     });
                 }
+                if status == Some(412) {
+                    return Err(changed(format!("its ETag is no longer {}", object.etag)));
+                }
                 return Err(fail(describe(&e), is_retryable(&e)));
             }
         };
         let etag = response.e_tag().unwrap_or_default().to_owned();
+        // A store that ignores If-Match still tells: the ETag or the length differ.
+        if etag.trim_matches('"') != object.etag.trim_matches('"') {
+            return Err(changed(format!("ETag {etag}, listed {}", object.etag)));
+        }
         let expected_len = response
             .content_length()
             .and_then(|l| u64::try_from(l).ok());
+        if expected_len.is_some_and(|len| len != object.size) {
+            return Err(changed(format!(
+                "{} bytes, listed {}",
+                expected_len.unwrap_or_default(),
+                object.size
+            )));
+        }
         let kms = response
             .server_side_encryption()
             .is_some_and(|s| s.as_str() != "AES256");
@@ -291,14 +367,49 @@ impl Bucket {
             ..Default::default()
         };
 
+        let creating = tmp.clone();
+        let mut new = tokio::task::spawn_blocking(move || creating.create())
+            .await
+            .map_err(|e| fail(format!("creating a file: {e}"), false))?
+            .map_err(|e| {
+                fail(
+                    format!("creating a file in {}: {e}", tmp.path().display()),
+                    false,
+                )
+            })?;
+        let dest = new.path().to_owned();
         let io_fail = |e: std::io::Error| fail(format!("writing {}: {e}", dest.display()), false);
-        let mut file = tokio::fs::File::create(dest).await.map_err(io_fail)?;
+        let std_file = new
+            .take_file()
+            .ok_or_else(|| fail("no file to write".into(), false))?;
+        let mut file = tokio::fs::File::from_std(std_file);
         let mut md5 = Md5::new();
         let mut len: u64 = 0;
         let mut body = response.body;
-        while let Some(chunk) = body.next().await {
+        loop {
+            // The stall timeout measures the network only: the bandwidth limiter's waits
+            // below are not a stall (a thin uplink must still get large objects through).
+            let chunk = match tokio::time::timeout(self.stall_timeout, body.next()).await {
+                Err(_) => {
+                    return Err(fail(
+                        format!(
+                            "no byte for {:?} (s3.stall_timeout) after {len} bytes",
+                            self.stall_timeout
+                        ),
+                        true,
+                    ))
+                }
+                Ok(None) => break,
+                Ok(Some(chunk)) => chunk,
+            };
             let chunk =
                 chunk.map_err(|e| fail(format!("body interrupted: {}", with_causes(&e)), true))?;
+            if len + chunk.len() as u64 > object.size {
+                return Err(changed(format!(
+                    "the body is longer than the listed {} bytes",
+                    object.size
+                )));
+            }
             if let Some(limiter) = &self.limiter {
                 for piece in chunk.chunks(LIMITER_BURST as usize) {
                     if let Some(n) = NonZeroU32::new(piece.len() as u32) {
@@ -310,13 +421,11 @@ impl Bucket {
             len += chunk.len() as u64;
             file.write_all(&chunk).await.map_err(io_fail)?;
         }
-        if let Some(expected) = expected_len {
-            if len != expected {
-                return Err(fail(
-                    format!("truncated body: {len} of {expected} bytes"),
-                    true,
-                ));
-            }
+        if len != object.size {
+            return Err(fail(
+                format!("truncated body: {len} of {} bytes", object.size),
+                true,
+            ));
         }
         // A single-part upload's ETag is the MD5 of its bytes; a multipart one (`…-N`) is the
         // MD5 of its parts' MD5s. A KMS-encrypted object's ETag is neither: length only.
@@ -333,7 +442,7 @@ impl Bucket {
         drop(file);
         if let Some(parts) = multipart_parts(unquoted).filter(|_| !kms) {
             let made = self
-                .parts_make_the_etag(key, &full_key, &etag, parts, len, dest)
+                .parts_make_the_etag(key, &full_key, &etag, parts, len, &dest)
                 .await?;
             // Only a real mismatch may be forgiven: a failed HEAD or read is an error as any.
             if !made {
@@ -347,7 +456,7 @@ impl Bucket {
             }
         }
         entry.size = len;
-        Ok(entry)
+        Ok((entry, new))
     }
 
     /// Whether a downloaded multipart object's parts' MD5s make its ETag (the MD5 of those
@@ -403,6 +512,7 @@ impl Bucket {
         parts: u32,
     ) -> Result<Option<u64>, SourceError> {
         let number = i32::try_from(part).unwrap_or(i32::MAX);
+        self.requests.head.fetch_add(1, Ordering::Relaxed);
         // If-Match: the lengths must be those of the object just downloaded.
         let head = self
             .client
@@ -526,7 +636,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Exponential backoff with full jitter: 0.2 s, 0.4 s, 0.8 s ... capped at 10 s.
+/// Runs `op` until it succeeds, fails for good, or has been tried [`ATTEMPTS`] times.
+async fn with_retries<T, F, Fut>(what: &str, mut op: F) -> Result<T, SourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SourceError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match op().await {
+            Err(e) if e.retryable() && attempt < ATTEMPTS => {
+                let backoff = backoff(attempt);
+                tracing::debug!(what, attempt, error = %e, ?backoff, "request failed; retrying");
+                tokio::time::sleep(backoff).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 0.4 s, 0.8 s, 1.6 s ... capped at 10 s, each 50–100 % of that.
 fn backoff(attempt: u32) -> Duration {
     let cap = Duration::from_millis(200 * 2u64.pow(attempt.min(6))).min(Duration::from_secs(10));
     cap.mul_f64(0.5 + fastrand::f64() / 2.0)
@@ -542,6 +672,7 @@ fn is_retryable<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool 
             matches!(
                 code,
                 "SlowDown"
+                    | "RequestTimeTooSkewed"
                     | "InternalError"
                     | "ServiceUnavailable"
                     | "RequestTimeout"

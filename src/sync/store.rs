@@ -5,8 +5,15 @@
 //!   generations/000041/{files/, manifest.json}   the previous good generation, kept
 //!   generations/000042/{files/, manifest.json}   the current one
 //!   current -> generations/000042                 one symlink, replaced by rename(2)
-//!   staging/000043/                                being built; never served
+//!   staging/000043/{files/, tmp/}                 being built; never served
 //! ```
+//! Every file of a generation is written under a fresh name in its `tmp/` and linked into
+//! `files/` (`super::newfile`): the tree being built shares inodes with the served one, and
+//! nothing in it is ever opened for writing by name.
+//!
+//! A process serving a generation holds a shared `flock` on its directory ([`lease`]);
+//! [`GenerationStore::collect_garbage`] removes only generations it can lock exclusively, so a
+//! generation is never deleted under a running server (a `sync --once` beside the appliance).
 //! A generation is built whole in `staging/`, fsynced, moved into `generations/`, and only
 //! then does `current` move, with one `rename(2)` of a new symlink over the old. A crash at
 //! any point leaves `current` on a whole generation; leftovers in `staging/` are removed at
@@ -17,12 +24,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::manifest::{Manifest, MANIFEST_FILE};
+use super::newfile::TmpDir;
 
 const SITE_DIR: &str = "site";
 const GENERATIONS: &str = "generations";
 const STAGING: &str = "staging";
 const CURRENT: &str = "current";
 const FILES: &str = "files";
+const TMP: &str = "tmp";
 
 #[derive(Debug, thiserror::Error)]
 #[error("{action} {path}: {source}")]
@@ -57,6 +66,7 @@ pub struct GenerationStore {
 pub struct Staging {
     pub id: String,
     dir: PathBuf,
+    tmp: std::sync::Arc<TmpDir>,
     committed: bool,
 }
 
@@ -64,6 +74,11 @@ impl Staging {
     /// Where the site's files go.
     pub fn files(&self) -> PathBuf {
         self.dir.join(FILES)
+    }
+
+    /// Where its files are written before they are linked into [`Staging::files`].
+    pub fn tmp(&self) -> std::sync::Arc<TmpDir> {
+        self.tmp.clone()
     }
 }
 
@@ -188,15 +203,21 @@ impl GenerationStore {
         let dir = self.base.join(STAGING).join(&id);
         let files = dir.join(FILES);
         fs::create_dir_all(&files).map_err(at("create", &files))?;
+        let tmp = dir.join(TMP);
+        let tmp = TmpDir::create_dir(tmp.clone()).map_err(at("create", &tmp))?;
         Ok(Staging {
             id,
             dir,
+            tmp: std::sync::Arc::new(tmp),
             committed: false,
         })
     }
 
     /// Writes the manifest, makes the whole tree durable, and switches `current` to it.
     pub fn commit(&self, mut staging: Staging, manifest: &Manifest) -> Result<PathBuf, StoreError> {
+        // Every temporary name was published or removed; a leftover is not part of the site.
+        let tmp = staging.dir.join(TMP);
+        fs::remove_dir_all(&tmp).map_err(at("remove", &tmp))?;
         let manifest_path = staging.dir.join(MANIFEST_FILE);
         manifest.write(&manifest_path).map_err(|e| StoreError {
             action: "write",
@@ -225,7 +246,8 @@ impl GenerationStore {
         fsync_dir(&self.base)
     }
 
-    /// Removes generations other than the current one and the `keep_previous` before it.
+    /// Removes generations other than the current one and the `keep_previous` before it,
+    /// except those a process still serves from (see [`lease`]).
     pub fn collect_garbage(&self, keep_previous: usize) -> Result<usize, StoreError> {
         let Some(current) = self.current_id() else {
             return Ok(0);
@@ -240,6 +262,12 @@ impl GenerationStore {
             .chain(ids.iter().filter(|id| **id > current))
         {
             let dir = self.generation_dir(id);
+            // Held until the directory is gone: a server that opens it meanwhile finds no
+            // manifest once it has its lease, and looks at `current` again.
+            let Some(_unused) = exclusive(&dir)? else {
+                tracing::info!(generation = %id, "an old generation is still being served; kept until it is not");
+                continue;
+            };
             match fs::remove_dir_all(&dir) {
                 Ok(()) => removed += 1,
                 Err(e) => {
@@ -248,6 +276,37 @@ impl GenerationStore {
             }
         }
         Ok(removed)
+    }
+}
+
+/// A server's claim on the generation it serves: a shared `flock` on the generation's
+/// directory, released when the returned file is closed. `None` when the generation was
+/// removed before the lease was taken (resolve `current` again).
+pub fn lease(generation_dir: &Path) -> Result<Option<fs::File>, StoreError> {
+    use rustix::fs::{flock, FlockOperation};
+    let dir = fs::File::open(generation_dir).map_err(at("open", generation_dir))?;
+    flock(&dir, FlockOperation::LockShared).map_err(|e| at("lock", generation_dir)(e.into()))?;
+    // Collection removes the manifest under its exclusive lock, so a manifest seen under
+    // the shared lock stays.
+    Ok(generation_dir.join(MANIFEST_FILE).is_file().then_some(dir))
+}
+
+/// The exclusive lock on a generation directory, if no server holds a lease on it.
+fn exclusive(dir: &Path) -> Result<Option<fs::File>, StoreError> {
+    use rustix::fs::{flock, FlockOperation};
+    let file = match fs::File::open(dir) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(at("open", dir)(e)),
+    };
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            // The manifest goes first: a lease taken from here on sees a dying generation.
+            let _ = fs::remove_file(dir.join(MANIFEST_FILE));
+            Ok(Some(file))
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(at("lock", dir)(e.into())),
     }
 }
 

@@ -289,6 +289,12 @@ impl s3s::S3 for MemBucket {
         let Some(object) = object else {
             return Err(s3_error!(NoSuchKey));
         };
+        // As S3: a GET bound to an ETag fails with 412 once the object is another.
+        if let Some(wanted) = input.if_match.as_ref().and_then(|c| c.as_etag()) {
+            if wanted.value() != object.etag.trim_matches('"') {
+                return Err(s3_error!(PreconditionFailed));
+            }
+        }
         let mut body = object.body.clone();
         let mut truncate = false;
         match fault {
