@@ -4,6 +4,7 @@
 Usage:
   seed-bucket.py seed    --objects N --manifest OUT.tsv [--endpoint URL] [--bucket B] [--workers W]
   seed-bucket.py mutate  --objects N --manifest OUT.tsv [--plan OUT.txt] [...]
+  seed-bucket.py seed    --site docs --manifest OUT.tsv [...]     (and mutate --site docs)
   seed-bucket.py verify  --manifest M.tsv [--endpoint URL] [--bucket B]
   seed-bucket.py compare --manifest M.tsv --dir DIR [--ignore-compressed] [--details FILE]
 
@@ -19,9 +20,17 @@ bytes. Every object gets a Content-Type from its extension, a Cache-Control
 `x-amz-meta-s3cmd-attrs` header in the format `s3cmd sync` writes. Everything depends only on
 N (Python's random.Random(1)), so every run uploads the same bytes.
 
+With `--site docs` (no --objects), `seed` uploads the documentation site of
+bench/gen-docs-site.py instead: 1,000 files, about 66 MB, with large text files (a 3.6 MB
+search index, a 2.6 MB page, a 1.5 MB JavaScript bundle, a 1 MB sitemap) among ~900 pages of
+2-60 KB and 50 images of 50-500 KB. Same headers; deterministic (seed 1).
+
 `mutate` applies the delta once, to a bucket seeded with the same N (random.Random(2)):
 1 % of the objects rewritten (half of them same-size edits: one byte changed, like a typo fix;
 the other half grown or shrunk) and another 1 % deleted. It writes the manifest of the new state.
+With `--site docs` it applies that site's `mutate()`: the same shares, but the rewritten files
+include the large ones a rebuild changes (the search index, the sitemap and its .gz, the
+changelog; a one-letter fix in the 2.6 MB API page), and only pages are deleted.
 
 The manifest is a TSV of key, MD5 (hex) and size, sorted by key: the expected local tree.
 `verify` lists the bucket and checks it against a manifest (ETag = MD5, size).
@@ -69,6 +78,7 @@ CONTENT_TYPES = {
     "webp": "image/webp",
     "ico": "image/x-icon",
     "pdf": "application/pdf",
+    "gz": "application/gzip",
 }
 TEXT_EXTS = {"html", "xml", "txt", "css", "js", "json", "svg"}
 
@@ -204,6 +214,39 @@ class Site:
         return same, resized, deleted
 
 
+class DocsSite:
+    """The documentation site of bench/gen-docs-site.py, with the mtimes the small site has."""
+
+    def __init__(self):
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen-docs-site.py")
+        spec = importlib.util.spec_from_file_location("gen_docs_site", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.site = module.DocsSite(seed=1)
+        self.bodies = self.site.bodies
+        self.mtimes = {key: BASE_MTIME for key in self.bodies}
+
+    def mutate(self, _n):
+        same, resized, deleted = self.site.mutate()
+        for key in same + resized:
+            self.mtimes[key] = EDIT_MTIME
+        for key in deleted:
+            del self.mtimes[key]
+        return same, resized, deleted
+
+
+def make_site(args):
+    if args.site == "docs":
+        if args.objects is not None:
+            raise SystemExit("seed-bucket.py: --objects is for --site small; the docs site has a fixed size")
+        return DocsSite()
+    if args.objects is None:
+        raise SystemExit("seed-bucket.py: --objects is required for --site small")
+    return Site(args.objects)
+
+
 def s3cmd_attrs(body, mtime):
     """The x-amz-meta-s3cmd-attrs value `s3cmd sync` stores (uid/gid: the running user's, so
     that s3cmd running as root does not chown the benchmark's files to a stranger)."""
@@ -276,7 +319,7 @@ def read_manifest(path):
 
 def cmd_seed(args):
     t0 = time.monotonic()
-    site = Site(args.objects)
+    site = make_site(args)
     s3 = client(args)
     try:
         s3.create_bucket(Bucket=args.bucket)
@@ -294,7 +337,7 @@ def cmd_seed(args):
 
 def cmd_mutate(args):
     t0 = time.monotonic()
-    site = Site(args.objects)
+    site = make_site(args)
     same, resized, deleted = site.mutate(args.objects)
     s3 = client(args)
     put_all(s3, args, site, same + resized)
@@ -384,7 +427,10 @@ def main():
         s.add_argument("--workers", type=int, default=8)
         s.add_argument("--manifest", required=True)
         if name != "verify":
-            s.add_argument("--objects", type=int, required=True)
+            s.add_argument("--site", choices=("small", "docs"), default="small",
+                           help="small: N Jekyll-shaped objects of 1-20 KiB (--objects N); "
+                                "docs: bench/gen-docs-site.py's documentation site")
+            s.add_argument("--objects", type=int)
         if name == "mutate":
             s.add_argument("--plan")
     c = sub.add_parser("compare")

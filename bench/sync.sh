@@ -6,15 +6,23 @@ set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-usage: bench/sync.sh [--objects N] [--quick] [--summarize-only]
+usage: bench/sync.sh [--site small|docs] [--objects N] [--quick] [--summarize-only]
 
-  --objects N       objects in the bucket (default 10000)
-  --quick           1000 objects (unless --objects is given), no quiet-host wait
-  --summarize-only  rebuild bench/out/sync-summary.md from the last run's TSV
+  --site small      (default) N Jekyll-shaped objects of 1-20 KiB (bench/seed-bucket.py)
+  --site docs       a documentation site (bench/gen-docs-site.py): 1,000 files, ~66 MB,
+                    with a 3.6 MB search index, a 2.6 MB page, a 1.5 MB JS bundle, a 1 MB
+                    sitemap, ~900 pages of 2-60 KB and 50 images of 50-500 KB
+  --objects N       small site: objects in the bucket (default 10000)
+  --quick           small site: 1000 objects (unless --objects is given); both: no
+                    quiet-host wait
+  --summarize-only  rebuild bench/out/sync-summary-SITE.md from the last run's TSV
 
 Phases, each over all tools: full (sync into an empty directory), noop (the same sync
 again), then the bucket is mutated once (1 % rewritten, half of them same-size edits;
-1 % deleted) and delta (each tool from its own synced copy).
+1 % deleted; on the docs site the rewritten files include the search index, the sitemap,
+the changelog and the 2.6 MB page) and delta (each tool from its own synced copy).
+Each site case writes its own files: bench/out/sync-summary-SITE.md,
+bench/out/sync-results-SITE.tsv and bench/out/sync-SITE/.
 
 environment:
   BENCH_TOOLS        tools, in run order (default "pi-failover rclone rclone-fast s3cmd aws")
@@ -36,9 +44,11 @@ EOF
 
 # ---------------------------------------------------------------- arguments
 
-OBJECTS="" QUICK=0 SUMMARIZE_ONLY=0
+OBJECTS="" QUICK=0 SUMMARIZE_ONLY=0 SITE=small
 while (($# > 0)); do
 	case $1 in
+	--site) SITE=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
+	--site=*) SITE=${1#*=}; shift ;;
 	--objects) OBJECTS=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
 	--objects=*) OBJECTS=${1#*=}; shift ;;
 	--quick) QUICK=1; shift ;;
@@ -47,21 +57,28 @@ while (($# > 0)); do
 	*) echo "sync.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 	esac
 done
+case $SITE in
+small) ;;
+docs) [[ -z $OBJECTS ]] || { echo "sync.sh: --objects is for --site small (the docs site has a fixed size)" >&2; exit 2; } ;;
+*) echo "sync.sh: unknown site '$SITE' (small docs)" >&2; exit 2 ;;
+esac
 if ((QUICK)); then
-	OBJECTS=${OBJECTS:-1000}
+	[[ $SITE != small ]] || OBJECTS=${OBJECTS:-1000}
 	QUIET_WAIT=${BENCH_QUIET_WAIT:-0}
 else
-	OBJECTS=${OBJECTS:-10000}
+	[[ $SITE != small ]] || OBJECTS=${OBJECTS:-10000}
 	QUIET_WAIT=${BENCH_QUIET_WAIT:-5}
 fi
 QUIET_PCT=${BENCH_QUIET_PCT:-25}
 PORT=${BENCH_PORT:-9101}
 read -r -a TOOLS <<<"${BENCH_TOOLS:-pi-failover rclone rclone-fast s3cmd aws}"
 
-for n in "$OBJECTS" "$QUIET_WAIT" "$QUIET_PCT" "$PORT"; do
+for n in "$QUIET_WAIT" "$QUIET_PCT" "$PORT" ${OBJECTS:+"$OBJECTS"}; do
 	[[ $n =~ ^[0-9]+$ ]] || { echo "sync.sh: not a whole number: '$n'" >&2; exit 2; }
 done
-((OBJECTS >= 100)) || { echo "sync.sh: --objects must be at least 100" >&2; exit 2; }
+if [[ $SITE == small ]]; then
+	((OBJECTS >= 100)) || { echo "sync.sh: --objects must be at least 100" >&2; exit 2; }
+fi
 ((${#TOOLS[@]} >= 1)) || { echo "sync.sh: BENCH_TOOLS is empty" >&2; exit 2; }
 declare -A SEEN=()
 for t in "${TOOLS[@]}"; do
@@ -78,12 +95,16 @@ done
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 OUT=$HERE/out
-WORK=$OUT/sync
+# Each site case has its own results, summary and work directory, so both can be kept.
+WORK=$OUT/sync-$SITE
+RESULTS=$OUT/sync-results-$SITE.tsv
+SUMMARY=$OUT/sync-summary-$SITE.md
+if ((SUMMARIZE_ONLY)) && [[ $SITE == small && ! -f $RESULTS && -f $OUT/sync-results.tsv ]]; then
+	WORK=$OUT/sync RESULTS=$OUT/sync-results.tsv # a run from before the site cases
+fi
 VENV=$OUT/sync-venv
 CERT=$OUT/cert.pem
 KEY=$OUT/key.pem
-RESULTS=$OUT/sync-results.tsv
-SUMMARY=$OUT/sync-summary.md
 VERSIONS=$WORK/versions.txt
 META=$WORK/meta.txt
 MOTO_LOG=$WORK/moto.log
@@ -99,6 +120,7 @@ LOGS=$WORK/logs
 CHECKS=$WORK/checks
 MANIFEST_BEFORE=$WORK/manifest-before.tsv
 MANIFEST_AFTER=$WORK/manifest-after.tsv
+MUTATION=$WORK/mutation.tsv
 ENDPOINT=http://127.0.0.1:$PORT
 BUCKET=site
 ACCESS_KEY=AKTESTKEY123
@@ -118,154 +140,11 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "sync.sh: $*"; exit 1; }
 want() { local t; for t in "${TOOLS[@]}"; do [[ $t == "$1" ]] && return 0; done; return 1; }
 
-# ---------------------------------------------------------------- summary (python3)
+# ---------------------------------------------------------------- summary
 
 summarize() {
-	python3 - "$RESULTS" "$VERSIONS" "$META" "${TOOLS[*]}" >"$SUMMARY" <<'PY'
-import csv, math, os, sys
-
-results_path, versions_path, meta_path, tools_arg = sys.argv[1:5]
-with open(results_path, newline="") as f:
-    rows = list(csv.DictReader(f, delimiter="\t"))
-meta = {}
-if os.path.exists(meta_path):
-    for line in open(meta_path):
-        k, _, v = line.rstrip("\n").partition("=")
-        meta[k] = v
-versions = open(versions_path).read().strip().splitlines() if os.path.exists(versions_path) else []
-order = tools_arg.split()
-present = []
-for r in rows:
-    if r["tool"] not in present:
-        present.append(r["tool"])
-order = [t for t in order if t in present] + [t for t in present if t not in order]
-by = {(r["phase"], r["tool"]): r for r in rows}
-n = int(rows[0]["objects"]) if rows else int(meta.get("objects", "0") or 0)
-
-def f(x, d=2):
-    return f"{x:,.{d}f}"
-
-def i(x):
-    return f"{int(x):,}"
-
-def ratio(a, b):
-    a, b = float(a), float(b)
-    if b == 0:
-        return "–" if a == 0 else "∞"
-    x = a / b
-    return f"{x:.2f}" if x == 0 or x >= 0.1 else f"{x:.2g}"
-
-def tree(r):
-    s = "ok" if r["tree"] == "ok" else "**" + ", ".join(
-        f"{k} {r[k]}" for k in ("missing", "stale", "extra") if int(r[k])) + "**"
-    if r["rc"] != "0":
-        s += f" (**exit {r['rc']}**)"
-    return s
-
-out = []
-w = out.append
-mb = int(meta.get("bytes", "0") or 0) / 1e6
-w(f"# S3 → local sync: {i(n)} objects ({mb:.1f} MB), moto_server on 127.0.0.1")
-w("")
-w("One run of each tool per phase, all on the same bucket in the same run. Phases: **full** "
-  "(into an empty directory), **noop** (the same sync again), **delta** (after "
-  f"{meta.get('changed', '?')} objects were rewritten — {meta.get('same_size', '?')} of them "
-  f"same-size edits — and {meta.get('deleted', '?')} deleted; each tool from its own synced copy). "
-  "Requests are counted from moto's access log; the local tree is checked against the bucket by MD5 "
-  "after every run.")
-w("")
-for v in versions:
-    w("- " + v)
-w("")
-titles = {"full": "full sync into an empty directory", "noop": "no-op sync (nothing changed)",
-          "delta": "delta sync (1 % changed, half of them same-size; 1 % deleted)"}
-for phase in ("full", "noop", "delta"):
-    prs = [by[(phase, t)] for t in order if (phase, t) in by]
-    if not prs:
-        continue
-    w(f"## {phase}: {titles[phase]}")
-    w("")
-    w("| tool | wall s | requests | LIST | HEAD | GET | other | peak RSS MB | CPU s | local tree = bucket |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for r in prs:
-        cpu = float(r["user_s"]) + float(r["sys_s"])
-        w(f"| {r['label']} | {f(float(r['wall_s']))} | {i(r['requests'])} | {i(r['list'])} | {i(r['head'])} | "
-          f"{i(r['get'])} | {i(r['other'])} | {f(int(r['peak_rss_kb']) / 1024, 1)} | {f(cpu)} | {tree(r)} |")
-    w("")
-
-if "pi-failover" in order and len(order) > 1:
-    peers = [t for t in order if t != "pi-failover"]
-    phases = [p for p in ("full", "noop", "delta") if (p, "pi-failover") in by]
-    w("## pi-failover / peer")
-    w("")
-    w("Ratios of pi-failover's figure to the peer's in the same phase: below 1 means pi-failover "
-      "took less time or made fewer requests.")
-    w("")
-    w("| peer | " + " | ".join(f"{p} wall | {p} requests" for p in phases) + " |")
-    w("|---|" + "---:|---:|" * len(phases))
-    for t in peers:
-        cells = []
-        for p in phases:
-            a, b = by.get((p, "pi-failover")), by.get((p, t))
-            if a and b:
-                cells += [ratio(a["wall_s"], b["wall_s"]), ratio(a["requests"], b["requests"])]
-            else:
-                cells += ["–", "–"]
-        label = next(r["label"] for r in rows if r["tool"] == t)
-        w(f"| {label} | " + " | ".join(cells) + " |")
-    w("")
-
-    w("## Targets (issue 3, item 10)")
-    w("")
-    def mark(ok):
-        return "✅" if ok else "❌"
-    pf = {p: by.get((p, "pi-failover")) for p in ("full", "noop", "delta")}
-    lines = []
-    if pf["noop"]:
-        want_req = math.ceil(n / 1000)
-        got = int(pf["noop"]["requests"])
-        lines.append(f"{mark(got <= want_req)} no-op makes ⌈N/1000⌉ = {want_req} requests: {got} "
-                     f"(LIST {pf['noop']['list']}, HEAD {pf['noop']['head']}, GET {pf['noop']['get']}, "
-                     f"other {pf['noop']['other']})")
-        fast = by.get(("noop", "rclone-fast"))
-        if fast:
-            a, b = float(pf["noop"]["wall_s"]), float(fast["wall_s"])
-            lines.append(f"{mark(a <= b)} no-op at least as fast as rclone `--fast-list --checksum`: "
-                         f"{a:.2f} s vs {b:.2f} s")
-    if pf["full"]:
-        peers_full = [by[("full", t)] for t in peers if ("full", t) in by]
-        if peers_full:
-            a = float(pf["full"]["wall_s"])
-            best = min(peers_full, key=lambda r: float(r["wall_s"]))
-            lines.append(f"{mark(all(a < float(r['wall_s']) for r in peers_full))} full sync faster than "
-                         f"every peer: {a:.2f} s vs fastest peer {best['label']} {float(best['wall_s']):.2f} s")
-    if pf["delta"]:
-        lines.append(f"{mark(pf['delta']['tree'] == 'ok' and pf['delta']['rc'] == '0')} delta leaves the "
-                     f"exact bucket (no same-size edit missed): {tree(pf['delta'])}")
-    rss = [int(r["peak_rss_kb"]) for r in pf.values() if r]
-    if rss:
-        lines.append(f"{mark(max(rss) < 32 * 1024)} peak RSS under 32 MB in every phase: "
-                     f"{max(rss) / 1024:.1f} MB")
-    bad = [p for p, r in pf.items() if r and (r["rc"] != "0" or r["tree"] != "ok")]
-    if bad:
-        lines.append(f"❌ pi-failover failed or left a wrong tree in: {', '.join(bad)}")
-    for line in lines:
-        w("- " + line)
-    w("")
-
-reqs = sum(int(r["requests"]) for r in rows)
-moto_ms = 1000 * sum(float(r["moto_cpu_s"]) for r in rows) / reqs if reqs else float("nan")
-others = sorted(float(r["others_share"] or 0) for r in rows) or [0.0]
-w("Wall and peak RSS from `/usr/bin/time -v` (the tool's process; for aws-cli and s3cmd the Python "
-  "interpreter). CPU s = user + system of the tool. Every wall time includes moto's: a single Python "
-  f"process that used {moto_ms:.1f} ms of CPU per request in this run, so compare tools within one run "
-  "rather than absolute seconds. Other processes on the host used "
-  f"{100 * others[len(others) // 2]:.0f} % of the machine's CPU during the median run "
-  f"(at most {100 * others[-1]:.0f} %); more than a few % makes wall times noisy. "
-  "Raw rows: `bench/out/sync-results.tsv`; tool output, `time -v` output and tree checks: "
-  "`bench/out/sync/{logs,times,checks}/`.")
-print("\n".join(out))
-PY
+	python3 "$HERE/sync-summary.py" --results "$RESULTS" --versions "$VERSIONS" --meta "$META" \
+		--tools "${TOOLS[*]}" --manifest "$MANIFEST_BEFORE" --plan "$MUTATION" --work "$WORK" >"$SUMMARY"
 }
 
 if ((SUMMARIZE_ONLY)); then
@@ -619,10 +498,10 @@ run_tool() { # tool phase manifest
 
 	local total list head get other
 	read -r total list head get other <<<"$counts"
-	printf '%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n' \
+	printf '%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n' \
 		"$(date -u +%FT%TZ)" "$phase" "$RUN_NO" "$tool" "$(label_of "$tool")" "$OBJECTS" "$rc" "$wall" "$rss" \
 		"$user" "$sys" "$total" "$list" "$head" "$get" "$other" "$(awk -v t="$((m1 - m0))" -v hz="$CLK_TCK" 'BEGIN { print t / hz }')" \
-		"$others" "$tree" "${C[files]}" "${C[missing]}" "${C[stale]}" "${C[extra]}" "${C[ignored]}" >>"$RESULTS"
+		"$others" "$tree" "${C[files]}" "${C[missing]}" "${C[stale]}" "${C[extra]}" "${C[ignored]}" "$SITE" >>"$RESULTS"
 	log "$(printf '   %-5s %-12s %8.2f s  %6d req (LIST %d, HEAD %d, GET %d, other %d)  %6.1f MB  exit %d  tree %s' \
 		"$phase" "$tool" "$wall" "$total" "$list" "$head" "$get" "$other" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$rc" \
 		"$(if [[ $tree == ok ]]; then echo ok; else echo "${check#bad }"; fi)")"
@@ -665,7 +544,7 @@ fi
 mkdir -p "$OUT" "$WORK"
 rm -rf "${WORK:?}/dst" "$PF_DATA" "$TIMES" "$LOGS" "$CHECKS"
 mkdir -p "$DST" "$TIMES" "$LOGS" "$CHECKS"
-rm -f "$RESULTS" "$SUMMARY" "$META" "$MANIFEST_BEFORE" "$MANIFEST_AFTER"
+rm -f "$RESULTS" "$SUMMARY" "$META" "$MANIFEST_BEFORE" "$MANIFEST_AFTER" "$MUTATION"
 write_configs
 
 REV=()
@@ -676,15 +555,24 @@ sed 's/^/   /' "$VERSIONS" >&2
 log "== moto_server on $ENDPOINT"
 start_moto
 
-log "== seeding bucket '$BUCKET' with $OBJECTS objects"
-"$VPY" "$HERE/seed-bucket.py" seed --endpoint "$ENDPOINT" --bucket "$BUCKET" --objects "$OBJECTS" --manifest "$MANIFEST_BEFORE" >&2
+# The site's arguments to seed-bucket.py: the docs site has a fixed size.
+if [[ $SITE == small ]]; then
+	SITE_ARGS=(--site small --objects "$OBJECTS")
+	log "== seeding bucket '$BUCKET' with $OBJECTS objects (small site)"
+else
+	SITE_ARGS=(--site "$SITE")
+	log "== seeding bucket '$BUCKET' with the $SITE site"
+fi
+"$VPY" "$HERE/seed-bucket.py" seed --endpoint "$ENDPOINT" --bucket "$BUCKET" "${SITE_ARGS[@]}" --manifest "$MANIFEST_BEFORE" >&2
 "$VPY" "$HERE/seed-bucket.py" verify --endpoint "$ENDPOINT" --bucket "$BUCKET" --manifest "$MANIFEST_BEFORE" >&2
+OBJECTS=$(awk 'END { print NR }' "$MANIFEST_BEFORE")
 {
+	echo "site=$SITE"
 	echo "objects=$OBJECTS"
 	echo "bytes=$(awk -F'\t' '{ s += $3 } END { print s + 0 }' "$MANIFEST_BEFORE")"
 } >"$META"
 
-printf 'ts\tphase\trun\ttool\tlabel\tobjects\trc\twall_s\tpeak_rss_kb\tuser_s\tsys_s\trequests\tlist\thead\tget\tother\tmoto_cpu_s\tothers_share\ttree\tfiles\tmissing\tstale\textra\tignored\n' >"$RESULTS"
+printf 'ts\tphase\trun\ttool\tlabel\tobjects\trc\twall_s\tpeak_rss_kb\tuser_s\tsys_s\trequests\tlist\thead\tget\tother\tmoto_cpu_s\tothers_share\ttree\tfiles\tmissing\tstale\textra\tignored\tsite\n' >"$RESULTS"
 
 # Tools alternate: full in BENCH_TOOLS order, noop reversed, delta in order again, so no tool
 # is always first or last after a phase change.
@@ -694,14 +582,14 @@ log "== noop: the same sync again"
 for t in "${REV[@]}"; do run_tool "$t" noop "$MANIFEST_BEFORE"; done
 
 log "== mutating the bucket: 1 % rewritten (half same-size), 1 % deleted"
-mut=$("$VPY" "$HERE/seed-bucket.py" mutate --endpoint "$ENDPOINT" --bucket "$BUCKET" --objects "$OBJECTS" \
-	--manifest "$MANIFEST_AFTER" --plan "$WORK/mutation.tsv")
+mut=$("$VPY" "$HERE/seed-bucket.py" mutate --endpoint "$ENDPOINT" --bucket "$BUCKET" "${SITE_ARGS[@]}" \
+	--manifest "$MANIFEST_AFTER" --plan "$MUTATION")
 log "   $mut"
 "$VPY" "$HERE/seed-bucket.py" verify --endpoint "$ENDPOINT" --bucket "$BUCKET" --manifest "$MANIFEST_AFTER" >&2
 {
-	echo "changed=$(grep -c -v '^deleted' "$WORK/mutation.tsv" || true)"
-	echo "same_size=$(grep -c '^same-size' "$WORK/mutation.tsv" || true)"
-	echo "deleted=$(grep -c '^deleted' "$WORK/mutation.tsv" || true)"
+	echo "changed=$(grep -c -v '^deleted' "$MUTATION" || true)"
+	echo "same_size=$(grep -c '^same-size' "$MUTATION" || true)"
+	echo "deleted=$(grep -c '^deleted' "$MUTATION" || true)"
 } >>"$META"
 
 log "== delta: each tool from its own copy"

@@ -362,6 +362,10 @@ async fn sync_loop(
                     skipped = report.skipped.len(),
                     list_requests = report.list_requests,
                     get_requests = report.get_requests,
+                    head_requests = report.head_requests,
+                    listings = report.listings,
+                    siblings_not_made = report.sibling_conflicts.len(),
+                    not_compressed = report.not_compressed.len(),
                     seconds = report.duration.as_secs_f64(),
                     "sync done"
                 );

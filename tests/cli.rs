@@ -526,3 +526,45 @@ fn render_oled_writes_the_panel_pixels_of_each_screen_and_refuses_an_unknown_siz
         "names the sizes there are"
     );
 }
+
+/// `check-config` on the example with `[s3]` lines replaced: (success, stdout, stderr).
+fn check_example_with(replace: &[(&str, &str)]) -> (bool, String, String) {
+    let f = Fixture::new();
+    let config = boot_partition_with_example(&f);
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    for (from, to) in replace {
+        assert!(text.contains(from), "the example has {from}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&config, text).expect("write");
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_explains_bandwidth_and_timeouts_that_cannot_work() {
+    let (ok, _, stderr) = check_example_with(&[("bandwidth_limit = 0", "bandwidth_limit = 1000")]);
+    assert!(
+        !ok && stderr.contains("s3.bandwidth_limit") && stderr.contains("Fix:"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) =
+        check_example_with(&[("stall_timeout = \"30s\"", "stall_timeout = \"0s\"")]);
+    assert!(!ok && stderr.contains("s3.stall_timeout"), "{stderr}");
+    // A thin uplink works, and check-config says what it means for a large site.
+    let (ok, stdout, stderr) =
+        check_example_with(&[("bandwidth_limit = 0", "bandwidth_limit = 125000")]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("note: s3.bandwidth_limit") && stdout.contains("s3.stall_timeout"),
+        "{stdout}"
+    );
+}

@@ -568,3 +568,573 @@ async fn a_sync_killed_midway_leaves_the_site_whole_and_the_next_one_completes()
         "leftovers removed"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The sync never touches what is served (issue: "whatever the bucket does"). Each test below
+// reproduces one way the bucket broke that promise before.
+
+/// Every file of the current generation (siblings included): path → (inode, bytes).
+fn snapshot_current(t: &Setup) -> std::collections::BTreeMap<PathBuf, (u64, Vec<u8>)> {
+    let root =
+        t.f.path("data/site/current/files")
+            .canonicalize()
+            .expect("current");
+    let mut files = std::collections::BTreeMap::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("ls").flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).expect("stat");
+            if meta.is_dir() {
+                dirs.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                files.insert(path, (meta.ino(), bytes));
+            }
+        }
+    }
+    files
+}
+
+/// Each file of `before` still has its inode and its bytes.
+fn assert_untouched(before: &std::collections::BTreeMap<PathBuf, (u64, Vec<u8>)>, when: &str) {
+    for (path, (ino, bytes)) in before {
+        let meta = std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{when}: {} is gone: {e}", path.display()));
+        assert_eq!(meta.ino(), *ino, "{when}: {} replaced", path.display());
+        let now = std::fs::read(path).expect("read");
+        assert!(
+            now == *bytes,
+            "{when}: {} was rewritten in place ({} bytes, was {})",
+            path.display(),
+            now.len(),
+            bytes.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bucket_object_named_like_a_generated_sibling_never_rewrites_the_served_one() {
+    let t = Setup::new().await;
+    t.s3.bucket.put(
+        "page.html",
+        StoredObject::new(html(40)).content_type("text/html"),
+    );
+    let syncer = t.syncer().await;
+    syncer.sync_once(false).await.expect("first sync");
+    assert!(t.served("page.html.br").exists(), "a generated sibling");
+    let served = snapshot_current(&t);
+
+    // The publisher starts uploading its own precompressed files; this sync fails while
+    // downloading it (every GET stalls past the stall timeout).
+    let own_br: Vec<u8> = (0..128_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    t.s3.bucket
+        .put("page.html.br", StoredObject::new(own_br.clone()));
+    t.s3.bucket.put("other.html", StoredObject::new(html(2)));
+    t.s3.bucket.fail_always(Some(Fault::InternalError));
+    syncer.sync_once(false).await.expect_err("every GET fails");
+    assert_untouched(&served, "after a failed sync");
+
+    t.s3.bucket.fail_always(None);
+    let report = syncer.sync_once(false).await.expect("sync");
+    assert!(report.switched);
+    assert_untouched(&served, "after the next sync");
+    assert_eq!(
+        t.read("page.html.br"),
+        own_br,
+        "the bucket's object is served"
+    );
+    assert_eq!(t.read("page.html"), html(40).as_bytes());
+    assert!(
+        t.served("page.html.gz").exists(),
+        "the other sibling is still made"
+    );
+
+    // And the following syncs reuse the files instead of fetching them again.
+    t.s3.bucket.put("third.html", StoredObject::new(html(3)));
+    let report = syncer.sync_once(false).await.expect("sync");
+    assert_eq!(
+        (report.kept, report.get_requests),
+        (3, 1),
+        "only the new object is fetched"
+    );
+}
+
+#[tokio::test]
+async fn an_object_replaced_by_a_larger_one_after_the_listing_is_never_downloaded_whole() {
+    let mut t = Setup::new().await;
+    t.config.s3.as_mut().expect("s3").max_total_bytes = 1_000_000;
+    t.s3.bucket.put("index.html", StoredObject::new(html(20)));
+    let syncer = t.syncer().await;
+    let first = syncer.sync_once(false).await.expect("first sync");
+    let served = snapshot_current(&t);
+
+    t.s3.bucket
+        .put("big.bin", StoredObject::new(vec![1u8; 1000]));
+    // Between the LIST and its GET, big.bin becomes 3 MB: past max_total_bytes.
+    t.s3.bucket
+        .put_after_next_list("big.bin", StoredObject::new(vec![2u8; 3_000_000]));
+    let err = syncer
+        .sync_once(false)
+        .await
+        .expect_err("the re-listed site is over the limit");
+    assert!(
+        matches!(
+            err,
+            SyncError::Plan(pi_failover::sync::plan::PlanError::TooManyBytes { .. })
+        ),
+        "{err}"
+    );
+    assert_untouched(&served, "after the refused sync");
+    assert_eq!(t.syncer().await.store().current_id(), first.generation);
+    let leftovers = std::fs::read_dir(t.f.path("data/site/staging"))
+        .expect("staging")
+        .count();
+    assert_eq!(leftovers, 0, "nothing of the 3 MB is left on disk");
+
+    // A replacement within the limits is picked up by listing again in the same sync.
+    t.s3.bucket
+        .put_after_next_list("big.bin", StoredObject::new(vec![3u8; 2000]));
+    t.s3.bucket
+        .put("big.bin", StoredObject::new(vec![1u8; 1000]));
+    let report = syncer.sync_once(false).await.expect("sync");
+    assert_eq!(report.listings, 2, "{report}");
+    assert_eq!(t.read("big.bin"), vec![3u8; 2000]);
+}
+
+#[tokio::test]
+async fn a_key_that_is_a_directory_of_a_sibling_name_costs_only_that_sibling() {
+    // Both orders: the directory arriving with the file, and after it was synced.
+    for directory_first in [true, false] {
+        let t = Setup::new().await;
+        let css = "body { color: #123; margin: 0 auto; }\n".repeat(100);
+        t.s3.bucket.put(
+            "style.css",
+            StoredObject::new(css.clone()).content_type("text/css"),
+        );
+        t.s3.bucket.put("index.html", StoredObject::new(html(10)));
+        let syncer = t.syncer().await;
+        if !directory_first {
+            syncer.sync_once(false).await.expect("sync");
+            assert!(t.served("style.css.gz").is_file());
+        }
+        t.s3.bucket
+            .put("style.css.gz/readme.txt", StoredObject::new("notes"));
+        let report = syncer
+            .sync_once(false)
+            .await
+            .unwrap_or_else(|e| panic!("directory first: {directory_first}: {e}"));
+        assert!(report.switched);
+        assert_eq!(t.read("style.css"), css.as_bytes());
+        assert_eq!(t.read("style.css.gz/readme.txt"), b"notes");
+        assert!(
+            t.served("style.css.br").is_file(),
+            "the other sibling stays"
+        );
+        assert_eq!(report.sibling_conflicts.len(), 1, "{report}");
+        assert_eq!(report.sibling_conflicts[0].sibling, "style.css.gz");
+        assert!(report.to_string().contains("style.css.gz"), "{report}");
+    }
+}
+
+#[tokio::test]
+async fn a_large_object_on_a_thin_uplink_syncs_while_bytes_flow() {
+    let mut t = Setup::new().await;
+    let s3 = t.config.s3.as_mut().expect("s3");
+    // 1 MB at 250 kB/s takes about 4 s, four times the request timeout.
+    s3.bandwidth_limit = 250_000;
+    s3.request_timeout = Duration::from_secs(1);
+    let body: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    t.s3.bucket
+        .put("video.bin", StoredObject::new(body.clone()));
+    let report = t.syncer().await.sync_once(false).await.expect("sync");
+    assert!(report.duration > Duration::from_secs(2), "{report}");
+    assert_eq!(report.get_requests, 1, "no retry: bytes were flowing");
+    assert_eq!(t.read("video.bin"), body);
+}
+
+#[tokio::test]
+async fn bytes_that_are_gzip_already_get_no_gz_of_their_own() {
+    use std::io::Write;
+    let t = Setup::new().await;
+    let table: String = (0..2000)
+        .map(|i| format!("<tr><td>row {i}</td><td>{}</td></tr>\n", i * 7919 % 10007))
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(table.as_bytes()).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    assert!(gz.len() as u64 > pi_failover::sync::precompress::MIN_SIZE);
+    // Uploaded as text/html with no Content-Encoding, as a careless publisher does.
+    t.s3.bucket.put(
+        "table.html.gz",
+        StoredObject::new(gz.clone()).content_type("text/html"),
+    );
+    let report = t.syncer().await.sync_once(false).await.expect("sync");
+    assert_eq!(t.read("table.html.gz"), gz);
+    assert!(!t.served("table.html.gz.gz").exists());
+    assert!(!t.served("table.html.gz.br").exists());
+    assert_eq!(report.not_compressed.len(), 1, "{report}");
+}
+
+#[tokio::test]
+async fn retries_are_one_layer_and_every_request_is_counted() {
+    let t = Setup::new().await;
+    t.s3.bucket.put("index.html", StoredObject::new(html(20)));
+    t.s3.bucket.fail_always(Some(Fault::InternalError));
+    let syncer = t.syncer().await;
+    syncer.sync_once(false).await.expect_err("every GET fails");
+    let (_, gets) = t.s3.bucket.requests();
+    assert_eq!(
+        gets,
+        u64::from(pi_failover::sync::source::ATTEMPTS),
+        "one retry layer: the SDK's own retries would multiply this"
+    );
+
+    // The multipart check's HEADs are in the report.
+    t.s3.bucket.fail_always(None);
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    t.s3.bucket
+        .put("big.bin", StoredObject::new(body).multipart(3));
+    let heads_before = t.s3.bucket.heads();
+    let report = syncer.sync_once(false).await.expect("sync");
+    assert!(report.head_requests >= 1, "{report}");
+    assert_eq!(report.head_requests, t.s3.bucket.heads() - heads_before);
+}
+
+#[tokio::test]
+async fn a_generation_served_by_a_running_appliance_is_never_collected() {
+    let t = Setup::new().await;
+    t.s3.bucket
+        .put("index.html", StoredObject::new("<p>generation one</p>"));
+    let app = pi_failover::appliance::Appliance::start(t.config.clone())
+        .await
+        .expect("start");
+    let client = t.f.client();
+    let mut first = 0;
+    for _ in 0..100 {
+        first = client.get(app.https_addr(), "/").await.status.as_u16();
+        if first == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(first, 200, "the first sync is served");
+
+    // Two `sync --once` beside the running appliance: its own next sync is an hour away.
+    let other = t.syncer().await;
+    for n in 2..=3 {
+        t.s3.bucket.put(
+            "index.html",
+            StoredObject::new(format!("<p>generation {n}</p>")),
+        );
+        assert!(other.sync_once(false).await.expect("sync").switched);
+        let reply = client.get(app.https_addr(), "/").await;
+        assert_eq!(reply.status, 200, "the served generation is still there");
+    }
+    // The appliance follows `current` on its own.
+    let mut body = Vec::new();
+    for _ in 0..100 {
+        body = client.get(app.https_addr(), "/").await.body.to_vec();
+        if body == b"<p>generation 3</p>" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(String::from_utf8_lossy(&body), "<p>generation 3</p>");
+    assert_eq!(
+        app.sync_status().borrow().generation.as_deref(),
+        Some("000003")
+    );
+    // Once it moved, the next collection removes what nobody serves any more.
+    t.s3.bucket
+        .put("index.html", StoredObject::new("<p>generation 4</p>"));
+    other.sync_once(false).await.expect("sync");
+    assert!(!t.f.path("data/site/generations/000001").exists());
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The model: random bucket histories, interleaved with syncs that succeed, fail or are
+// killed. Reproducible: PI_FAILOVER_MODEL_SEED=<seed> replays one history (the seed is
+// printed); PI_FAILOVER_MODEL_STEPS sets its length (CI runs the default).
+
+/// Keys a publisher might use, chosen to collide with what the appliance generates: its
+/// siblings' names, directories of those names, a key that is also a directory, and keys
+/// that differ only in case or Unicode normalisation.
+const MODEL_KEYS: &[&str] = &[
+    "a.html",
+    "a.html.br",
+    "a.html.gz",
+    "a.html.gz/notes.txt",
+    "b.css",
+    "b.css.br/readme.txt",
+    "c.js",
+    "dir/page.html",
+    "dir",
+    "Page.html",
+    "page.html",
+    "caf\u{e9}.html",
+    "cafe\u{301}.html",
+    "data.json",
+    "img.bin",
+];
+
+fn model_body(rng: &mut fastrand::Rng, key: &str) -> Vec<u8> {
+    if key.ends_with(".bin") {
+        return (0..rng.usize(100..3000)).map(|_| rng.u8(..)).collect();
+    }
+    const WORDS: &[&str] = &["pi", "standby", "origin", "sync", "reader", "<p>", "</p>\n"];
+    let target = rng.usize(0..6000);
+    let mut text = String::new();
+    while text.len() < target {
+        text.push_str(WORDS[rng.usize(..WORDS.len())]);
+        text.push(' ');
+    }
+    text.into_bytes()
+}
+
+/// What a sync of `bucket` as it is now would serve: every key the plan accepts.
+fn model_expected(bucket: &common::s3::MemBucket) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use pi_failover::sync::plan::{plan, PlanLimits, RemoteObject};
+    let listing: Vec<RemoteObject> = bucket
+        .keys()
+        .into_iter()
+        .filter_map(|key| {
+            let object = bucket.object(&key)?;
+            Some(RemoteObject {
+                key,
+                etag: object.etag.clone(),
+                size: object.body.len() as u64,
+            })
+        })
+        .collect();
+    let limits = PlanLimits {
+        max_objects: usize::MAX,
+        max_total_bytes: u64::MAX,
+        max_delete_fraction: 1.0,
+        allow_empty: true,
+    };
+    let planned = plan(&listing, &Default::default(), &limits).expect("plan");
+    planned
+        .fetch
+        .into_iter()
+        .filter_map(|o| Some((o.key.clone(), bucket.object(&o.key)?.body.to_vec())))
+        .collect()
+}
+
+fn url_of(key: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    format!("/{}", percent_encoding::utf8_percent_encode(key, SEGMENT))
+}
+
+fn decode(reply: &common::Reply) -> Vec<u8> {
+    match reply.header("content-encoding") {
+        Some("br") => {
+            let mut plain = Vec::new();
+            brotli::BrotliDecompress(&mut &reply.body[..], &mut plain).expect("served brotli");
+            plain
+        }
+        Some("gzip") => {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&reply.body[..]),
+                &mut plain,
+            )
+            .expect("served gzip");
+            plain
+        }
+        _ => reply.body.to_vec(),
+    }
+}
+
+/// Every key over HTTPS, plainly and with each encoding, equals `expected`; the rest are
+/// not served.
+async fn assert_serves(
+    client: &common::Client,
+    addr: std::net::SocketAddr,
+    expected: &std::collections::BTreeMap<String, Vec<u8>>,
+    step: usize,
+    seed: u64,
+) {
+    let mut conn = client.h1(addr).await;
+    for key in MODEL_KEYS {
+        let url = url_of(key);
+        match expected.get(*key) {
+            Some(bytes) => {
+                for encoding in ["identity", "br", "gzip"] {
+                    let reply = conn
+                        .send(common::request(
+                            "GET",
+                            &url,
+                            &[("accept-encoding", encoding)],
+                        ))
+                        .await;
+                    assert_eq!(
+                        reply.status, 200,
+                        "seed {seed} step {step}: {key:?} ({encoding})"
+                    );
+                    assert!(
+                        decode(&reply) == *bytes,
+                        "seed {seed} step {step}: {key:?} ({encoding}) is not the bucket's bytes"
+                    );
+                }
+            }
+            None => {
+                let reply = conn.send(common::get(&url)).await;
+                assert!(
+                    reply.status == 404 || reply.status == 301,
+                    "seed {seed} step {step}: {key:?} is not in the generation, yet answered {}",
+                    reply.status
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_random_bucket_histories_never_touch_what_is_served() {
+    let seed = std::env::var("PI_FAILOVER_MODEL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    let steps: usize = std::env::var("PI_FAILOVER_MODEL_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150);
+    eprintln!("model: seed {seed}, {steps} steps (PI_FAILOVER_MODEL_SEED={seed} replays it)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+
+    let mut t = Setup::new().await;
+    {
+        let s3 = t.config.s3.as_mut().expect("s3");
+        s3.max_delete_fraction = 1.0;
+        s3.allow_empty = true;
+        s3.request_timeout = Duration::from_secs(2);
+        s3.stall_timeout = Duration::from_secs(2);
+    }
+    t.s3.bucket
+        .put("a.html", StoredObject::new(model_body(&mut rng, "a.html")));
+    let app = pi_failover::appliance::Appliance::start(t.config.clone())
+        .await
+        .expect("start");
+    // The appliance's own first sync; its next is an hour away, the model drives the rest.
+    let mut own = app.sync_status();
+    while own.borrow().last_attempt.is_none() {
+        own.changed().await.expect("status");
+    }
+    assert!(own.borrow().last_error.is_none());
+    let client = t.f.client();
+    let syncer = t.syncer().await;
+    let mut expected = model_expected(&t.s3.bucket);
+    assert_serves(&client, app.https_addr(), &expected, 0, seed).await;
+
+    let (mut succeeded, mut failed, mut killed) = (0, 0, 0);
+    for step in 1..=steps {
+        let key = MODEL_KEYS[rng.usize(..MODEL_KEYS.len())];
+        let roll = rng.u8(..100);
+        let before = snapshot_current(&t);
+        let current_before = syncer.store().current_id();
+        // The bucket as the sync's first listing sees it, when it changes right after.
+        let mut first_listing = None;
+        let outcome = match roll {
+            0..=29 => {
+                t.s3.bucket
+                    .put(key, StoredObject::new(model_body(&mut rng, key)));
+                continue;
+            }
+            30..=41 => {
+                // A same-size edit: the typo fix that only the ETag tells apart.
+                if let Some(object) = t.s3.bucket.object(key) {
+                    let mut body = object.body.to_vec();
+                    let at = rng.usize(..body.len().max(1));
+                    if let Some(byte) = body.get_mut(at) {
+                        *byte = byte.wrapping_add(1);
+                    }
+                    t.s3.bucket.put(key, StoredObject::new(body));
+                }
+                continue;
+            }
+            42..=53 => {
+                t.s3.bucket.delete(key);
+                continue;
+            }
+            54..=74 => syncer.sync_once(false).await,
+            75..=84 => {
+                t.s3.bucket.fail_always(Some(if rng.bool() {
+                    Fault::InternalError
+                } else {
+                    Fault::Corrupt
+                }));
+                let outcome = syncer.sync_once(false).await;
+                t.s3.bucket.fail_always(None);
+                outcome
+            }
+            85..=92 => {
+                // Replaced with a larger object between the listing and the downloads.
+                let mut body = model_body(&mut rng, key);
+                body.extend_from_slice(&model_body(&mut rng, key));
+                body.push(b'!');
+                first_listing = Some(model_expected(&t.s3.bucket));
+                t.s3.bucket
+                    .put_after_next_list(key, StoredObject::new(body));
+                syncer.sync_once(false).await
+            }
+            _ => {
+                // Killed while downloading: every GET is slow, the sync is dropped midway.
+                t.s3.bucket
+                    .fail_always(Some(Fault::Stall(Duration::from_millis(300))));
+                t.s3.bucket
+                    .put(key, StoredObject::new(model_body(&mut rng, key)));
+                let outcome =
+                    tokio::time::timeout(Duration::from_millis(150), syncer.sync_once(false)).await;
+                t.s3.bucket.fail_always(None);
+                match outcome {
+                    Ok(finished) => finished,
+                    Err(_) => {
+                        killed += 1;
+                        Err(SyncError::Busy {
+                            path: PathBuf::from("killed"),
+                        })
+                    }
+                }
+            }
+        };
+        match &outcome {
+            Ok(report) => {
+                succeeded += 1;
+                // One listing's objects: the last listing, which sees a change made after
+                // the first only when a download noticed it (If-Match) and listed again.
+                expected = match first_listing {
+                    Some(listed) if report.listings == 1 => listed,
+                    _ => model_expected(&t.s3.bucket),
+                };
+            }
+            Err(_) => {
+                failed += 1;
+                assert_eq!(
+                    syncer.store().current_id(),
+                    current_before,
+                    "seed {seed} step {step}: a failed sync switched: {outcome:?}"
+                );
+            }
+        }
+        app.reload().await;
+        assert_untouched(&before, &format!("seed {seed} step {step}"));
+        let staging = std::fs::read_dir(t.f.path("data/site/staging"))
+            .expect("staging")
+            .count();
+        assert_eq!(staging, 0, "seed {seed} step {step}: staging left behind");
+        assert_serves(&client, app.https_addr(), &expected, step, seed).await;
+    }
+    eprintln!("model: {succeeded} syncs succeeded, {failed} failed ({killed} killed)");
+    assert!(
+        succeeded > 0 && failed > 0,
+        "the history exercised both outcomes"
+    );
+    app.shutdown().await;
+}

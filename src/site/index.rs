@@ -148,14 +148,25 @@ impl SiteIndex {
                 }
             }
             let object = manifest.and_then(|m| m.objects.get(key));
+            // A synced generation serves the bucket's objects, and only them: the siblings
+            // the sync generated are encodings of their original, not pages of their own.
+            if manifest.is_some() && object.is_none() {
+                continue;
+            }
+            // In a synced generation only the siblings the sync made from this very file are
+            // its encodings: a bucket object that is named `x.br` is served at its own URL,
+            // never as `x` (nothing says its bytes decode to `x`'s).
+            let made = |flag: fn(&crate::sync::manifest::ManifestEntry) -> bool| {
+                manifest.is_none() || object.is_some_and(flag)
+            };
             let mut entry = Entry {
                 path: path.clone(),
                 content_type: effective_content_type(
                     key,
                     object.and_then(|o| o.content_type.as_deref()),
                 ),
-                brotli: sibling(key, "br"),
-                gzip: sibling(key, "gz"),
+                brotli: sibling(key, "br").filter(|_| made(|o| o.brotli)),
+                gzip: sibling(key, "gz").filter(|_| made(|o| o.gzip)),
                 content_encoding: None,
                 headers: Vec::new(),
                 redirect: None,

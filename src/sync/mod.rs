@@ -385,11 +385,15 @@ impl Syncer {
                 })
                 .collect();
             drop(current);
+            let linking = tmp.clone();
             let (linked, failed) = tokio::task::spawn_blocking(move || {
                 let mut linked = Vec::with_capacity(keep.len());
                 let mut failed = Vec::new();
                 for (key, mut entry, allowed) in keep {
-                    match link_with_siblings(&old_files, &new_files, &key, &mut entry, allowed) {
+                    let linked_here = linking.while_alive(|| {
+                        link_with_siblings(&old_files, &new_files, &key, &mut entry, allowed)
+                    });
+                    match linked_here {
                         Ok(()) => linked.push((key, entry)),
                         Err(e) => {
                             tracing::warn!(key, error = %e, "cannot reuse an unchanged file; fetching it again");
@@ -520,20 +524,8 @@ async fn fetch_object(
         Err(e) => return Err(e.into()),
     };
     let dest = files.join(&object.key);
-    let placing = dest.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Some(parent) = placing.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        // An existing name is an error for this object, never overwritten (module doc).
-        new.publish(&placing)
-    })
-    .await
-    .map_err(|e| SyncError::Io {
-        path: dest.clone(),
-        source: std::io::Error::other(e),
-    })?
-    .map_err(io_at(&dest))?;
+    // An existing name is an error for this object, never overwritten (module doc).
+    tmp.publish(new, &dest).map_err(io_at(&dest))?;
     let content_type =
         crate::site::index::effective_content_type(&object.key, entry.content_type.as_deref());
     let compress = precompress::is_compressible(content_type.to_str().unwrap_or(""))

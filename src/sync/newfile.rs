@@ -12,17 +12,27 @@
 //!    with `EEXIST` rather than replace anything, and removes the temporary name.
 //!
 //! A `NewFile` dropped without being published removes its temporary name.
+//!
+//! Every name made in the generation goes through its [`TmpDir`], one operation at a time
+//! under [`TmpDir::while_alive`]: a generation abandoned (a failed or cancelled sync) is
+//! first marked, then waits for the operation in flight, and only then removed. Work still
+//! running for it elsewhere (the compression thread, the blocking pool) then fails instead
+//! of re-creating directories in a tree that was just removed.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
 
 /// Where a generation's files are written before they get their names.
 #[derive(Debug)]
 pub struct TmpDir {
     dir: PathBuf,
     next: AtomicU64,
+    abandoned: AtomicBool,
+    /// Held shared by each operation, exclusively by [`TmpDir::abandon`].
+    busy: RwLock<()>,
 }
 
 impl TmpDir {
@@ -32,6 +42,40 @@ impl TmpDir {
         Ok(Self {
             dir,
             next: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
+            busy: RwLock::new(()),
+        })
+    }
+
+    /// Runs `op` unless the generation was abandoned; [`TmpDir::abandon`] waits for it.
+    pub fn while_alive<T>(&self, op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        let _running = self
+            .busy
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.abandoned.load(Ordering::Acquire) {
+            return Err(io::Error::other("the generation being built was abandoned"));
+        }
+        op()
+    }
+
+    /// Marks the generation abandoned and waits for the operation in flight: once this
+    /// returns, no name is made in it any more. Returns the guard to hold while removing it.
+    pub fn abandon(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.abandoned.store(true, Ordering::Release);
+        self.busy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Gives `new` its name `dest`, creating `dest`'s directories; an existing `dest` is an
+    /// error (`AlreadyExists`), never replaced.
+    pub fn publish(&self, new: NewFile, dest: &Path) -> io::Result<()> {
+        self.while_alive(|| {
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            new.publish(dest)
         })
     }
 
@@ -43,11 +87,13 @@ impl TmpDir {
     pub fn create(&self) -> io::Result<NewFile> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("{n:08}"));
-        let file = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .open(&path)?;
+        let file = self.while_alive(|| {
+            OpenOptions::new()
+                .write(true)
+                .read(true)
+                .create_new(true)
+                .open(&path)
+        })?;
         Ok(NewFile {
             file: Some(file),
             path,
@@ -81,7 +127,8 @@ impl NewFile {
     }
 
     /// Gives the file its name. An existing `dest` is an error (`AlreadyExists`), never
-    /// replaced: whatever is there stays as it was.
+    /// replaced: whatever is there stays as it was. Within a generation being built, use
+    /// [`TmpDir::publish`].
     pub fn publish(mut self, dest: &Path) -> io::Result<()> {
         drop(self.file.take());
         std::fs::hard_link(&self.path, dest)?;
@@ -140,5 +187,20 @@ mod tests {
         let abandoned = tmp.create().expect("create");
         drop(abandoned);
         assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 0);
+    }
+
+    #[test]
+    fn nothing_is_made_in_an_abandoned_generation() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let tmp = TmpDir::create_dir(dir.path().join("tmp")).expect("tmp dir");
+        let new = tmp.create().expect("create");
+        drop(tmp.abandon());
+        let late = dir.path().join("files/late/page.html");
+        assert!(tmp.publish(new, &late).is_err());
+        assert!(
+            !dir.path().join("files").exists(),
+            "no directory re-created"
+        );
+        assert!(tmp.create().is_err());
     }
 }

@@ -235,12 +235,12 @@ impl Worker {
             let mut out = job.tmp.create()?;
             let mut input = std::io::BufReader::with_capacity(CHUNK, reopen(&job.original)?);
             self.brotli(&mut input, &mut out, size)?;
-            written.brotli = publish_if_smaller(out, dest, size)?;
+            written.brotli = publish_if_smaller(&job.tmp, out, dest, size)?;
         }
         if let Some(dest) = &job.gzip {
             let mut out = job.tmp.create()?;
             self.gzip(&mut reopen(&job.original)?, &mut out)?;
-            written.gzip = publish_if_smaller(out, dest, size)?;
+            written.gzip = publish_if_smaller(&job.tmp, out, dest, size)?;
         }
         Ok(written)
     }
@@ -348,12 +348,17 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Names the sibling when it is smaller than the original. A name already taken in the
 /// generation is not an error: that sibling is simply not made.
-fn publish_if_smaller(mut out: NewFile, dest: &Path, original: u64) -> std::io::Result<bool> {
+fn publish_if_smaller(
+    tmp: &TmpDir,
+    mut out: NewFile,
+    dest: &Path,
+    original: u64,
+) -> std::io::Result<bool> {
     let size = out.file()?.metadata()?.len();
     if size >= original {
         return Ok(false);
     }
-    match out.publish(dest) {
+    match tmp.publish(out, dest) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             tracing::warn!(path = %dest.display(), "a generated sibling's name is taken in the generation; not made");

@@ -85,6 +85,8 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
+            // Work still running for this generation elsewhere stops first (`TmpDir`).
+            let _stopped = self.tmp.abandon();
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

@@ -117,8 +117,17 @@ struct State {
     faults: VecDeque<Fault>,
     /// Applied to every GET while set.
     persistent_fault: Option<Fault>,
+    /// Puts (`Some`) and deletes (`None`) made just after the next LIST is answered: the
+    /// bucket changing between a sync's listing and its downloads.
+    after_list: Vec<(String, Option<StoredObject>)>,
     lists: u64,
     gets: u64,
+    heads: u64,
+}
+
+/// The objects a LIST answers from.
+struct ListView {
+    objects: BTreeMap<String, StoredObject>,
 }
 
 /// The in-memory bucket; clones share it.
@@ -171,6 +180,16 @@ impl MemBucket {
         let state = self.state();
         (state.lists, state.gets)
     }
+
+    /// HEAD requests so far.
+    pub fn heads(&self) -> u64 {
+        self.state().heads
+    }
+
+    /// Puts `object` at `key` right after the next LIST is answered.
+    pub fn put_after_next_list(&self, key: &str, object: StoredObject) {
+        self.state().after_list.push((key.to_owned(), Some(object)));
+    }
 }
 
 #[async_trait::async_trait]
@@ -197,6 +216,17 @@ impl s3s::S3 for MemBucket {
             .unwrap_or_default();
         let mut state = self.state();
         state.lists += 1;
+        // Answered from the state as it is now; the changes land before the next request.
+        let listed_before_changes = state.objects.clone();
+        for (key, change) in std::mem::take(&mut state.after_list) {
+            match change {
+                Some(object) => state.objects.insert(key, object),
+                None => state.objects.remove(&key),
+            };
+        }
+        let state = ListView {
+            objects: listed_before_changes,
+        };
         let mut matching = state
             .objects
             .iter()
@@ -246,7 +276,11 @@ impl s3s::S3 for MemBucket {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        let object = self.state().objects.get(&input.key).cloned();
+        let object = {
+            let mut state = self.state();
+            state.heads += 1;
+            state.objects.get(&input.key).cloned()
+        };
         let Some(object) = object else {
             return Err(s3_error!(NoSuchKey));
         };
