@@ -16,8 +16,10 @@ use super::newfile::{NewFile, TmpDir};
 /// Files smaller than this gain too little to be worth two more files.
 pub const MIN_SIZE: u64 = 512;
 
-/// Files larger than this are left uncompressed: on a Pi 3 brotli at quality 5 runs at
-/// roughly 10 MB/s, and one sync must not spend minutes on one file (the report says so).
+/// Files larger than this are left uncompressed (the report says so): brotli at quality 4
+/// and gzip at level 4 together ran at about 25 MB/s on the 2-core x86 benchmark host, and a
+/// Pi's Cortex-A53/A72 is several times slower, so one such file already costs a sync
+/// seconds to minutes of CPU that readers may need.
 pub const MAX_SIZE: u64 = 16 * 1024 * 1024;
 
 /// Chunks read from the original and handed to the encoders.
@@ -216,16 +218,17 @@ impl Worker {
         out: &mut NewFile,
         size: u64,
     ) -> std::io::Result<()> {
-        // Quality 5 with a window of at least 2^17 uses a 1 MB hash table (quality 6-9 with a
-        // smaller window falls back to a much larger hasher in this crate); it keeps most of
-        // the gain of 11 at a fraction of the CPU. The window only needs to cover the file,
-        // and is capped at 256 KiB: the encoder's buffers (ring buffer, a metablock's
-        // commands and output) grow with the window, to 16 MB for a 3.6 MB search index at
-        // 1 MiB (massif, docs/benchmarks.md), while a larger window gains text a few per cent.
+        // Quality 4 and a window of at most 256 KiB, measured on 27 MB of real HTML and
+        // JavaScript and on the 52 MB of text of the docs benchmark site (docs/benchmarks.md,
+        // "Compression settings"): quality 5 at this window compressed *worse* on the real
+        // pages (17.8 % against 16.6 %) and cost 40 % more CPU; a 1 MiB window gains a few per
+        // cent but the encoder's buffers grow with it (ring buffer, a metablock's commands and
+        // output: 16 MB for a 3.6 MB search index at quality 5, massif). The window only needs
+        // to cover the file; below 2^17 this crate falls back to a larger hasher.
         let bits = u64::BITS - size.leading_zeros();
         let window_bits = bits.clamp(17, 18) as i32;
         let params = brotli::enc::BrotliEncoderParams {
-            quality: 5,
+            quality: 4,
             lgwin: window_bits,
             ..Default::default()
         };
@@ -248,7 +251,9 @@ impl Worker {
         use flate2::{Compress, Compression, FlushCompress, Status};
         let deflate = self
             .deflate
-            .get_or_insert_with(|| Compress::new(Compression::new(6), false));
+            // Level 4: half level 6's CPU for 4 % more bytes (same measurements as brotli's);
+            // gzip is the fallback for the few clients without brotli.
+            .get_or_insert_with(|| Compress::new(Compression::new(4), false));
         deflate.reset();
         let mut output = std::io::BufWriter::with_capacity(CHUNK, out.file()?);
         // Header: magic, deflate, no flags, no mtime (the same bytes give the same file), OS unknown.
