@@ -139,6 +139,13 @@ impl Appliance {
             tokio::sync::watch::channel(crate::sync::SyncStatus::default());
         if let Some(syncer) = crate::sync::Syncer::new(&config).await? {
             sync_status.send_modify(|s| s.generation = syncer.store().current_id());
+            let sync_status = Arc::new(sync_status);
+            tracker.spawn(follow_current(
+                syncer.store().clone(),
+                site.clone(),
+                sync_status.clone(),
+                shutdown.clone(),
+            ));
             tracker.spawn(sync_loop(
                 syncer,
                 site.clone(),
@@ -338,7 +345,7 @@ fn spawn_checks(config: &Config, tracker: &TaskTracker, shutdown: &CancellationT
 async fn sync_loop(
     syncer: crate::sync::Syncer,
     site: Arc<Site>,
-    status: tokio::sync::watch::Sender<crate::sync::SyncStatus>,
+    status: Arc<tokio::sync::watch::Sender<crate::sync::SyncStatus>>,
     stop: CancellationToken,
 ) {
     loop {
@@ -374,24 +381,34 @@ async fn sync_loop(
                 tracing::error!(error = %e, "sync failed; still serving the last good generation")
             }
         }
-        // Between syncs, follow `current` when another process moves it (`sync --once`):
-        // the generation served must not be left behind, and is never collected meanwhile
-        // (the index holds its lease), but readers should get the new one.
-        let next_sync = tokio::time::sleep(syncer.next_delay());
-        tokio::pin!(next_sync);
-        let mut watch = tokio::time::interval(CURRENT_WATCH);
-        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = &mut next_sync => break,
-                _ = watch.tick() => {
-                    if site.behind_current() {
-                        let generation = syncer.store().current_id();
-                        tracing::info!(generation = ?generation, "`current` moved outside this process");
-                        serve_current(&site, generation.as_deref()).await;
-                        status.send_modify(|s| s.generation = generation);
-                    }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(syncer.next_delay()) => {}
+        }
+    }
+}
+
+/// Follows `current` when it moves outside the sync loop's own switches: another process's
+/// sync (`sync --once`), or this sync's first generation while its second one adds the
+/// compressed siblings. The generation served is never collected meanwhile (the index
+/// holds its lease), but readers should get the new one.
+async fn follow_current(
+    store: crate::sync::store::GenerationStore,
+    site: Arc<Site>,
+    status: Arc<tokio::sync::watch::Sender<crate::sync::SyncStatus>>,
+    stop: CancellationToken,
+) {
+    let mut watch = tokio::time::interval(CURRENT_WATCH);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = watch.tick() => {
+                if site.behind_current() {
+                    let generation = store.current_id();
+                    tracing::info!(generation = ?generation, "`current` moved; serving it");
+                    serve_current(&site, generation.as_deref()).await;
+                    status.send_modify(|s| s.generation = generation);
                 }
             }
         }

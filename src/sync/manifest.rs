@@ -36,6 +36,10 @@ pub struct ManifestEntry {
     /// Precompressed siblings written at sync time (`key.br`, `key.gz`).
     pub brotli: bool,
     pub gzip: bool,
+    /// Worth compressing, but the generation was switched in before its siblings were made:
+    /// the next generation (made at once by the same sync, or by the next one after a crash)
+    /// adds them.
+    pub siblings_pending: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

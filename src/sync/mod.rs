@@ -40,6 +40,13 @@ pub use aws_smithy_async::time::{SharedTimeSource, TimeSource};
 /// Listings one sync makes at most when objects keep changing under it.
 pub const LISTINGS: u32 = 3;
 
+/// When the downloads are done, compressions still queued for up to this many bytes of
+/// input are waited for; beyond it the generation is switched in without their siblings and
+/// a second generation adds them at once. A new site is then served as soon as it is
+/// verified: on a Pi, compressing a documentation site's multi-megabyte search index and
+/// pages takes longer than downloading them (docs/sync.md).
+const WAIT_FOR_COMPRESSION_BYTES: u64 = 2 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error(transparent)]
@@ -93,6 +100,13 @@ pub struct SyncReport {
     pub not_compressed: Vec<(String, NotCompressed)>,
     /// Listings made (more than one when objects changed during the sync).
     pub listings: u32,
+    /// When the site was switched in, if it was (before the siblings' generation, if any).
+    pub switched_after: Option<Duration>,
+    /// Files whose siblings a second generation added, after the site was switched in.
+    pub siblings_added_later: usize,
+    /// Files still waiting for their siblings in the generation served (the sync that
+    /// adds them failed, or this was a dry run).
+    pub siblings_pending: usize,
     pub bytes_downloaded: u64,
     pub list_requests: u64,
     pub get_requests: u64,
@@ -133,6 +147,23 @@ impl std::fmt::Display for SyncReport {
             self.head_requests,
             self.duration.as_secs_f64()
         )?;
+        if let Some(after) = self.switched_after {
+            if self.siblings_added_later > 0 {
+                writeln!(
+                    f,
+                    "  switched in after {:.2} s; compressed siblings for {} files added by a second generation",
+                    after.as_secs_f64(),
+                    self.siblings_added_later
+                )?;
+            }
+        }
+        if self.siblings_pending > 0 {
+            writeln!(
+                f,
+                "  {} files served without their compressed siblings yet (the next sync adds them)",
+                self.siblings_pending
+            )?;
+        }
         if self.listings > 1 {
             writeln!(
                 f,
@@ -262,6 +293,17 @@ impl Syncer {
                 other => break other?,
             }
         };
+        if report.switched {
+            report.switched_after = Some(started.elapsed());
+        }
+        if !dry_run && report.siblings_pending > 0 {
+            if let Some((id, added)) = self.add_pending_siblings().await? {
+                report.generation = Some(id);
+                report.switched = true;
+                report.siblings_added_later = added;
+                report.siblings_pending = 0;
+            }
+        }
         let requests = self.bucket.requests.snapshot() - before;
         report.listings = listings;
         report.list_requests = requests.list;
@@ -305,6 +347,7 @@ impl Syncer {
             ..Default::default()
         };
         let up_to_date = plan.is_noop() && current_id.is_some();
+        report.siblings_pending = pending_siblings(&current);
         if !dry_run && !up_to_date {
             self.check_free_space(&plan)?;
             let built = self.build_generation(&plan, current, &listing).await?;
@@ -313,6 +356,7 @@ impl Syncer {
             report.bytes_downloaded = built.downloaded;
             report.vanished = built.vanished;
             report.not_compressed = built.not_compressed;
+            report.siblings_pending = built.siblings_pending;
             match self.store.collect_garbage(1) {
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "old generations removed"),
                 Ok(_) => {}
@@ -385,29 +429,8 @@ impl Syncer {
                 })
                 .collect();
             drop(current);
-            let linking = tmp.clone();
-            let (linked, failed) = tokio::task::spawn_blocking(move || {
-                let mut linked = Vec::with_capacity(keep.len());
-                let mut failed = Vec::new();
-                for (key, mut entry, allowed) in keep {
-                    let linked_here = linking.while_alive(|| {
-                        link_with_siblings(&old_files, &new_files, &key, &mut entry, allowed)
-                    });
-                    match linked_here {
-                        Ok(()) => linked.push((key, entry)),
-                        Err(e) => {
-                            tracing::warn!(key, error = %e, "cannot reuse an unchanged file; fetching it again");
-                            failed.push(key);
-                        }
-                    }
-                }
-                (linked, failed)
-            })
-            .await
-            .map_err(|e| SyncError::Io {
-                path: files.clone(),
-                source: std::io::Error::other(e),
-            })?;
+            // A file that cannot be linked is fetched again.
+            let (linked, failed) = link_kept(old_files, new_files, keep, tmp.clone()).await?;
             manifest.objects.extend(linked);
             let failed: std::collections::HashSet<String> = failed.into_iter().collect();
             refetch = listing
@@ -475,10 +498,39 @@ impl Syncer {
                 Err(e) => return Err(e),
             }
         }
-        for (key, pending) in compressions {
-            let written = pending.wait().await.map_err(io_at(&files.join(&key)))?;
-            built.record(&mut manifest, &key, written);
+        let queued: u64 = compressions
+            .iter()
+            .filter_map(|(key, _)| manifest.objects.get(key.as_str()))
+            .map(|entry| entry.size)
+            .sum();
+        if queued <= WAIT_FOR_COMPRESSION_BYTES {
+            for (key, pending) in compressions {
+                let written = pending.wait().await.map_err(io_at(&files.join(&key)))?;
+                built.record(&mut manifest, &key, written);
+            }
+        } else {
+            // Serve the verified site now; the siblings still queued come in the next
+            // generation (`add_pending_siblings`), never by writing into this one.
+            for (key, mut pending) in compressions {
+                match pending.try_take() {
+                    Some(written) => {
+                        let written = written.map_err(io_at(&files.join(&key)))?;
+                        built.record(&mut manifest, &key, written);
+                    }
+                    None => {
+                        if let Some(entry) = manifest.objects.get_mut(&key) {
+                            entry.siblings_pending = true;
+                        }
+                    }
+                }
+            }
+            staging.stop_writers();
+            tracing::info!(
+                queued_bytes = queued,
+                "switching the site in before its last compressions; a second generation adds them"
+            );
         }
+        built.siblings_pending = pending_siblings(&manifest);
         manifest.created_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -486,12 +538,135 @@ impl Syncer {
         tracing::info!(generation = %built.id, files = manifest.objects.len(), downloaded = built.downloaded, "new generation switched in");
         Ok(built)
     }
+
+    /// Makes the generation after the current one: every file linked as it is, plus the
+    /// compressed siblings its manifest says are pending. `None` when none are. On failure
+    /// the current generation stays served, still marked, and the next sync tries again.
+    async fn add_pending_siblings(&self) -> Result<Option<(String, usize)>, SyncError> {
+        let Some(id) = self.store.current_id() else {
+            return Ok(None);
+        };
+        let current = self.store.current_manifest();
+        let pending: Vec<String> = current
+            .objects
+            .iter()
+            .filter(|(_, entry)| entry.siblings_pending)
+            .map(|(key, _)| key.clone())
+            .collect();
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        let (reserved, _) =
+            plan::reserve_siblings(&current.objects.keys().map(String::as_str).collect());
+        let allowed = |key: &str, ext: &str| !reserved.contains(&format!("{key}.{ext}"));
+        let staging = self.store.begin()?;
+        let files = staging.files();
+        let tmp = staging.tmp();
+        let everything: Vec<(String, ManifestEntry, [bool; 2])> = current
+            .objects
+            .into_iter()
+            .map(|(key, entry)| {
+                let siblings = [allowed(&key, "br"), allowed(&key, "gz")];
+                (key, entry, siblings)
+            })
+            .collect();
+        let old_files = self.store.generation_dir(&id).join("files");
+        let (linked, failed) = link_kept(old_files, files.clone(), everything, tmp.clone()).await?;
+        if let Some(key) = failed.first() {
+            return Err(SyncError::Io {
+                path: files.join(key),
+                source: std::io::Error::other("cannot link an unchanged file into the generation that adds compressed siblings"),
+            });
+        }
+        let mut manifest = Manifest {
+            generation: staging.id.clone(),
+            ..Default::default()
+        };
+        manifest.objects.extend(linked);
+        let mut built = Built {
+            id: staging.id.clone(),
+            ..Default::default()
+        };
+        let mut compressions = Vec::with_capacity(pending.len());
+        for key in &pending {
+            let job = precompress::Job::beside(
+                files.join(key),
+                allowed(key, "br"),
+                allowed(key, "gz"),
+                tmp.clone(),
+            );
+            compressions.push((key, self.compressor.submit(job).map_err(io_at(&files))?));
+        }
+        for (key, pending) in compressions {
+            let written = pending.wait().await.map_err(io_at(&files.join(key)))?;
+            built.record(&mut manifest, key, written);
+            if let Some(entry) = manifest.objects.get_mut(key.as_str()) {
+                entry.siblings_pending = false;
+            }
+        }
+        manifest.created_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.store.commit(staging, &manifest)?;
+        tracing::info!(generation = %built.id, files = pending.len(), "compressed siblings added");
+        // The generation before the one just completed is the last one with a site of its
+        // own: it stays for rollback.
+        match self.store.collect_garbage(2) {
+            Ok(removed) if removed > 0 => tracing::debug!(removed, "old generations removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot remove old generations"),
+        }
+        Ok(Some((built.id, pending.len())))
+    }
+}
+
+/// Files of `manifest` still waiting for their compressed siblings.
+fn pending_siblings(manifest: &Manifest) -> usize {
+    manifest
+        .objects
+        .values()
+        .filter(|entry| entry.siblings_pending)
+        .count()
+}
+
+/// Hard-links `entries` from `old` into `new` with the siblings each may keep, off the async
+/// threads (thousands of link(2) calls). Returns the linked entries and the keys that failed.
+async fn link_kept(
+    old: PathBuf,
+    new: PathBuf,
+    entries: Vec<(String, ManifestEntry, [bool; 2])>,
+    tmp: Arc<newfile::TmpDir>,
+) -> Result<(Vec<(String, ManifestEntry)>, Vec<String>), SyncError> {
+    let path = new.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut linked = Vec::with_capacity(entries.len());
+        let mut failed = Vec::new();
+        for (key, mut entry, allowed) in entries {
+            let linked_here =
+                tmp.while_alive(|| link_with_siblings(&old, &new, &key, &mut entry, allowed));
+            match linked_here {
+                Ok(()) => linked.push((key, entry)),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "cannot reuse an unchanged file");
+                    failed.push(key);
+                }
+            }
+        }
+        (linked, failed)
+    })
+    .await
+    .map_err(|e| SyncError::Io {
+        path,
+        source: std::io::Error::other(e),
+    })
 }
 
 /// What building one generation did.
 #[derive(Debug, Default)]
 struct Built {
     id: String,
+    /// Files of the generation whose siblings a following generation adds.
+    siblings_pending: usize,
     downloaded: u64,
     vanished: Vec<String>,
     not_compressed: Vec<(String, NotCompressed)>,
@@ -502,6 +677,7 @@ impl Built {
         if let Some(entry) = manifest.objects.get_mut(key) {
             entry.brotli = written.brotli;
             entry.gzip = written.gzip;
+            entry.siblings_pending = false;
         }
         if let Some(why) = written.not_compressed {
             self.not_compressed.push((key.to_owned(), why));

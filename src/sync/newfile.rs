@@ -59,6 +59,12 @@ impl TmpDir {
         op()
     }
 
+    /// Whether the generation was abandoned: long work for it (compressing a large file)
+    /// stops early.
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
+
     /// Marks the generation abandoned and waits for the operation in flight: once this
     /// returns, no name is made in it any more. Returns the guard to hold while removing it.
     pub fn abandon(&self) -> std::sync::RwLockWriteGuard<'_, ()> {

@@ -97,6 +97,32 @@ pub enum PlanError {
     TooManyBytes { bytes: u64, limit: u64 },
 }
 
+/// The sibling names (`key.br`, `key.gz`) that `keys` use as objects or as directories, and
+/// the latter for the report.
+pub fn reserve_siblings(keys: &BTreeSet<&str>) -> (BTreeSet<String>, Vec<SiblingConflict>) {
+    let directories: BTreeSet<&str> = keys
+        .iter()
+        .flat_map(|key| key.match_indices('/').map(move |(i, _)| &key[..i]))
+        .collect();
+    let mut reserved = BTreeSet::new();
+    let mut conflicts = Vec::new();
+    for key in keys {
+        for ext in SIBLING_EXTENSIONS {
+            let sibling = format!("{key}.{ext}");
+            if directories.contains(sibling.as_str()) {
+                conflicts.push(SiblingConflict {
+                    key: (*key).to_owned(),
+                    sibling: sibling.clone(),
+                });
+                reserved.insert(sibling);
+            } else if keys.contains(sibling.as_str()) {
+                reserved.insert(sibling);
+            }
+        }
+    }
+    (reserved, conflicts)
+}
+
 /// Compares a listing with the current generation's manifest.
 pub fn plan(
     listing: &[RemoteObject],
@@ -132,20 +158,7 @@ pub fn plan(
         }
         !conflict
     });
-    for key in accepted.keys() {
-        for ext in SIBLING_EXTENSIONS {
-            let sibling = format!("{key}.{ext}");
-            if directories.contains(sibling.as_str()) {
-                out.sibling_conflicts.push(SiblingConflict {
-                    key: (*key).to_owned(),
-                    sibling: sibling.clone(),
-                });
-                out.reserved.insert(sibling);
-            } else if accepted.contains_key(sibling.as_str()) {
-                out.reserved.insert(sibling);
-            }
-        }
-    }
+    (out.reserved, out.sibling_conflicts) = reserve_siblings(&accepted.keys().copied().collect());
 
     if accepted.is_empty() && !limits.allow_empty && !current.objects.is_empty() {
         return Err(PlanError::EmptyListing {

@@ -186,6 +186,9 @@ impl Worker {
         if !has_room_for_siblings(&job.original) || (job.brotli.is_none() && job.gzip.is_none()) {
             return Ok(written);
         }
+        if job.tmp.is_abandoned() {
+            return Err(abandoned());
+        }
         let mut original = std::fs::File::open(&job.original)?;
         let size = original.metadata()?.len();
         if size > MAX_SIZE {
@@ -200,13 +203,20 @@ impl Worker {
         }
         if let Some(dest) = &job.brotli {
             let mut out = job.tmp.create()?;
-            let mut input = std::io::BufReader::with_capacity(CHUNK, reopen(&job.original)?);
+            let mut input = Stoppable {
+                inner: std::io::BufReader::with_capacity(CHUNK, reopen(&job.original)?),
+                tmp: &job.tmp,
+            };
             self.brotli(&mut input, &mut out, size)?;
             written.brotli = publish_if_smaller(&job.tmp, out, dest, size)?;
         }
         if let Some(dest) = &job.gzip {
             let mut out = job.tmp.create()?;
-            self.gzip(&mut reopen(&job.original)?, &mut out)?;
+            let mut input = Stoppable {
+                inner: reopen(&job.original)?,
+                tmp: &job.tmp,
+            };
+            self.gzip(&mut input, &mut out)?;
             written.gzip = publish_if_smaller(&job.tmp, out, dest, size)?;
         }
         Ok(written)
@@ -297,6 +307,26 @@ impl Worker {
         output.write_all(&length.to_le_bytes())?;
         output.flush()
     }
+}
+
+/// The input of one encoder, which stops with an error once its generation is abandoned
+/// (switched in without waiting for it): a 16 MB file does not hold the thread for nothing.
+struct Stoppable<'a, R> {
+    inner: R,
+    tmp: &'a TmpDir,
+}
+
+impl<R: Read> Read for Stoppable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.tmp.is_abandoned() {
+            return Err(abandoned());
+        }
+        self.inner.read(buf)
+    }
+}
+
+fn abandoned() -> std::io::Error {
+    std::io::Error::other("the generation was switched in without these siblings")
 }
 
 fn reopen(path: &Path) -> std::io::Result<std::fs::File> {

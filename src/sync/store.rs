@@ -76,6 +76,12 @@ impl Staging {
         self.dir.join(FILES)
     }
 
+    /// Stops every writer still busy for this generation (queued compressions it will not
+    /// wait for); it is committed without what they would have made.
+    pub fn stop_writers(&self) {
+        drop(self.tmp.abandon());
+    }
+
     /// Where its files are written before they are linked into [`Staging::files`].
     pub fn tmp(&self) -> std::sync::Arc<TmpDir> {
         self.tmp.clone()
