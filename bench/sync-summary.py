@@ -11,6 +11,7 @@ prints a table per phase, the pi-failover / peer ratios and issue 3's targets.
 
 import argparse
 import csv
+import re
 import math
 import os
 import sys
@@ -78,6 +79,18 @@ def tree(r):
     if r["rc"] != "0":
         s += f" (**exit {r['rc']}**)"
     return s
+
+
+def switched_after(work, phase):
+    """Seconds until pi-failover switched the site in, from its report in the run's log, when
+    it made a second generation for compressed siblings (the report then says so)."""
+    if not work:
+        return None
+    path = os.path.join(work, "logs", f"pi-failover-{phase}.log")
+    if not os.path.exists(path):
+        return None
+    match = re.search(r"switched in after ([0-9.]+) s", open(path, errors="replace").read())
+    return float(match.group(1)) if match else None
 
 
 def summarize(args):
@@ -192,6 +205,13 @@ def summarize(args):
                 best = min(peers_full, key=lambda r: float(r["wall_s"]))
                 lines.append(f"{mark(all(a < float(r['wall_s']) for r in peers_full))} full sync faster than "
                              f"every peer: {a:.2f} s vs fastest peer {best['label']} {float(best['wall_s']):.2f} s")
+        served = switched_after(args.work, "full")
+        fast = by.get(("full", "rclone-fast"))
+        if pf["full"] and served is not None and fast:
+            b = float(fast["wall_s"])
+            lines.append(f"{mark(served <= b)} full: the verified site served before rclone `--fast-list "
+                         f"--checksum` finished: after {served:.2f} s vs {b:.2f} s (pi-failover's second "
+                         f"generation, adding the last compressed siblings, ended at {float(pf['full']['wall_s']):.2f} s)")
         if pf["delta"]:
             lines.append(f"{mark(pf['delta']['tree'] == 'ok' and pf['delta']['rc'] == '0')} delta leaves the "
                          f"exact bucket (no same-size edit missed): {tree(pf['delta'])}")
