@@ -57,6 +57,27 @@ async fn directory_without_slash_redirects_permanently_keeping_the_query() {
 }
 
 #[tokio::test]
+async fn a_doubled_slash_never_redirects_to_another_host() {
+    // `Location: //about/` is a redirect to the host `about` (an open redirect).
+    let f = jekyll_site();
+    let app = f.start().await;
+    for (path, location) in [
+        ("//about", "/about/"),
+        ("///about?x=1", "/about/?x=1"),
+        ("/%2Fabout", ""),
+        ("//./about", ""),
+    ] {
+        let r = f.client().get(app.https_addr(), path).await;
+        if location.is_empty() {
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+            continue;
+        }
+        assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY, "{path}");
+        assert_eq!(r.header("location"), Some(location), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn missing_file_gets_the_sites_404_page_with_status_404() {
     let f = jekyll_site();
     let app = f.start().await;

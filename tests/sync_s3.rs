@@ -1246,3 +1246,49 @@ async fn siblings_pending_after_a_crash_are_added_by_the_next_sync() {
     assert!(t.served("page.html.br").is_file() && t.served("page.html.gz").is_file());
     assert_eq!(t.read("page.html"), page.as_bytes());
 }
+
+#[tokio::test]
+async fn website_redirects_to_other_hosts_are_ignored_and_reported() {
+    let t = Setup::new().await;
+    let b = &t.s3.bucket;
+    b.put("index.html", StoredObject::new(html(3)));
+    b.put("moved.html", StoredObject::new("").redirect("/about/"));
+    b.put(
+        "own.html",
+        StoredObject::new("").redirect("https://example.test/new/"),
+    );
+    b.put("relative.html", StoredObject::new("").redirect("//evil.example/"));
+    b.put("slash.html", StoredObject::new("").redirect("/\\evil.example/"));
+    b.put(
+        "foreign.html",
+        StoredObject::new("").redirect("https://evil.example/"),
+    );
+    let report = t.syncer().await.sync_once(false).await.expect("sync");
+    let mut ignored: Vec<&str> = report
+        .ignored_redirects
+        .iter()
+        .map(|(key, _, _)| key.as_str())
+        .collect();
+    ignored.sort_unstable();
+    assert_eq!(ignored, ["foreign.html", "relative.html", "slash.html"], "{report}");
+    assert!(report.to_string().contains("evil.example"), "{report}");
+
+    let app = pi_failover::appliance::Appliance::start(t.config.clone())
+        .await
+        .expect("start");
+    let client = t.f.client();
+    let mut conn = client.h1(app.https_addr()).await;
+    for (path, location) in [
+        ("/moved.html", Some("/about/")),
+        ("/own.html", Some("https://example.test/new/")),
+        ("/relative.html", None),
+        ("/slash.html", None),
+        ("/foreign.html", None),
+    ] {
+        let reply = conn.send(common::get(path)).await;
+        assert_eq!(reply.header("location"), location, "{path}");
+        let status = if location.is_some() { 301 } else { 200 };
+        assert_eq!(reply.status, status, "{path}");
+    }
+    app.shutdown().await;
+}

@@ -43,7 +43,7 @@ fn site_response<B>(site: &Site, req: &Request<B>) -> Response<Body> {
             Some(location) => redirect_to(location.clone(), method),
             None => reply::file(entry, method, req.headers()),
         },
-        Lookup::AddSlash => add_slash(req),
+        Lookup::AddSlash => add_slash(&requested.key, req),
         Lookup::NotFound => reply::not_found(index.get("404.html"), method),
     }
 }
@@ -86,10 +86,36 @@ fn method_not_allowed(method: &Method) -> Response<Body> {
     response
 }
 
-/// `/about` → `/about/`, query kept. The Location is a path, not a URL, so a forged Host
-/// header can never turn it into a redirect to another site.
-fn add_slash<B>(req: &Request<B>) -> Response<Body> {
-    let mut location = format!("{}/", req.uri().path());
+/// `/about` → `/about/`, query kept. The Location is built from the normalised key, never
+/// from the raw path: `//about` once answered `Location: //about/`, which a browser reads as
+/// the host `about` (an open redirect). A key has no empty segment, so the Location is always
+/// a path on this site, and a forged Host header can never change that either.
+fn add_slash<B>(key: &str, req: &Request<B>) -> Response<Body> {
+    /// Everything but a path segment's own characters (RFC 3986 `pchar`) is escaped.
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'!')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')')
+        .remove(b'*')
+        .remove(b'+')
+        .remove(b',')
+        .remove(b';')
+        .remove(b'=')
+        .remove(b':')
+        .remove(b'@');
+    let mut location = String::with_capacity(key.len() + 2);
+    for segment in key.split('/') {
+        location.push('/');
+        location.extend(percent_encoding::utf8_percent_encode(segment, SEGMENT));
+    }
+    location.push('/');
     if let Some(query) = req.uri().query() {
         location.push('?');
         location.push_str(query);

@@ -262,7 +262,13 @@ fn apply_object_metadata(entry: &mut Entry, object: &crate::sync::manifest::Mani
             entry.headers.push((name, v));
         }
     }
-    entry.redirect = value(&object.redirect_location);
+    // The sync checked the location against the site's hostnames; a manifest written before
+    // it did is held to the shape rules at least (`//host`, `/\host`: an open redirect).
+    entry.redirect = object
+        .redirect_location
+        .as_deref()
+        .filter(|location| crate::sync::redirect::check_shape(location).is_ok())
+        .and_then(|location| HeaderValue::from_str(location).ok());
 }
 
 /// Types that uploaders put on files they could not identify (s3cmd's libmagic calls CSS

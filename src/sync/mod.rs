@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod newfile;
 pub mod plan;
 pub mod precompress;
+pub mod redirect;
 pub mod source;
 pub mod store;
 
@@ -98,6 +99,9 @@ pub struct SyncReport {
     pub sibling_conflicts: Vec<SiblingConflict>,
     /// Compressible objects left without siblings, and why.
     pub not_compressed: Vec<(String, NotCompressed)>,
+    /// Objects whose website-redirect location is not answered (key, location, why): it would
+    /// send readers to another site.
+    pub ignored_redirects: Vec<(String, String, redirect::RedirectRejection)>,
     /// Listings made (more than one when objects changed during the sync).
     pub listings: u32,
     /// When the site was switched in, if it was (before the siblings' generation, if any).
@@ -184,6 +188,12 @@ impl std::fmt::Display for SyncReport {
         for (key, why) in &self.not_compressed {
             writeln!(f, "  not compressed {key:?}: {why}")?;
         }
+        for (key, location, why) in &self.ignored_redirects {
+            writeln!(
+                f,
+                "  redirect of {key:?} to {location:?} ignored: {why}; the object is served as a file"
+            )?;
+        }
         Ok(())
     }
 }
@@ -229,6 +239,8 @@ pub struct Syncer {
     store: GenerationStore,
     bucket: Arc<Bucket>,
     compressor: Arc<precompress::Compressor>,
+    /// `site.hostnames`: the only hosts a website-redirect URL may name.
+    own_hosts: Vec<String>,
 }
 
 impl Syncer {
@@ -250,6 +262,7 @@ impl Syncer {
             data_dir: config.storage.data_dir.clone(),
             store,
             bucket: Arc::new(Bucket::connect_with_clock(s3, clock).await),
+            own_hosts: config.site.hostnames.clone(),
             compressor: Arc::new(precompress::Compressor::start().map_err(|source| {
                 SyncError::Io {
                     path: config.storage.data_dir.clone(),
@@ -356,6 +369,7 @@ impl Syncer {
             report.bytes_downloaded = built.downloaded;
             report.vanished = built.vanished;
             report.not_compressed = built.not_compressed;
+            report.ignored_redirects = built.ignored_redirects;
             report.siblings_pending = built.siblings_pending;
             match self.store.collect_garbage(1) {
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "old generations removed"),
@@ -467,8 +481,17 @@ impl Syncer {
                 source: std::io::Error::other(e),
             })?;
             match outcome {
-                Ok((key, Some((entry, compress)))) => {
+                Ok((key, Some((mut entry, compress)))) => {
                     built.downloaded += entry.size;
+                    if let Some(location) = entry.redirect_location.take() {
+                        match redirect::check(&location, &self.own_hosts) {
+                            Ok(()) => entry.redirect_location = Some(location),
+                            Err(why) => {
+                                tracing::warn!(key, location, %why, "website redirect ignored");
+                                built.ignored_redirects.push((key.clone(), location, why));
+                            }
+                        }
+                    }
                     if compress {
                         // Compression runs on its own thread while downloads go on.
                         let job = precompress::Job::beside(
@@ -670,6 +693,7 @@ struct Built {
     downloaded: u64,
     vanished: Vec<String>,
     not_compressed: Vec<(String, NotCompressed)>,
+    ignored_redirects: Vec<(String, String, redirect::RedirectRejection)>,
 }
 
 impl Built {
