@@ -1257,8 +1257,14 @@ async fn website_redirects_to_other_hosts_are_ignored_and_reported() {
         "own.html",
         StoredObject::new("").redirect("https://example.test/new/"),
     );
-    b.put("relative.html", StoredObject::new("").redirect("//evil.example/"));
-    b.put("slash.html", StoredObject::new("").redirect("/\\evil.example/"));
+    b.put(
+        "relative.html",
+        StoredObject::new("").redirect("//evil.example/"),
+    );
+    b.put(
+        "slash.html",
+        StoredObject::new("").redirect("/\\evil.example/"),
+    );
     b.put(
         "foreign.html",
         StoredObject::new("").redirect("https://evil.example/"),
@@ -1270,7 +1276,11 @@ async fn website_redirects_to_other_hosts_are_ignored_and_reported() {
         .map(|(key, _, _)| key.as_str())
         .collect();
     ignored.sort_unstable();
-    assert_eq!(ignored, ["foreign.html", "relative.html", "slash.html"], "{report}");
+    assert_eq!(
+        ignored,
+        ["foreign.html", "relative.html", "slash.html"],
+        "{report}"
+    );
     assert!(report.to_string().contains("evil.example"), "{report}");
 
     let app = pi_failover::appliance::Appliance::start(t.config.clone())

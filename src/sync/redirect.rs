@@ -54,9 +54,9 @@ pub fn check(location: &str, own_hosts: &[String]) -> Result<(), RedirectRejecti
         .and_then(|uri| uri.host().map(str::to_owned))
         .ok_or(RedirectRejection::NotPathOrHttpUrl)?;
     // A backslash or userinfo trick leaves a host the URI parser and a browser disagree on.
-    let authority_end = location
-        .split_once("://")
-        .map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    let authority_end = location.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
     if authority_end.contains(['\\', '@']) {
         return Err(RedirectRejection::ForeignHost);
     }
@@ -82,12 +82,31 @@ mod tests {
             ("//evil.example/", Err(RedirectRejection::ProtocolRelative)),
             ("/\\evil.example/", Err(RedirectRejection::ProtocolRelative)),
             ("https://evil.example/", Err(RedirectRejection::ForeignHost)),
-            ("https://example.com@evil.example/", Err(RedirectRejection::ForeignHost)),
-            ("https://evil.example\\@example.com/", Err(RedirectRejection::ForeignHost)),
-            ("javascript:alert(1)", Err(RedirectRejection::NotPathOrHttpUrl)),
-            ("evil.example/path", Err(RedirectRejection::NotPathOrHttpUrl)),
-            ("ftp://example.com/", Err(RedirectRejection::NotPathOrHttpUrl)),
-            ("/a\r\nSet-Cookie: x", Err(RedirectRejection::ForbiddenCharacter)),
+            (
+                "https://example.com@evil.example/",
+                Err(RedirectRejection::ForeignHost),
+            ),
+            // Not a URI at all to the parser; a browser would go to evil.example.
+            (
+                "https://evil.example\\@example.com/",
+                Err(RedirectRejection::NotPathOrHttpUrl),
+            ),
+            (
+                "javascript:alert(1)",
+                Err(RedirectRejection::NotPathOrHttpUrl),
+            ),
+            (
+                "evil.example/path",
+                Err(RedirectRejection::NotPathOrHttpUrl),
+            ),
+            (
+                "ftp://example.com/",
+                Err(RedirectRejection::NotPathOrHttpUrl),
+            ),
+            (
+                "/a\r\nSet-Cookie: x",
+                Err(RedirectRejection::ForbiddenCharacter),
+            ),
             ("/a b", Err(RedirectRejection::ForbiddenCharacter)),
         ];
         for (location, expected) in table {
