@@ -1302,3 +1302,42 @@ async fn website_redirects_to_other_hosts_are_ignored_and_reported() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sibling_name_the_bucket_stops_using_is_generated_again() {
+    let t = Setup::new().await;
+    let page = html(40);
+    t.s3.bucket.put(
+        "page.html",
+        StoredObject::new(page.clone()).content_type("text/html"),
+    );
+    t.s3.bucket
+        .put("page.html.br", StoredObject::new(vec![9u8; 700]));
+    let syncer = t.syncer().await;
+    syncer.sync_once(false).await.expect("sync");
+    assert_eq!(
+        t.read("page.html.br"),
+        vec![9u8; 700],
+        "the bucket's object"
+    );
+    let gz_before = std::fs::metadata(t.served("page.html.gz"))
+        .expect("gz")
+        .ino();
+
+    // The publisher stops uploading its own: the appliance makes the sibling again, without
+    // fetching the page again, and keeps the gzip sibling it had.
+    t.s3.bucket.delete("page.html.br");
+    let report = syncer.sync_once(false).await.expect("sync");
+    assert_eq!(report.get_requests, 0, "{report}");
+    assert_eq!(report.siblings_added_later, 1, "{report}");
+    let mut plain = Vec::new();
+    brotli::BrotliDecompress(&mut &t.read("page.html.br")[..], &mut plain).expect("brotli");
+    assert_eq!(plain, page.as_bytes());
+    assert_eq!(
+        std::fs::metadata(t.served("page.html.gz"))
+            .expect("gz")
+            .ino(),
+        gz_before,
+        "the gzip sibling is linked, not made again"
+    );
+}

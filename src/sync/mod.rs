@@ -430,15 +430,32 @@ impl Syncer {
             let new_files = files.clone();
             // Entries move from the old manifest to the new one: at 10,000 objects each copy
             // of the manifest is megabytes on a Pi.
+            // A sibling name the bucket used before and no longer does is free again: the
+            // kept file gets that sibling from the generation after this one.
+            let freed = |key: &str, ext: &str, made: bool| {
+                !made
+                    && plan.sibling_allowed(key, ext)
+                    && current.objects.contains_key(&format!("{key}.{ext}"))
+            };
+            let freed_keys: Vec<String> = plan
+                .keep
+                .iter()
+                .filter_map(|key| {
+                    let entry = current.objects.get(key)?;
+                    let freed = freed(key, "br", entry.brotli) || freed(key, "gz", entry.gzip);
+                    (freed && worth_compressing(key, entry)).then(|| key.clone())
+                })
+                .collect();
             let keep: Vec<(String, ManifestEntry, [bool; 2])> = plan
                 .keep
                 .iter()
                 .filter_map(|key| current.objects.remove_entry(key))
-                .map(|(key, entry)| {
+                .map(|(key, mut entry)| {
                     let allowed = [
                         plan.sibling_allowed(&key, "br"),
                         plan.sibling_allowed(&key, "gz"),
                     ];
+                    entry.siblings_pending |= freed_keys.binary_search(&key).is_ok();
                     (key, entry, allowed)
                 })
                 .collect();
@@ -612,19 +629,28 @@ impl Syncer {
         };
         let mut compressions = Vec::with_capacity(pending.len());
         for key in &pending {
+            // Only the siblings it lacks: one it has is linked already, and its name taken.
+            let (has_brotli, has_gzip) = manifest
+                .objects
+                .get(key.as_str())
+                .map_or((false, false), |e| (e.brotli, e.gzip));
             let job = precompress::Job::beside(
                 files.join(key),
-                allowed(key, "br"),
-                allowed(key, "gz"),
+                allowed(key, "br") && !has_brotli,
+                allowed(key, "gz") && !has_gzip,
                 tmp.clone(),
             );
             compressions.push((key, self.compressor.submit(job).map_err(io_at(&files))?));
         }
         for (key, pending) in compressions {
             let written = pending.wait().await.map_err(io_at(&files.join(key)))?;
-            built.record(&mut manifest, key, written);
             if let Some(entry) = manifest.objects.get_mut(key.as_str()) {
+                entry.brotli |= written.brotli;
+                entry.gzip |= written.gzip;
                 entry.siblings_pending = false;
+            }
+            if let Some(why) = written.not_compressed {
+                built.not_compressed.push((key.clone(), why));
             }
         }
         manifest.created_unix = SystemTime::now()
@@ -726,12 +752,17 @@ async fn fetch_object(
     let dest = files.join(&object.key);
     // An existing name is an error for this object, never overwritten (module doc).
     tmp.publish(new, &dest).map_err(io_at(&dest))?;
-    let content_type =
-        crate::site::index::effective_content_type(&object.key, entry.content_type.as_deref());
-    let compress = precompress::is_compressible(content_type.to_str().unwrap_or(""))
-        && entry.content_encoding.is_none()
-        && entry.size >= precompress::MIN_SIZE;
+    let compress = worth_compressing(&object.key, &entry);
     Ok((object.key, Some((entry, compress))))
+}
+
+/// Whether an object gets compressed siblings: text, stored unencoded, large enough.
+fn worth_compressing(key: &str, entry: &ManifestEntry) -> bool {
+    let content_type =
+        crate::site::index::effective_content_type(key, entry.content_type.as_deref());
+    precompress::is_compressible(content_type.to_str().unwrap_or(""))
+        && entry.content_encoding.is_none()
+        && entry.size >= precompress::MIN_SIZE
 }
 
 /// Links a kept file and those of its siblings that exist and that the plan still allows
