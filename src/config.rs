@@ -627,7 +627,18 @@ pub fn log_filter(spec: &str) -> Result<tracing_subscriber::filter::Targets, Str
             ));
         }
     }
-    spec.parse().map_err(|e| format!("{e}"))
+    let targets: tracing_subscriber::filter::Targets = spec.parse().map_err(|e| format!("{e}"))?;
+    // The AWS credential provider logs the access key id at INFO ("loaded base credentials
+    // creds=…"): a secret-adjacent identifier in every log, on an SD card, in support mails.
+    // It stays at WARN unless the spec names it.
+    if spec.contains("aws_config") {
+        return Ok(targets);
+    }
+    let cap = targets
+        .default_level()
+        .unwrap_or(LevelFilter::OFF)
+        .min(LevelFilter::WARN);
+    Ok(targets.with_target("aws_config", cap))
 }
 
 /// A configuration problem, phrased for the person editing the file.
@@ -1302,5 +1313,26 @@ mod tests {
         assert!(!is_valid_hostname("https://example.com"));
         assert!(!is_valid_hostname("example.com:443"));
         assert!(!is_valid_hostname("-bad.example"));
+    }
+
+    #[test]
+    fn the_aws_credential_provider_never_logs_the_key_id_by_default() {
+        use tracing::Level;
+        let creds = "aws_config::profile::credentials";
+        for spec in ["info", "debug", "warn,pi_failover=debug"] {
+            let filter = log_filter(spec).expect("filter");
+            assert!(!filter.would_enable(creds, &Level::INFO), "{spec}");
+            assert!(
+                filter.would_enable("pi_failover::sync", &Level::WARN),
+                "{spec}"
+            );
+        }
+        let quiet = log_filter("error").expect("filter");
+        assert!(
+            !quiet.would_enable(creds, &Level::WARN),
+            "never louder than asked"
+        );
+        let asked = log_filter("info,aws_config=debug").expect("filter");
+        assert!(asked.would_enable(creds, &Level::INFO), "named: obeyed");
     }
 }

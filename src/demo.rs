@@ -68,8 +68,10 @@ impl DemoFiles {
 /// and returns a config that serves them on loopback. With `s3`, the site comes from that
 /// bucket instead, synced into the temporary directory.
 pub fn prepare(s3: Option<&config::S3Config>) -> Result<DemoFiles, DemoError> {
+    // 0700: the directory holds the demo's private key.
     let dir = tempfile::Builder::new()
         .prefix("pi-failover-demo-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(|source| DemoError::Write {
             path: std::env::temp_dir(),
@@ -94,7 +96,7 @@ pub fn prepare(s3: Option<&config::S3Config>) -> Result<DemoFiles, DemoError> {
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     write(&cert, certificate.pem().as_bytes())?;
-    write(&key, signing_key.serialize_pem().as_bytes())?;
+    write_private(&key, signing_key.serialize_pem().as_bytes())?;
 
     let https = free_port_or_any(DEMO_HTTPS_PORT);
     let http = free_port_or_any(DEMO_HTTP_PORT);
@@ -178,11 +180,41 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), DemoError> {
     })
 }
 
+/// A key: readable by its owner only (in a 0700 directory).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DemoError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes))
+        .map_err(|source| DemoError::Write {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// `127.0.0.1:preferred` when that port is free now, else `127.0.0.1:0` (the kernel picks).
 fn free_port_or_any(preferred: u16) -> SocketAddr {
     let addr = SocketAddr::from(([127, 0, 0, 1], preferred));
     match TcpListener::bind(addr) {
         Ok(_) => addr,
         Err(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_demo_key_is_readable_by_its_owner_only() {
+        let files = prepare(None).expect("demo files");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&files.dir().join("key.pem")), 0o600);
+        assert_eq!(mode(files.dir()), 0o700);
     }
 }

@@ -545,6 +545,23 @@ async fn plain_http_redirects_everything_else_to_https() {
         "{r}"
     );
 
+    // The asterisk form is no path: it goes to the home page, not to `https://host*`.
+    let mut tcp = tokio::net::TcpStream::connect(http).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tcp,
+        b"OPTIONS * HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut r = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut tcp, &mut r)
+        .await
+        .expect("read");
+    assert!(
+        r.contains(&format!("location: https://example.test:{port}/\r\n")),
+        "{r}"
+    );
+
     // A Host that is not one of ours is not echoed into the Location.
     let r = common::plain_get(http, "/", "evil.example").await;
     assert!(

@@ -143,7 +143,14 @@ fn redirect_to_https<B>(site: &Site, req: &Request<B>) -> Response<Body> {
         443 => String::new(),
         port => format!(":{port}"),
     };
-    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    // `OPTIONS *` (asterisk form) and other targets that are not a path redirect to `/`:
+    // appending `*` to the host made a Location such as `https://example.com*`.
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .filter(|pq| pq.starts_with('/'))
+        .unwrap_or("/");
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {
