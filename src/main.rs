@@ -132,6 +132,52 @@ fn init_logging(level: &str) {
     }
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard one. Init scripts and shells hand the service
+/// a soft limit of 1,024 while `limits.max_connections` defaults to 1,024 and every connection
+/// holds a socket and the files it is sending: at the soft limit `accept` and `open` fail and
+/// every reader, the health check included, gets nothing. The hard limit is the most an
+/// unprivileged process may take; raising it further is the image's job.
+fn raise_descriptor_limit(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the descriptor limit");
+        return;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        } else {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot raise the descriptor limit");
+        }
+    }
+    // `rlim_t` is u64 on the Pi's targets and here, but not by definition.
+    #[allow(clippy::useless_conversion)]
+    let open_files = u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX);
+    // A socket and at least one open file per connection, plus the listeners, logs and syncs.
+    let wanted = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(2)
+        .saturating_add(64);
+    if open_files < wanted {
+        tracing::warn!(
+            open_files,
+            max_connections,
+            "the descriptor limit is below two per connection: lower limits.max_connections or raise the hard limit (ulimit -Hn)"
+        );
+    } else {
+        tracing::info!(open_files, "descriptor limit");
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // Blocking work here is file I/O and compression for a handful of downloads at a time;
     // tokio's default of 512 blocking threads would only multiply allocator arenas and stacks.
@@ -145,6 +191,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = config::load(&path)?;
     init_logging(&config.log.level);
+    raise_descriptor_limit(config.limits.max_connections);
     runtime()?.block_on(async {
         let appliance = Appliance::start(config).await?;
         appliance.run_until_signal().await;

@@ -568,3 +568,44 @@ fn check_config_explains_bandwidth_and_timeouts_that_cannot_work() {
         "{stdout}"
     );
 }
+
+/// Shells and init scripts hand the service a soft limit of 1,024 descriptors, as many as the
+/// default connection cap: the appliance takes its hard limit at start.
+#[tokio::test]
+async fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+    use std::os::unix::process::CommandExt;
+    let f = Fixture::new();
+    let (running, served) =
+        common::process::run_appliance_with(&plain_https_config(&f), |command| {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    let mut limit = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    limit.rlim_cur = limit.rlim_cur.min(256);
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        });
+    served
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the appliance serves");
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", running.0.id())).expect("its limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the descriptor line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    assert_eq!(soft, hard, "{line}");
+    assert_ne!(soft, "256", "{line}");
+}

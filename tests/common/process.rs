@@ -29,7 +29,17 @@ impl Running {
 
 /// `pi-failover run --config CONFIG`, and its HTTPS address once it serves (from its log).
 pub fn run_appliance(config: &Path) -> (Running, Receiver<SocketAddr>) {
-    let mut child = Command::new(BIN)
+    run_appliance_with(config, |_| {})
+}
+
+/// As [`run_appliance`], with the command adjusted first (its environment, limits).
+pub fn run_appliance_with(
+    config: &Path,
+    adjust: impl FnOnce(&mut Command),
+) -> (Running, Receiver<SocketAddr>) {
+    let mut command = Command::new(BIN);
+    adjust(&mut command);
+    let mut child = command
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")
