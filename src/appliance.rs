@@ -123,6 +123,9 @@ impl Appliance {
             site: site.clone(),
             limits: config.limits.clone(),
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            per_address: crate::per_address::PerAddress::new(
+                config.limits.max_connections_per_address,
+            ),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
         };

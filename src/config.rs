@@ -346,6 +346,10 @@ pub struct LimitsConfig {
     /// Connections beyond this wait in the kernel's accept queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 client by its /64) may hold at once; its
+    /// further connections are closed at once, so one host cannot take every slot.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
     #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
     pub tls_handshake_timeout: Duration,
     /// Time allowed for a request's headers to arrive. For HTTP/1.1, hyper also runs this
@@ -370,6 +374,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
             tls_handshake_timeout: default_handshake_timeout(),
             header_read_timeout: default_header_read_timeout(),
             idle_timeout: default_idle_timeout(),
@@ -554,6 +559,11 @@ fn default_watch_interval() -> Duration {
 }
 fn default_max_connections() -> usize {
     1024
+}
+fn default_max_connections_per_address() -> usize {
+    // A browser opens one HTTP/2 connection or up to 6 HTTP/1.1 ones; room for an office
+    // behind one NAT address, far from the 1,024 of the whole Pi.
+    32
 }
 fn default_handshake_timeout() -> Duration {
     Duration::from_secs(10)
@@ -920,6 +930,16 @@ impl Config {
                 "limits.max_connections",
                 "0 would refuse every reader".into(),
                 "use a positive number; 1024 suits a Pi",
+            ));
+        }
+        if l.max_connections_per_address == 0 || l.max_connections_per_address > l.max_connections {
+            return Err(err(
+                "limits.max_connections_per_address",
+                format!(
+                    "{} per address with limits.max_connections = {}",
+                    l.max_connections_per_address, l.max_connections
+                ),
+                "use 1 to limits.max_connections; 32 lets an office behind one address in and keeps one host from taking every slot",
             ));
         }
         if l.max_header_bytes < 1024 {

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod format;
 pub mod indicators;
 pub mod live;
+pub mod per_address;
 pub mod server;
 pub mod site;
 pub mod status;

@@ -42,6 +42,8 @@ pub struct ServerContext {
     pub site: Arc<Site>,
     pub limits: LimitsConfig,
     pub connections: Arc<Semaphore>,
+    /// Connections by client address (`limits.max_connections_per_address`).
+    pub per_address: Arc<crate::per_address::PerAddress>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     /// Every answered request is classified and counted here, for the status model.
@@ -115,6 +117,12 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     while let Some((tcp, peer)) = accept_next(&listener, &ctx.shutdown).await {
+        // Before the global permit: an address at its cap must not hold one while it waits.
+        let Some(slot) = ctx.per_address.admit(peer.ip()) else {
+            tracing::debug!(%peer, "closed: the address holds limits.max_connections_per_address already");
+            drop(tcp);
+            continue;
+        };
         // The permit is taken after accept, not before: a listener waiting for its next
         // client must not hold one. At the cap, this loop stops accepting and further
         // clients wait in the kernel's backlog.
@@ -130,6 +138,7 @@ where
         ctx.tracker.spawn(async move {
             task.await;
             drop(permit);
+            drop(slot);
         });
     }
 }

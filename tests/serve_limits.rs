@@ -268,3 +268,69 @@ async fn shutdown_gives_up_on_a_stuck_connection_after_the_grace_period() {
     );
     drop(tls);
 }
+
+/// A TCP connection to `addr` from the loopback address `source` (any 127.x.y.z is ours).
+async fn connect_from(source: [u8; 4], addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .expect("bind the source address");
+    socket.connect(addr).await.expect("connect")
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_slot() {
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>home</p>");
+    // Twice the per-address cap fills the whole Pi; the handshake timeout stays long, as an
+    // attacker's silent connections would hold their slots for it.
+    let app = f
+        .start_with(|c| {
+            c.limits.max_connections = 8;
+            c.limits.max_connections_per_address = 4;
+        })
+        .await;
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(connect_from([127, 0, 0, 7], app.https_addr()).await);
+    }
+    // The address's connections beyond its cap are closed at once...
+    let mut closed = 0;
+    for tcp in &mut silent {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 4, "the four over the cap");
+    // ...and a reader from another address is served while the first four stay open.
+    let tcp = connect_from([127, 0, 0, 9], app.https_addr()).await;
+    let client = f.client();
+    let reader = async {
+        let tls = client
+            .handshake(
+                tcp,
+                "localhost",
+                client.tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS),
+            )
+            .await
+            .expect("handshake");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .expect("h1");
+        tokio::spawn(conn);
+        sender
+            .send_request(common::get("/"))
+            .await
+            .expect("response")
+            .status()
+    };
+    let status = tokio::time::timeout(Duration::from_secs(2), reader)
+        .await
+        .expect("served within 2 s during the attack");
+    assert_eq!(status, 200);
+    drop(silent);
+}
