@@ -466,6 +466,8 @@ key = "$KEY"
 
 [limits]
 max_connections = 4096
+# Every load connection comes from 127.0.0.1: lift the per-address cap to the whole.
+max_connections_per_address = 4096
 idle_timeout = "75s"
 
 [log]

@@ -223,6 +223,8 @@ async fn hundreds_of_readers_never_see_an_error_a_404_or_a_mixed_body_while_gene
     sync.jitter = Duration::ZERO;
     // The readers and a margin, above the default cap of 1024 when asked for more.
     config.limits.max_connections = config.limits.max_connections.max(connections + 64);
+    // Every reader is 127.0.0.1: the per-address cap would close all but 32 of them.
+    config.limits.max_connections_per_address = config.limits.max_connections;
     let app = Appliance::start(config).await.expect("appliance starts");
     let addr = app.https_addr();
     let client = f.client();
