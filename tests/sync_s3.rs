@@ -1011,7 +1011,7 @@ async fn model_random_bucket_histories_never_touch_what_is_served() {
     let steps: usize = std::env::var("PI_FAILOVER_MODEL_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(150);
+        .unwrap_or(200);
     eprintln!("model: seed {seed}, {steps} steps (PI_FAILOVER_MODEL_SEED={seed} replays it)");
     let mut rng = fastrand::Rng::with_seed(seed);
 
@@ -1340,4 +1340,73 @@ async fn a_sibling_name_the_bucket_stops_using_is_generated_again() {
         gz_before,
         "the gzip sibling is linked, not made again"
     );
+}
+
+/// Peak resident memory (KB) of the real binary's `sync --once` of the bucket as it is.
+async fn sync_once_peak_kb(t: &Setup) -> i64 {
+    let config = t.f.path("pi-failover.toml");
+    std::fs::write(&config, t.config.to_toml()).expect("config");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_pi-failover"))
+        .args(["sync", "--once", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = i32::try_from(child.id()).expect("pid");
+    let (status, peak_kb) = tokio::task::spawn_blocking(move || {
+        let mut status = 0;
+        // SAFETY: wait4 fills the two structs it is given; the child is ours and unreaped.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(reaped, pid, "wait4");
+        (status, usage.ru_maxrss)
+    })
+    .await
+    .expect("wait");
+    assert_eq!(status, 0, "sync --once succeeded");
+    drop(child);
+    peak_kb
+}
+
+/// What multi-megabyte text files cost the sync in memory beyond the same bytes stored
+/// uncompressed, measured on the real binary: precompression once read each file whole and
+/// held both outputs (one 3.6 MB search index peaked at 39 MB against 12.5 MB when it was
+/// not compressed; a real documentation site synced at 52 MB against a 32 MB budget). The
+/// budget itself is measured on the release build (docs/benchmarks.md); the unoptimised test
+/// build starts higher, so this compares two syncs of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_megabyte_text_files_cost_the_sync_little_memory() {
+    let mut peaks = Vec::new();
+    for content_type in ["image/png", "application/json"] {
+        let t = Setup::new().await;
+        let b = &t.s3.bucket;
+        for (key, len) in [
+            ("search/search_index.json", 3_600_000),
+            ("reference/api/index.html", 2_600_000),
+            ("assets/bundle.js", 1_500_000),
+        ] {
+            b.put(
+                key,
+                StoredObject::new(search_index(len)).content_type(content_type),
+            );
+        }
+        for n in 0..50 {
+            b.put(&format!("page-{n}/index.html"), StoredObject::new(html(40)));
+        }
+        peaks.push(sync_once_peak_kb(&t).await);
+        assert_eq!(
+            t.served("search/search_index.json.br").is_file(),
+            content_type == "application/json"
+        );
+    }
+    let extra_mb = (peaks[1] - peaks[0]) as f64 / 1024.0;
+    eprintln!(
+        "sync --once peak RSS: {:.1} MB stored as is, {:.1} MB compressed ({extra_mb:+.1} MB)",
+        peaks[0] as f64 / 1024.0,
+        peaks[1] as f64 / 1024.0
+    );
+    // About 7 MB here (the encoders' state and recycled buffers); the code that read files
+    // whole cost some 26 MB for the search index alone.
+    assert!(extra_mb < 14.0, "compression cost {extra_mb:.1} MB");
 }
