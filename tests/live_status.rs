@@ -7,11 +7,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Client, Fixture};
+use common::{connect_from, Client, Fixture};
 use pi_failover::appliance::Appliance;
 use pi_failover::config::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 Safari/537.36";
 const ROUTE53: &str =
@@ -23,37 +22,13 @@ fn fast(c: &mut Config) {
     c.live.readers = 3;
 }
 
-/// A TCP connection from a chosen loopback address (the whole 127/8 is ours).
-async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(source.parse().expect("ip"), 0))
-        .expect("bind source address");
-    socket.connect(to).await.expect("connect")
-}
-
 /// One HTTPS GET of `/` from `source`, with the site's name as SNI and Host.
 async fn read_page(f: &Fixture, app: &Appliance, source: &str, agent: &str) -> u16 {
     let client: Client = f.client();
     let tcp = connect_from(source, app.https_addr()).await;
-    let tls = client
-        .handshake(
-            tcp,
-            "localhost",
-            client.tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS),
-        )
-        .await
-        .expect("TLS");
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .expect("h1");
-    tokio::spawn(conn);
-    let response = sender
-        .send_request(common::request("GET", "/", &[("user-agent", agent)]))
-        .await
-        .expect("response");
-    response.status().as_u16()
+    let mut conn = client.h1_over(tcp).await;
+    let request = common::request("GET", "/", &[("user-agent", agent)]);
+    conn.send(request).await.status.as_u16()
 }
 
 /// A plain-HTTP GET to the status page from `source`; returns status and body.

@@ -269,15 +269,6 @@ async fn shutdown_gives_up_on_a_stuck_connection_after_the_grace_period() {
     drop(tls);
 }
 
-/// A TCP connection to `addr` from the loopback address `source` (any 127.x.y.z is ours).
-async fn connect_from(source: [u8; 4], addr: std::net::SocketAddr) -> TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(std::net::SocketAddr::from((source, 0)))
-        .expect("bind the source address");
-    socket.connect(addr).await.expect("connect")
-}
-
 #[tokio::test]
 async fn one_address_cannot_take_every_slot() {
     let f = Fixture::new();
@@ -292,7 +283,7 @@ async fn one_address_cannot_take_every_slot() {
         .await;
     let mut silent = Vec::new();
     for _ in 0..8 {
-        silent.push(connect_from([127, 0, 0, 7], app.https_addr()).await);
+        silent.push(common::connect_from("127.0.0.7", app.https_addr()).await);
     }
     // The address's connections beyond its cap are closed at once...
     let mut closed = 0;
@@ -306,27 +297,15 @@ async fn one_address_cannot_take_every_slot() {
     }
     assert_eq!(closed, 4, "the four over the cap");
     // ...and a reader from another address is served while the first four stay open.
-    let tcp = connect_from([127, 0, 0, 9], app.https_addr()).await;
+    let tcp = common::connect_from("127.0.0.9", app.https_addr()).await;
     let client = f.client();
     let reader = async {
-        let tls = client
-            .handshake(
-                tcp,
-                "localhost",
-                client.tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS),
-            )
+        client
+            .h1_over(tcp)
             .await
-            .expect("handshake");
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .expect("h1");
-        tokio::spawn(conn);
-        sender
-            .send_request(common::get("/"))
+            .send(common::get("/"))
             .await
-            .expect("response")
-            .status()
+            .status
     };
     let status = tokio::time::timeout(Duration::from_secs(2), reader)
         .await

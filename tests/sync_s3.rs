@@ -928,14 +928,9 @@ fn model_expected(bucket: &common::s3::MemBucket) -> std::collections::BTreeMap<
         .collect()
 }
 
+/// The URL path of `key`: as S3 encodes keys in listings (`/` kept).
 fn url_of(key: &str) -> String {
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
-    format!("/{}", percent_encoding::utf8_percent_encode(key, SEGMENT))
+    format!("/{}", common::s3::url_encode(key))
 }
 
 fn decode(reply: &common::Reply) -> Vec<u8> {

@@ -276,11 +276,17 @@ impl Client {
     /// An HTTP/1.1 connection that can carry several requests.
     pub async fn h1(&self, addr: SocketAddr) -> H1 {
         let tls = self.connect(addr, "localhost", &[b"http/1.1"]).await;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        h1_over(tls).await
+    }
+
+    /// An HTTP/1.1 connection over a socket already connected (from [`connect_from`]).
+    pub async fn h1_over(&self, tcp: TcpStream) -> H1 {
+        let config = self.tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS);
+        let tls = self
+            .handshake(tcp, "localhost", config)
             .await
-            .expect("h1 handshake");
-        tokio::spawn(conn);
-        H1 { sender }
+            .expect("TLS handshake");
+        h1_over(tls).await
     }
 
     /// An HTTP/2 connection (ALPN h2).
@@ -305,6 +311,23 @@ impl Client {
     pub async fn get(&self, addr: SocketAddr, path: &str) -> Reply {
         self.h1(addr).await.send(get(path)).await
     }
+}
+
+async fn h1_over(tls: TlsStream<TcpStream>) -> H1 {
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("h1 handshake");
+    tokio::spawn(conn);
+    H1 { sender }
+}
+
+/// A TCP connection to `to` from the loopback address `source` (the whole 127/8 is ours).
+pub async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(source.parse().expect("ip"), 0))
+        .expect("bind source address");
+    socket.connect(to).await.expect("connect")
 }
 
 pub fn get(path: &str) -> Request<Empty<Bytes>> {

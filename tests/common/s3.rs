@@ -84,7 +84,7 @@ impl StoredObject {
 }
 
 /// S3's `encoding-type=url`: everything but unreserved characters and `/` percent-encoded.
-fn url_encode(key: &str) -> String {
+pub fn url_encode(key: &str) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
