@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,7 +18,7 @@ use crate::server::{self, ServerContext};
 use crate::site::index::IndexError;
 use crate::site::Site;
 use crate::status::{Collector, Sources, Status};
-use crate::status_page::access::Access;
+use crate::status_page::access::{self, Access};
 use crate::status_page::StatusPage;
 use crate::tls::{self, CertResolver, TlsError};
 
@@ -113,6 +112,7 @@ impl Appliance {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let traffic = Arc::new(Traffic::new());
+        let (connections, reserve, handshakes) = ServerContext::permits(&config.limits);
         let ctx = ServerContext {
             traffic: traffic.clone(),
             classifier: Arc::new(Classifier::new(
@@ -122,7 +122,9 @@ impl Appliance {
             )),
             site: site.clone(),
             limits: config.limits.clone(),
-            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            connections,
+            reserve,
+            handshakes,
             per_address: crate::per_address::PerAddress::new(
                 config.limits.max_connections_per_address,
             ),
@@ -196,6 +198,7 @@ impl Appliance {
                 access: Arc::new(Access::new(
                     config.status.allow.clone(),
                     config.status.token.clone(),
+                    access::local_names(&config.status.hostnames),
                 )),
             };
             tracker.spawn(crate::status_page::serve(

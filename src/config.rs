@@ -206,6 +206,11 @@ pub struct StatusConfig {
     /// A bearer token that lets any address in (`Authorization: Bearer …` or `?token=…`).
     #[serde(default)]
     pub token: Option<String>,
+    /// Names the page may be asked for by, besides IP addresses, `localhost` and the Pi's
+    /// own host name (with `.local`). A request for any other `Host` needs the token, so a
+    /// web page on the LAN cannot read the status through a name it rebinds to the Pi.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
 }
 
 impl Default for StatusConfig {
@@ -214,6 +219,7 @@ impl Default for StatusConfig {
             listen: default_status_listen(),
             allow: default_status_allow(),
             token: None,
+            hostnames: Vec::new(),
         }
     }
 }
@@ -227,6 +233,12 @@ pub struct SiteConfig {
     /// The names readers use for the site. The first one is used in redirects when a request
     /// carries no usable Host.
     pub hostnames: Vec<String>,
+    /// Hosts other than `hostnames` that an object's website-redirect metadata may send
+    /// readers to (`https://shop.example.com/…`). Any other host is ignored with a warning
+    /// in the sync report: the bucket's writer is trusted with the site, not with where its
+    /// readers go.
+    #[serde(default)]
+    pub redirect_hosts: Vec<String>,
     /// Value of the `X-Powered-By` header on every response.
     #[serde(default = "default_powered_by")]
     pub powered_by: String,
@@ -350,6 +362,24 @@ pub struct LimitsConfig {
     /// further connections are closed at once, so one host cannot take every slot.
     #[serde(default = "default_max_connections_per_address")]
     pub max_connections_per_address: usize,
+    /// TLS handshakes in progress at once, counted apart from established connections so
+    /// clients that connect and say nothing cannot take the slots of those being served;
+    /// more wait in the kernel's accept queue.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// Connections kept for when `max_connections` are all taken: each answers one request
+    /// with short timeouts and closes, so the DNS health check and readers' first page still
+    /// get through while the site is saturated.
+    #[serde(default = "default_reserved_connections")]
+    pub reserved_connections: usize,
+    /// Descriptors kept open for the files being served, shared by all responses (a response
+    /// waiting for its client holds none).
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+    /// Response bytes one connection may have read from files and not yet handed to TLS,
+    /// across all its streams: memory per connection, whatever windows a client announces.
+    #[serde(default = "default_max_buffered_bytes_per_connection")]
+    pub max_buffered_bytes_per_connection: usize,
     #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
     pub tls_handshake_timeout: Duration,
     /// Time allowed for a request's headers to arrive. For HTTP/1.1, hyper also runs this
@@ -357,9 +387,14 @@ pub struct LimitsConfig {
     /// effective keep-alive time there.
     #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// A connection that moves no byte in either direction for this long is closed.
+    /// A connection with no request and no response byte moving on for this long is closed.
+    /// Control traffic (HTTP/2 PING, SETTINGS, WINDOW_UPDATE) does not count.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// A response that moves no byte for this long (its client reads nothing, or keeps the
+    /// HTTP/2 window shut) closes its connection, even while other streams on it move.
+    #[serde(default = "default_send_timeout", with = "humantime_serde")]
+    pub send_timeout: Duration,
     /// Largest request head (request line plus headers) accepted.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
@@ -375,9 +410,14 @@ impl Default for LimitsConfig {
         Self {
             max_connections: default_max_connections(),
             max_connections_per_address: default_max_connections_per_address(),
+            max_handshakes: default_max_handshakes(),
+            reserved_connections: default_reserved_connections(),
+            max_open_files: default_max_open_files(),
+            max_buffered_bytes_per_connection: default_max_buffered_bytes_per_connection(),
             tls_handshake_timeout: default_handshake_timeout(),
             header_read_timeout: default_header_read_timeout(),
             idle_timeout: default_idle_timeout(),
+            send_timeout: default_send_timeout(),
             max_header_bytes: default_max_header_bytes(),
             h2_max_concurrent_streams: default_h2_streams(),
             shutdown_grace: default_shutdown_grace(),
@@ -573,6 +613,25 @@ fn default_header_read_timeout() -> Duration {
 }
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
+}
+fn default_send_timeout() -> Duration {
+    // nginx's send_timeout.
+    Duration::from_secs(60)
+}
+fn default_max_handshakes() -> usize {
+    // A handshake costs the Pi ~2 ms of CPU: 64 at once is more than it completes in the
+    // handshake timeout's tenth, and few enough that silent clients cost little.
+    64
+}
+fn default_reserved_connections() -> usize {
+    16
+}
+fn default_max_open_files() -> usize {
+    256
+}
+fn default_max_buffered_bytes_per_connection() -> usize {
+    // Four 16 KB chunks: enough to keep a fast reader's pipe full (measured, docs/benchmarks.md).
+    64 * 1024
 }
 fn default_max_header_bytes() -> usize {
     16 * 1024
@@ -860,6 +919,24 @@ impl Config {
                 ));
             }
         }
+        for name in &self.status.hostnames {
+            if !is_valid_hostname(name) {
+                return Err(err(
+                    "status.hostnames",
+                    format!("`{name}` is not a host name"),
+                    "write bare names such as \"pi.lan\": no scheme, port or path",
+                ));
+            }
+        }
+        for name in &self.site.redirect_hosts {
+            if !is_valid_hostname(name) {
+                return Err(err(
+                    "site.redirect_hosts",
+                    format!("`{name}` is not a host name"),
+                    "write bare names such as \"shop.example.com\": no scheme, port or path",
+                ));
+            }
+        }
         if http::HeaderValue::from_str(&self.site.powered_by).is_err() {
             return Err(err(
                 "site.powered_by",
@@ -942,6 +1019,32 @@ impl Config {
                 "use 1 to limits.max_connections; 32 lets an office behind one address in and keeps one host from taking every slot",
             ));
         }
+        for (key, value, fix) in [
+            (
+                "limits.max_handshakes",
+                l.max_handshakes,
+                "use a positive number; 64 is the default",
+            ),
+            (
+                "limits.max_open_files",
+                l.max_open_files,
+                "use a positive number; 256 is the default",
+            ),
+        ] {
+            if value == 0 {
+                return Err(err(key, "0 would refuse every reader".into(), fix));
+            }
+        }
+        if l.max_buffered_bytes_per_connection < crate::site::body::CHUNK_SIZE {
+            return Err(err(
+                "limits.max_buffered_bytes_per_connection",
+                format!(
+                    "{} bytes is less than one 16384-byte chunk, so no file could be sent",
+                    l.max_buffered_bytes_per_connection
+                ),
+                "use at least 16384; 65536 is the default",
+            ));
+        }
         if l.max_header_bytes < 1024 {
             return Err(err(
                 "limits.max_header_bytes",
@@ -963,6 +1066,7 @@ impl Config {
             ("limits.tls_handshake_timeout", l.tls_handshake_timeout),
             ("limits.header_read_timeout", l.header_read_timeout),
             ("limits.idle_timeout", l.idle_timeout),
+            ("limits.send_timeout", l.send_timeout),
         ] {
             if value.is_zero() {
                 return Err(err(
@@ -1008,6 +1112,12 @@ impl Config {
             }
         }
         notes
+    }
+
+    /// The most descriptors and connection memory this configuration may use.
+    pub fn budget(&self) -> crate::budget::Budget {
+        let downloads = self.s3.as_ref().map_or(0, |s3| s3.concurrency);
+        crate::budget::Budget::of(&self.limits, downloads)
     }
 
     /// The effective configuration as TOML, for `check-config`. The schema holds no secret:

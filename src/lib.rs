@@ -2,15 +2,18 @@
 //! failover. See `README.md` for the product and `docs/` for its parts.
 
 pub mod appliance;
+pub mod budget;
 pub mod config;
 pub mod demo;
 pub mod format;
 pub mod indicators;
 pub mod live;
+pub mod pacing;
 pub mod per_address;
 pub mod server;
 pub mod site;
 pub mod status;
 pub mod status_page;
 pub mod sync;
+pub mod throttle;
 pub mod tls;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pi_failover::appliance::Appliance;
+use pi_failover::budget::Budget;
 use pi_failover::config::{self, DEFAULT_CONFIG_PATH};
 use pi_failover::demo;
 use tracing_subscriber::filter::Targets;
@@ -132,12 +133,12 @@ fn init_logging(level: &str) {
     }
 }
 
-/// Raises the soft `RLIMIT_NOFILE` to the hard one. Init scripts and shells hand the service
-/// a soft limit of 1,024 while `limits.max_connections` defaults to 1,024 and every connection
-/// holds a socket and the files it is sending: at the soft limit `accept` and `open` fail and
-/// every reader, the health check included, gets nothing. The hard limit is the most an
-/// unprivileged process may take; raising it further is the image's job.
-fn raise_descriptor_limit(max_connections: usize) {
+/// Raises the soft `RLIMIT_NOFILE` to the hard one and refuses to start when the
+/// configuration's budget does not fit in it. Init scripts and shells hand the service a soft
+/// limit of 1,024 while `limits.max_connections` alone defaults to 1,024: at the limit `accept`
+/// and `open` fail and every reader, the health check included, gets nothing (issue 13). The
+/// hard limit is the most an unprivileged process may take; raising it is the image's job.
+fn raise_descriptor_limit(budget: &Budget) -> anyhow::Result<()> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -145,7 +146,7 @@ fn raise_descriptor_limit(max_connections: usize) {
     // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the descriptor limit");
-        return;
+        return Ok(());
     }
     if limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
@@ -162,20 +163,19 @@ fn raise_descriptor_limit(max_connections: usize) {
     // `rlim_t` is u64 on the Pi's targets and here, but not by definition.
     #[allow(clippy::useless_conversion)]
     let open_files = u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX);
-    // A socket and at least one open file per connection, plus the listeners, logs and syncs.
-    let wanted = u64::try_from(max_connections)
-        .unwrap_or(u64::MAX)
-        .saturating_mul(2)
-        .saturating_add(64);
-    if open_files < wanted {
-        tracing::warn!(
-            open_files,
-            max_connections,
-            "the descriptor limit is below two per connection: lower limits.max_connections or raise the hard limit (ulimit -Hn)"
-        );
-    } else {
-        tracing::info!(open_files, "descriptor limit");
-    }
+    anyhow::ensure!(
+        open_files >= budget.descriptors(),
+        "the configuration needs up to {} descriptors but the process may open {open_files}. \
+         Fix: lower limits.max_connections, limits.max_handshakes, limits.reserved_connections \
+         or limits.max_open_files, or raise the hard limit (ulimit -Hn, LimitNOFILE).\n{budget}",
+        budget.descriptors()
+    );
+    tracing::info!(
+        open_files,
+        budget = budget.descriptors(),
+        "descriptor limit"
+    );
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -191,7 +191,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = config::load(&path)?;
     init_logging(&config.log.level);
-    raise_descriptor_limit(config.limits.max_connections);
+    raise_descriptor_limit(&config.budget())?;
     runtime()?.block_on(async {
         let appliance = Appliance::start(config).await?;
         appliance.run_until_signal().await;
@@ -282,6 +282,9 @@ fn check_config(path: PathBuf) -> anyhow::Result<()> {
     println!("# {}: OK.", path.display());
     for note in config.advisories() {
         println!("# note: {note}");
+    }
+    for line in config.budget().to_string().lines() {
+        println!("# budget: {line}");
     }
     println!("# Effective configuration:");
     print!("{}", config.to_toml());

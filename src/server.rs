@@ -1,31 +1,35 @@
 //! Sockets: the accept loops for HTTPS and plain HTTP, and the limits that keep a slow or
-//! hostile client from holding the Pi's few resources.
+//! hostile client from holding the Pi's few resources (docs/reliability.md, "Under attack").
 //!
 //! We own the accept loop (rather than `axum::serve`) because the limits live here:
-//! - a connection cap shared by both listeners (excess clients wait in the kernel backlog);
-//! - a TLS handshake timeout (no hyper setting covers a client that stalls before HTTP);
+//! - connections per client address (`per_address`), checked before anything else;
+//! - TLS handshakes counted apart from established connections (`limits.max_handshakes`), so
+//!   clients that connect and say nothing hold a handshake slot for at most the handshake
+//!   timeout, never a connection slot; at the cap, further clients wait in the kernel's queue;
+//! - established connections shared by both listeners (`limits.max_connections`), and behind
+//!   them a reserve (`limits.reserved_connections`) that answers one request per connection
+//!   with short timeouts: the health check gets through while the site is saturated;
 //! - hyper's header-read timeout, which only works with a timer installed;
-//! - an idle timeout: a connection that moves no byte either way for that long is closed,
-//!   which also cuts readers that stopped reading a response;
-//! - bounded buffers per connection, so memory does not grow with response size.
+//! - progress timeouts (`pacing::Progress`): a connection with no request and no response
+//!   byte moving on for `idle_timeout` is closed, and so is one whose response has not moved
+//!   for `send_timeout`; PING, SETTINGS and WINDOW_UPDATE are not progress;
+//! - a byte budget per connection for response bodies (`pacing::ByteBudget`), so memory does
+//!   not grow with windows, streams or response size.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::LimitsConfig;
 use crate::live::classify::{Classifier, RequestFacts};
 use crate::live::traffic::Traffic;
+use crate::pacing::{self, Progress, Stall};
 use crate::site::body::Body;
 use crate::site::{handler, Site};
 
@@ -41,7 +46,13 @@ use crate::site::{handler, Site};
 pub struct ServerContext {
     pub site: Arc<Site>,
     pub limits: LimitsConfig,
+    /// Established connections, both listeners (`limits.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// One-request connections for when `connections` are all taken
+    /// (`limits.reserved_connections`).
+    pub reserve: Arc<Semaphore>,
+    /// TLS handshakes in progress (`limits.max_handshakes`).
+    pub handshakes: Arc<Semaphore>,
     /// Connections by client address (`limits.max_connections_per_address`).
     pub per_address: Arc<crate::per_address::PerAddress>,
     pub shutdown: CancellationToken,
@@ -51,20 +62,90 @@ pub struct ServerContext {
     pub classifier: Arc<Classifier>,
 }
 
+impl ServerContext {
+    /// The semaphores of `limits`.
+    pub fn permits(limits: &LimitsConfig) -> (Arc<Semaphore>, Arc<Semaphore>, Arc<Semaphore>) {
+        (
+            Arc::new(Semaphore::new(limits.max_connections)),
+            Arc::new(Semaphore::new(limits.reserved_connections)),
+            Arc::new(Semaphore::new(limits.max_handshakes)),
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scheme {
     Https,
     Http,
 }
 
+/// How a connection was let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// A place among `limits.max_connections`: kept alive, many requests.
+    Established,
+    /// From the reserve: one request, short timeouts, then closed.
+    Reserve,
+}
+
+/// The reserve's timeouts: long enough for a health checker or a reader's first page on a
+/// slow link, short enough that attackers cannot sit on the reserve.
+const RESERVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Lane {
+    fn header_read_timeout(self, limits: &LimitsConfig) -> Duration {
+        match self {
+            Lane::Established => limits.header_read_timeout,
+            Lane::Reserve => limits.header_read_timeout.min(RESERVE_TIMEOUT),
+        }
+    }
+
+    fn idle_timeout(self, limits: &LimitsConfig) -> Duration {
+        match self {
+            Lane::Established => limits.idle_timeout,
+            Lane::Reserve => limits.idle_timeout.min(RESERVE_TIMEOUT),
+        }
+    }
+}
+
+/// A place among the established connections, else in the reserve, else waits for the
+/// former (and so, upstream, the accept loop waits and clients queue in the kernel).
+async fn admit(ctx: &ServerContext) -> Option<(Lane, OwnedSemaphorePermit)> {
+    if let Ok(permit) = ctx.connections.clone().try_acquire_owned() {
+        return Some((Lane::Established, permit));
+    }
+    if let Ok(permit) = ctx.reserve.clone().try_acquire_owned() {
+        return Some((Lane::Reserve, permit));
+    }
+    tokio::select! {
+        _ = ctx.shutdown.cancelled() => None,
+        permit = ctx.connections.clone().acquire_owned() => Some((Lane::Established, permit.ok()?)),
+    }
+}
+
 /// Accepts HTTPS connections until shutdown.
 pub async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ctx: ServerContext) {
-    accept_loop(listener, ctx, move |tcp, peer, ctx| {
+    while let Some((tcp, peer)) = accept_next(&listener, &ctx.shutdown).await {
+        let Some(slot) = admit_address(&ctx, peer) else {
+            continue;
+        };
+        // At the cap this loop waits here, and further clients wait in the kernel's queue:
+        // a listener waiting for its next client holds no permit.
+        let handshake = tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            permit = ctx.handshakes.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
         let acceptor = acceptor.clone();
-        async move {
-            let handshake =
-                tokio::time::timeout(ctx.limits.tls_handshake_timeout, acceptor.accept(tcp));
-            let tls = match handshake.await {
+        let ctx = ctx.clone();
+        ctx.tracker.clone().spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let fd = tcp.as_raw_fd();
+            let handshake_result =
+                tokio::time::timeout(ctx.limits.tls_handshake_timeout, acceptor.accept(tcp)).await;
+            let tls = match handshake_result {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -75,20 +156,62 @@ pub async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ctx: Serv
                     return;
                 }
             };
+            // Waiting for a connection place keeps the handshake permit, so connections
+            // waiting here are bounded by limits.max_handshakes.
+            let Some((lane, permit)) = admit(&ctx).await else {
+                return;
+            };
+            drop(handshake);
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let sni: Option<Arc<str>> = tls.get_ref().1.server_name().map(Arc::from);
-            serve_connection(tls, h2, Scheme::Https, sni, peer, ctx).await;
-        }
-    })
-    .await;
+            let conn = Conn {
+                h2,
+                scheme: Scheme::Https,
+                sni,
+                peer,
+                fd,
+                lane,
+            };
+            serve_connection(tls, conn, &ctx).await;
+            drop((permit, slot));
+        });
+    }
 }
 
 /// Accepts plain HTTP connections (health path and redirects) until shutdown.
 pub async fn serve_http(listener: TcpListener, ctx: ServerContext) {
-    accept_loop(listener, ctx, |tcp, peer, ctx| {
-        serve_connection(tcp, false, Scheme::Http, None, peer, ctx)
-    })
-    .await;
+    while let Some((tcp, peer)) = accept_next(&listener, &ctx.shutdown).await {
+        let Some(slot) = admit_address(&ctx, peer) else {
+            continue;
+        };
+        let Some((lane, permit)) = admit(&ctx).await else {
+            return;
+        };
+        let ctx = ctx.clone();
+        ctx.tracker.clone().spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let conn = Conn {
+                h2: false,
+                scheme: Scheme::Http,
+                sni: None,
+                peer,
+                fd: tcp.as_raw_fd(),
+                lane,
+            };
+            serve_connection(tcp, conn, &ctx).await;
+            drop((permit, slot));
+        });
+    }
+}
+
+/// The address's place (`limits.max_connections_per_address`), before any other permit: an
+/// address at its cap must not hold one while it waits.
+fn admit_address(ctx: &ServerContext, peer: SocketAddr) -> Option<crate::per_address::Slot> {
+    let slot = ctx.per_address.admit(peer.ip());
+    if slot.is_none() {
+        tracing::debug!(%peer, "closed: the address holds limits.max_connections_per_address already");
+    }
+    slot
 }
 
 /// The listener's next connection, or `None` once `shutdown` is cancelled. Accept errors
@@ -103,7 +226,11 @@ pub async fn accept_next(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => return Some(accepted),
                 Err(e) => {
-                    tracing::warn!(error = %e, addr = ?listener.local_addr().ok(), "accept failed");
+                    // EMFILE repeats every 50 ms while it lasts: one line a minute, with the count.
+                    static ACCEPT_ERRORS: crate::throttle::Throttle = crate::throttle::Throttle::new();
+                    if let Some(left_out) = ACCEPT_ERRORS.report() {
+                        tracing::warn!(error = %e, addr = ?listener.local_addr().ok(), left_out, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -111,94 +238,85 @@ pub async fn accept_next(
     }
 }
 
-async fn accept_loop<F, Fut>(listener: TcpListener, ctx: ServerContext, on_connection: F)
-where
-    F: Fn(TcpStream, SocketAddr, ServerContext) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    while let Some((tcp, peer)) = accept_next(&listener, &ctx.shutdown).await {
-        // Before the global permit: an address at its cap must not hold one while it waits.
-        let Some(slot) = ctx.per_address.admit(peer.ip()) else {
-            tracing::debug!(%peer, "closed: the address holds limits.max_connections_per_address already");
-            drop(tcp);
-            continue;
-        };
-        // The permit is taken after accept, not before: a listener waiting for its next
-        // client must not hold one. At the cap, this loop stops accepting and further
-        // clients wait in the kernel's backlog.
-        let permit = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            permit = ctx.connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let task = on_connection(tcp, peer, ctx.clone());
-        ctx.tracker.spawn(async move {
-            task.await;
-            drop(permit);
-            drop(slot);
-        });
-    }
-}
-
-async fn serve_connection<I>(
-    io: I,
+/// One admitted connection's facts.
+struct Conn {
     h2: bool,
     scheme: Scheme,
     sni: Option<Arc<str>>,
     peer: SocketAddr,
-    ctx: ServerContext,
-) where
+    /// The TCP socket under TLS, for its send queue (`still_draining`); valid while the
+    /// connection is served, which is all it is used for.
+    fd: RawFd,
+    lane: Lane,
+}
+
+async fn serve_connection<I>(io: I, conn: Conn, ctx: &ServerContext)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched {
-        inner: io,
-        activity: activity.clone(),
-    });
+    let progress = Progress::new();
+    let budget = pacing::byte_budget(ctx.limits.max_buffered_bytes_per_connection);
+    let requested = Arc::new(Notify::new());
+    let io = TokioIo::new(io);
     let site = ctx.site.clone();
     let (traffic, classifier) = (ctx.traffic.clone(), ctx.classifier.clone());
-    let service = service_fn(move |req: hyper::Request<Incoming>| {
-        let response = match scheme {
-            Scheme::Https => handler::https(&site, &req),
-            Scheme::Http => handler::http(&site, &req),
-        };
-        record(
-            &traffic,
-            &classifier,
-            &req,
-            &response,
-            scheme,
-            sni.as_deref(),
-            peer,
-        );
-        std::future::ready(Ok::<hyper::Response<Body>, Infallible>(response))
-    });
+    let (scheme, sni, peer) = (conn.scheme, conn.sni.clone(), conn.peer);
+    let service = {
+        let (progress, requested) = (progress.clone(), requested.clone());
+        service_fn(move |req: hyper::Request<Incoming>| {
+            progress.touch();
+            requested.notify_one();
+            let response = match scheme {
+                Scheme::Https => handler::https(&site, &req),
+                Scheme::Http => handler::http(&site, &req),
+            };
+            record(
+                &traffic,
+                &classifier,
+                &req,
+                &response,
+                scheme,
+                sni.as_deref(),
+                peer,
+            );
+            let response = response.map(|body| body.paced(&budget, &progress));
+            std::future::ready(Ok::<hyper::Response<Body>, Infallible>(response))
+        })
+    };
 
     let limits = &ctx.limits;
-    let result = if h2 {
+    let watch = Watch {
+        progress: &progress,
+        requested: &requested,
+        conn: &conn,
+        ctx,
+    };
+    let result = if conn.h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        let streams = match conn.lane {
+            Lane::Established => limits.h2_max_concurrent_streams,
+            Lane::Reserve => 1,
+        };
         builder
             .timer(TokioTimer::new())
-            .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            .max_concurrent_streams(streams)
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            // hyper's default lets each stream queue 400 KB; a Pi has better uses for it.
+            // hyper's default lets each stream queue 400 KB; the connection's byte budget
+            // bounds the sum, this bounds what one stream may take of it.
             .max_send_buf_size(64 * 1024);
-        let conn = builder.serve_connection(io, service);
-        drive(conn, &activity, &ctx, |c| c.graceful_shutdown()).await
+        let c = builder.serve_connection(io, service);
+        drive(c, watch, |c| c.graceful_shutdown()).await
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .keep_alive(true)
+            .header_read_timeout(conn.lane.header_read_timeout(limits))
+            .keep_alive(conn.lane == Lane::Established)
             // One buffer size bounds both the request head and the response bytes queued per
             // connection (hyper stops pulling the body when it is full).
             .max_buf_size(limits.max_header_bytes.max(8 * 1024));
-        let conn = builder.serve_connection(io, service);
-        drive(conn, &activity, &ctx, |c| c.graceful_shutdown()).await
+        let c = builder.serve_connection(io, service);
+        drive(c, watch, |c| c.graceful_shutdown()).await
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -243,117 +361,90 @@ fn record<B>(
     traffic.record(class, peer.ip(), response.status().as_u16(), bytes);
 }
 
-/// Runs a hyper connection to its end, closing it when idle and draining it on shutdown.
-async fn drive<C, E>(
-    conn: C,
-    activity: &Activity,
-    ctx: &ServerContext,
-    graceful: impl FnOnce(Pin<&mut C>),
-) -> Result<(), E>
+/// What `drive` watches besides the connection itself.
+struct Watch<'a> {
+    progress: &'a Progress,
+    /// Notified on each request: a reserve connection closes after its first.
+    requested: &'a Notify,
+    conn: &'a Conn,
+    ctx: &'a ServerContext,
+}
+
+/// Runs a hyper connection to its end, closing it when it stops making progress and
+/// draining it on shutdown (or, in the reserve, after its one request).
+async fn drive<C, E>(conn: C, watch: Watch<'_>, graceful: fn(Pin<&mut C>)) -> Result<(), E>
 where
     C: Future<Output = Result<(), E>>,
 {
     let mut conn = std::pin::pin!(conn);
-    let idle = ctx.limits.idle_timeout;
-    tokio::select! {
-        result = conn.as_mut() => return result,
-        _ = activity.idle_for(idle) => return Ok(()),
-        _ = ctx.shutdown.cancelled() => graceful(conn.as_mut()),
+    let limits = &watch.ctx.limits;
+    let idle = watch.conn.lane.idle_timeout(limits);
+    let reserve = watch.conn.lane == Lane::Reserve;
+    let send = if reserve {
+        limits.send_timeout.min(idle)
+    } else {
+        limits.send_timeout
+    };
+    let mut unsent = None;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            stall = watch.progress.stalled(idle, send) => {
+                if !still_draining(stall, watch.conn.fd, &mut unsent) {
+                    tracing::debug!(peer = %watch.conn.peer, ?stall, "closed: no progress");
+                    return Ok(());
+                }
+                watch.progress.touch();
+            }
+            _ = watch.requested.notified(), if reserve => {
+                graceful(conn.as_mut());
+                break;
+            }
+            _ = watch.ctx.shutdown.cancelled() => {
+                graceful(conn.as_mut());
+                break;
+            }
+        }
     }
     // Draining: in-flight responses finish; the appliance bounds the total wait.
-    tokio::select! {
-        result = conn.as_mut() => result,
-        _ = activity.idle_for(idle) => Ok(()),
-    }
-}
-
-/// Time of the last byte moved on a connection, as milliseconds since it opened.
-struct Activity {
-    opened: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            opened: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Completes once nothing has moved for `limit`.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + limit;
-            if Instant::now() >= deadline {
-                return;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            stall = watch.progress.stalled(idle, send) => {
+                if !still_draining(stall, watch.conn.fd, &mut unsent) {
+                    return Ok(());
+                }
+                watch.progress.touch();
             }
-            tokio::time::sleep_until(deadline).await;
         }
     }
 }
 
-/// An IO wrapper that records activity for the idle timeout.
-struct Watched<I> {
-    inner: I,
-    activity: Arc<Activity>,
+/// An idle connection whose socket is still sending what it was given (the kernel's send
+/// queue shrank since the last look) is a slow reader at the end of a response, not a stalled
+/// one. A client that reads nothing leaves the queue as it is and is closed one idle period
+/// later.
+fn still_draining(stall: Stall, fd: RawFd, last: &mut Option<u32>) -> bool {
+    if stall != Stall::Idle {
+        return false;
+    }
+    let Some(now) = unsent_bytes(fd) else {
+        return false;
+    };
+    let draining = now > 0 && last.is_none_or(|before| now < before);
+    *last = Some(now);
+    draining
 }
 
-impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        result
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        result
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        result
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+/// Bytes in the socket's send queue not yet acknowledged by the client.
+fn unsent_bytes(fd: RawFd) -> Option<u32> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int through the pointer; `fd` is the connection's own
+    // socket, open for as long as the connection is served.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+    if rc == 0 {
+        u32::try_from(queued).ok()
+    } else {
+        None
     }
 }

@@ -1244,8 +1244,13 @@ async fn siblings_pending_after_a_crash_are_added_by_the_next_sync() {
 
 #[tokio::test]
 async fn website_redirects_to_other_hosts_are_ignored_and_reported() {
-    let t = Setup::new().await;
+    let mut t = Setup::new().await;
+    t.config.site.redirect_hosts = vec!["shop.example.test".into()];
     let b = &t.s3.bucket;
+    b.put(
+        "allowed.html",
+        StoredObject::new("").redirect("https://shop.example.test/cart"),
+    );
     b.put("index.html", StoredObject::new(html(3)));
     b.put("moved.html", StoredObject::new("").redirect("/about/"));
     b.put(
@@ -1286,6 +1291,7 @@ async fn website_redirects_to_other_hosts_are_ignored_and_reported() {
     for (path, location) in [
         ("/moved.html", Some("/about/")),
         ("/own.html", Some("https://example.test/new/")),
+        ("/allowed.html", Some("https://shop.example.test/cart")),
         ("/relative.html", None),
         ("/slash.html", None),
         ("/foreign.html", None),

@@ -4,16 +4,31 @@
 //! while its write buffer is full, so a slow reader of a large image holds one chunk, not the
 //! image (the peer measured at 93 MB RSS with 256 readers buffered whole responses).
 //!
+//! A file body holds no descriptor between chunks: each chunk borrows one from the site's
+//! [`OpenFiles`] for its `pread`, so a stream waiting for window holds nothing but its place.
+//! Served over a connection, the body is [`Body::paced`]: before reading a chunk it takes that
+//! many bytes of the connection's [`ByteBudget`], and the chunk carries them until the
+//! protocol layer drops it (written on to TLS), when they return and the connection is
+//! credited with progress. It also holds the index it was answered from, whose lease keeps
+//! the generation from being collected under it.
+//!
 //! Chunks are read with `pread` on the runtime thread. The site lives in the page cache on
 //! an appliance this size (a few MB), where a read costs microseconds; handing each chunk to
 //! the blocking pool would cost more than the read.
 
-use std::fs::File;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::PollSemaphore;
+
+use super::index::SiteIndex;
+use super::open_files::{FileId, OpenFiles};
+use crate::pacing::{ByteBudget, Progress, StreamClock};
 
 /// Matches the largest TLS record, so each chunk becomes one record.
 pub const CHUNK_SIZE: usize = 16 * 1024;
@@ -25,11 +40,56 @@ pub enum Body {
     File(FileChunks),
 }
 
+/// Where a file body's bytes come from, named rather than held open.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    pub files: Arc<OpenFiles>,
+    pub path: PathBuf,
+    /// The file the response's headers describe.
+    pub id: FileId,
+    /// The index the response came from: its lease keeps the generation on disk.
+    pub index: Arc<SiteIndex>,
+}
+
 #[derive(Debug)]
 pub struct FileChunks {
-    file: File,
+    source: FileSource,
     offset: u64,
     remaining: u64,
+    pacing: Option<Pacing>,
+}
+
+/// A connection's hold on a file body.
+struct Pacing {
+    budget: PollSemaphore,
+    clock: StreamClock,
+}
+
+impl std::fmt::Debug for Pacing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacing").finish_non_exhaustive()
+    }
+}
+
+/// A chunk's bytes and the budget they hold; dropping it is progress.
+struct Chunk {
+    bytes: Vec<u8>,
+    _permit: Option<OwnedSemaphorePermit>,
+    progress: Option<Arc<Progress>>,
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if let Some(progress) = &self.progress {
+            progress.touch();
+        }
+    }
 }
 
 impl Body {
@@ -41,13 +101,28 @@ impl Body {
         Body::Bytes(Some(bytes.into()))
     }
 
-    /// Streams `len` bytes of `file` starting at `offset`.
-    pub fn file(file: File, offset: u64, len: u64) -> Self {
+    /// Streams `len` bytes of `source` starting at `offset`.
+    pub fn file(source: FileSource, offset: u64, len: u64) -> Self {
         Body::File(FileChunks {
-            file,
+            source,
             offset,
             remaining: len,
+            pacing: None,
         })
+    }
+
+    /// Binds a file body to its connection: its chunks draw on `budget`, and its progress is
+    /// kept in `progress`. Other bodies are a few bytes and pass as they are.
+    pub fn paced(mut self, budget: &ByteBudget, progress: &Arc<Progress>) -> Self {
+        if let Body::File(chunks) = &mut self {
+            if chunks.remaining > 0 {
+                chunks.pacing = Some(Pacing {
+                    budget: PollSemaphore::new(budget.clone()),
+                    clock: progress.open_stream(),
+                });
+            }
+        }
+        self
     }
 }
 
@@ -57,12 +132,12 @@ impl http_body::Body for Body {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Bytes(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Body::File(chunks) => Poll::Ready(chunks.next_chunk().map(|r| r.map(Frame::data))),
+            Body::File(chunks) => chunks.poll_chunk(cx).map(|c| c.map(|r| r.map(Frame::data))),
         }
     }
 
@@ -86,38 +161,74 @@ impl http_body::Body for Body {
 }
 
 impl FileChunks {
-    fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
         if self.remaining == 0 {
-            return None;
+            self.pacing = None;
+            return Poll::Ready(None);
         }
         let want = self.remaining.min(CHUNK_SIZE as u64) as usize;
+        let permit = match &mut self.pacing {
+            None => None,
+            Some(pacing) => {
+                // `want` ≤ CHUNK_SIZE, and the configuration keeps every budget at least that.
+                let n = u32::try_from(want).unwrap_or(u32::MAX);
+                match pacing.budget.poll_acquire_many(cx, n) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(permit) => permit,
+                }
+            }
+        };
+        let bytes = match self.read(want) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.remaining = 0;
+                self.pacing = None;
+                return Poll::Ready(Some(Err(e)));
+            }
+        };
+        self.offset += want as u64;
+        self.remaining -= want as u64;
+        let progress = self.pacing.as_ref().map(|pacing| {
+            pacing.clock.touch();
+            pacing.clock.connection().clone()
+        });
+        if self.remaining == 0 {
+            // The last chunk is produced: the stream no longer waits for anything of ours.
+            self.pacing = None;
+        }
+        Poll::Ready(Some(Ok(Bytes::from_owner(Chunk {
+            bytes,
+            _permit: permit,
+            progress,
+        }))))
+    }
+
+    fn read(&self, want: usize) -> std::io::Result<Vec<u8>> {
+        let file = self
+            .source
+            .files
+            .reopen(&self.source.path, self.source.id)?;
         // Read into uninitialised capacity: zeroing each chunk first cost measurable CPU on
         // large files, where every byte is also encrypted and copied once more.
         let mut buf: Vec<u8> = Vec::with_capacity(want);
         while buf.len() < want {
             let offset = self.offset + buf.len() as u64;
-            match rustix::io::pread(&self.file, rustix::buffer::spare_capacity(&mut buf), offset) {
+            match rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut buf), offset) {
                 // The file shrank under us: a truncated body is better signalled as an error
                 // (the connection is reset) than padded.
                 Ok(0) => {
-                    self.remaining = 0;
-                    return Some(Err(std::io::Error::new(
+                    return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "file shrank while being sent",
-                    )));
+                    ));
                 }
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => {}
-                Err(e) => {
-                    self.remaining = 0;
-                    return Some(Err(e.into()));
-                }
+                Err(e) => return Err(e.into()),
             }
         }
         // The allocator may have given more capacity than asked, and pread fills it all.
         buf.truncate(want);
-        self.offset += want as u64;
-        self.remaining -= want as u64;
-        Some(Ok(Bytes::from(buf)))
+        Ok(buf)
     }
 }

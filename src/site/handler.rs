@@ -8,6 +8,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use super::body::Body;
 use super::index::Lookup;
+use super::reply::Files;
 use super::resolve::request_key;
 use super::{reply, Site};
 
@@ -35,16 +36,20 @@ fn site_response<B>(site: &Site, req: &Request<B>) -> Response<Body> {
         }
     };
     let index = site.index();
+    let files = Files {
+        open: &site.open_files,
+        index: &index,
+    };
     if requested.has_dotfile && !site.serve_dotfiles {
-        return reply::not_found(index.get("404.html"), method);
+        return reply::not_found(files, index.get("404.html"), method);
     }
     match index.lookup(&requested.key, requested.directory) {
         Lookup::File(entry) => match &entry.redirect {
             Some(location) => redirect_to(location.clone(), method),
-            None => reply::file(entry, method, req.headers()),
+            None => reply::file(files, entry, method, req.headers()),
         },
         Lookup::AddSlash => add_slash(&requested.key, req),
-        Lookup::NotFound => reply::not_found(index.get("404.html"), method),
+        Lookup::NotFound => reply::not_found(files, index.get("404.html"), method),
     }
 }
 

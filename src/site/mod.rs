@@ -11,6 +11,7 @@
 pub mod body;
 pub mod handler;
 pub mod index;
+pub mod open_files;
 pub mod policy;
 pub mod reply;
 pub mod resolve;
@@ -37,6 +38,8 @@ pub struct Site {
     /// The root is a generation synced from S3 (its manifest sits beside `files/`).
     synced: bool,
     policy: HeaderPolicy,
+    /// The descriptors responses read from (`limits.max_open_files`).
+    open_files: Arc<open_files::OpenFiles>,
     health_path: String,
     serve_dotfiles: bool,
     hostnames: Vec<String>,
@@ -65,6 +68,8 @@ impl Site {
             root,
             synced,
             policy: HeaderPolicy::from_config(site),
+            // A synced generation is never rewritten; a root served as it is may be edited.
+            open_files: open_files::OpenFiles::new(config.limits.max_open_files, !synced),
             health_path: site.health_path.clone(),
             serve_dotfiles: site.serve_dotfiles,
             hostnames: site.hostnames.clone(),
@@ -87,6 +92,9 @@ impl Site {
         let index = build_index(&self.root, self.serve_dotfiles, self.synced)?;
         let files = index.len();
         self.index.store(Arc::new(index));
+        // The old generation's descriptors close as soon as no response reads them, so its
+        // space is freed when it is collected.
+        self.open_files.clear();
         Ok(files)
     }
 

@@ -3,19 +3,42 @@
 //!
 //! Length and modification time come from `fstat` on the opened file rather than from the
 //! index, so the headers always describe the bytes that are sent even if someone edits the
-//! tree by hand between two index builds.
+//! tree by hand between two index builds (a file replaced mid-response ends the response).
 
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use super::body::Body;
-use super::index::Entry;
+use super::body::{Body, FileSource};
+use super::index::{Entry, SiteIndex};
+use super::open_files::{FileId, OpenFiles};
+
+/// Where a response's file is opened, and the index it was found in.
+#[derive(Clone, Copy)]
+pub struct Files<'a> {
+    pub open: &'a Arc<OpenFiles>,
+    pub index: &'a Arc<SiteIndex>,
+}
+
+impl Files<'_> {
+    /// The file at `path`, opened (or borrowed from the cache), and a body source for it.
+    fn open(&self, path: &Path) -> io::Result<(FileSource, Arc<Metadata>)> {
+        let (_, meta) = self.open.open(path)?;
+        let source = FileSource {
+            files: self.open.clone(),
+            path: path.to_owned(),
+            id: FileId::of(&meta),
+            index: self.index.clone(),
+        };
+        Ok((source, meta))
+    }
+}
 
 /// The encodings a precompressed sibling can carry, in order of preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +59,14 @@ impl Encoding {
 }
 
 /// Serves `entry` for a GET or HEAD with status 200 (or 206/304/416 as the request asks).
-pub fn file(entry: &Entry, method: &Method, headers: &HeaderMap) -> Response<Body> {
+pub fn file(
+    files: Files<'_>,
+    entry: &Entry,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response<Body> {
     let (encoding, path) = choose_representation(entry, headers);
-    let (file, meta) = match open_regular(path) {
+    let (source, meta) = match files.open(path) {
         Ok(opened) => opened,
         Err(e) => return open_failure(e),
     };
@@ -92,7 +120,7 @@ pub fn file(entry: &Entry, method: &Method, headers: &HeaderMap) -> Response<Bod
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        Body::file(file, start, count)
+        Body::file(source, start, count)
     };
     builder
         .status(status)
@@ -102,14 +130,14 @@ pub fn file(entry: &Entry, method: &Method, headers: &HeaderMap) -> Response<Bod
 }
 
 /// Serves the site's own `404.html` with status 404, or a short text when it has none.
-pub fn not_found(page: Option<&Entry>, method: &Method) -> Response<Body> {
+pub fn not_found(files: Files<'_>, page: Option<&Entry>, method: &Method) -> Response<Body> {
     if let Some(entry) = page {
-        if let Ok((file, meta)) = open_regular(&entry.path) {
+        if let Ok((source, meta)) = files.open(&entry.path) {
             let len = meta.len();
             let body = if method == Method::HEAD {
                 Body::empty()
             } else {
-                Body::file(file, 0, len)
+                Body::file(source, 0, len)
             };
             return Response::builder()
                 .status(StatusCode::NOT_FOUND)
@@ -153,26 +181,13 @@ fn open_failure(e: io::Error) -> Response<Body> {
         // The tree changed since it was indexed; the next index build will catch up.
         text(StatusCode::NOT_FOUND, "404 Not Found\n", &Method::GET)
     } else {
-        tracing::warn!(error = %e, "cannot open an indexed file");
+        // EMFILE and friends come in floods: one line a minute, with the count.
+        static OPEN_ERRORS: crate::throttle::Throttle = crate::throttle::Throttle::new();
+        if let Some(left_out) = OPEN_ERRORS.report() {
+            tracing::warn!(error = %e, left_out, "cannot open an indexed file");
+        }
         internal_error()
     }
-}
-
-/// Opens without following a symlink in the last component: the index holds resolved paths,
-/// so a link appearing there later is someone tampering with the tree.
-fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "not a regular file",
-        ));
-    }
-    Ok((file, meta))
 }
 
 fn choose_representation<'a>(entry: &'a Entry, headers: &HeaderMap) -> (Encoding, &'a Path) {

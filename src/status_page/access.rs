@@ -1,4 +1,11 @@
-//! Who may see the status page: addresses in the allow-list, or anyone with the token.
+//! Who may see the status page: addresses in the allow-list asking by a local name, or
+//! anyone with the token.
+//!
+//! The name matters because of DNS rebinding: a web page a LAN user opens can make
+//! `evil.example` resolve to the Pi and then read `/api/status` with the user's browser, from
+//! an allowed address. The browser sends `Host: evil.example`; the page answers such a request
+//! only with the token, which the attacker does not have. IP literals, `localhost`, the Pi's
+//! own host name (and `.local`) and `status.hostnames` are local names.
 
 use std::net::IpAddr;
 
@@ -8,11 +15,30 @@ use http::header;
 pub struct Access {
     allow: Vec<ipnet::IpNet>,
     token: Option<String>,
+    /// Lower-case names, besides IP literals, that a request without the token may ask for.
+    local_names: Vec<String>,
+}
+
+/// `localhost`, this machine's host name and its mDNS name, and `extra`, lower-cased.
+pub fn local_names(extra: &[String]) -> Vec<String> {
+    let mut names = vec!["localhost".to_owned()];
+    if let Ok(host) = rustix::system::uname().nodename().to_str() {
+        if !host.is_empty() {
+            names.push(host.to_ascii_lowercase());
+            names.push(format!("{}.local", host.to_ascii_lowercase()));
+        }
+    }
+    names.extend(extra.iter().map(|name| name.to_ascii_lowercase()));
+    names
 }
 
 impl Access {
-    pub fn new(allow: Vec<ipnet::IpNet>, token: Option<String>) -> Self {
-        Self { allow, token }
+    pub fn new(allow: Vec<ipnet::IpNet>, token: Option<String>, local_names: Vec<String>) -> Self {
+        Self {
+            allow,
+            token,
+            local_names,
+        }
     }
 
     pub fn permits<B>(&self, peer: IpAddr, request: &http::Request<B>) -> bool {
@@ -21,7 +47,27 @@ impl Access {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
             v4 => v4,
         };
-        self.allow.iter().any(|net| net.contains(&peer)) || self.has_token(request)
+        let allowed = self.allow.iter().any(|net| net.contains(&peer)) && self.local_host(request);
+        allowed || self.has_token(request)
+    }
+
+    /// The request names the page by an IP literal or a local name (or names nothing, as an
+    /// HTTP/1.0 client may: no browser does, so no rebinding page can).
+    fn local_host<B>(&self, request: &http::Request<B>) -> bool {
+        let host = request
+            .uri()
+            .host()
+            .or_else(|| request.headers().get(header::HOST)?.to_str().ok());
+        let Some(host) = host else {
+            return request.headers().get(header::HOST).is_none();
+        };
+        let name = crate::site::handler::strip_port(host);
+        let name = name.strip_suffix('.').unwrap_or(name);
+        name.parse::<IpAddr>().is_ok()
+            || self
+                .local_names
+                .iter()
+                .any(|local| local.eq_ignore_ascii_case(name))
     }
 
     fn has_token<B>(&self, request: &http::Request<B>) -> bool {
@@ -72,11 +118,16 @@ mod tests {
                 "192.168.0.0/16".parse().expect("net"),
             ],
             Some("0123456789abcdef".into()),
+            local_names(&["pi.lan".into()]),
         )
     }
 
     fn request(uri: &str, auth: Option<&str>) -> http::Request<()> {
-        let mut r = http::Request::get(uri);
+        request_for("192.168.1.20:8080", uri, auth)
+    }
+
+    fn request_for(host: &str, uri: &str, auth: Option<&str>) -> http::Request<()> {
+        let mut r = http::Request::get(uri).header(header::HOST, host);
         if let Some(a) = auth {
             r = r.header(header::AUTHORIZATION, a);
         }
@@ -103,7 +154,46 @@ mod tests {
         assert!(!a.permits(outside, &request("/", Some("Bearer 0123456789abcdeF"))));
         assert!(!a.permits(outside, &request("/?token=0123456789abcde", None)));
         assert!(!a.permits(outside, &request("/", Some("0123456789abcdef"))));
-        let no_token = Access::new(vec![], None);
+        let no_token = Access::new(vec![], None, local_names(&[]));
         assert!(!no_token.permits(outside, &request("/?token=", None)));
+    }
+
+    #[test]
+    fn a_rebound_name_needs_the_token_even_from_an_allowed_address() {
+        let lan: IpAddr = "192.168.1.7".parse().expect("ip");
+        let a = access();
+        for host in [
+            "192.168.1.20",
+            "192.168.1.20:8080",
+            "[::1]:8080",
+            "localhost:8080",
+            "PI.LAN",
+            "pi.lan.",
+        ] {
+            assert!(
+                a.permits(lan, &request_for(host, "/api/status", None)),
+                "{host}"
+            );
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "pi.lan.evil.example",
+        ] {
+            assert!(
+                !a.permits(lan, &request_for(host, "/api/status", None)),
+                "{host}"
+            );
+            assert!(
+                a.permits(
+                    lan,
+                    &request_for(host, "/api/status?token=0123456789abcdef", None)
+                ),
+                "{host} with the token"
+            );
+        }
+        let no_host = http::Request::get("/").body(()).expect("request");
+        assert!(a.permits(lan, &no_host), "an HTTP/1.0 request without Host");
     }
 }

@@ -26,7 +26,16 @@ use crate::status::Status;
 use access::Access;
 
 /// A handful of people look at a status page; more connections than this wait.
-const MAX_CONNECTIONS: usize = 32;
+const MAX_CONNECTIONS: usize = crate::budget::STATUS_CONNECTIONS;
+
+/// Connections one address may hold: 32 connections from one address outside the
+/// allow-list, pipelining requests and never reading, once held every permit and locked the
+/// owner out (issue 13). A browser needs a few.
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 4;
+
+/// The longest a connection lives, whatever it does: the page and its JSON are a few KB
+/// and refresh by new requests, so a connection past this is holding a permit, not reading.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct StatusPage {
@@ -43,7 +52,12 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = crate::per_address::PerAddress::new(MAX_CONNECTIONS_PER_ADDRESS);
     while let Some((tcp, peer)) = crate::server::accept_next(&listener, &shutdown).await {
+        // Before the shared permit, so an address at its cap cannot hold one while it waits.
+        let Some(slot) = per_address.admit(peer.ip()) else {
+            continue;
+        };
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
@@ -61,6 +75,9 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                _ = tokio::time::sleep(CONNECTION_DEADLINE) => {
+                    tracing::debug!(%peer, "status page: connection deadline");
+                }
                 _ = shutdown.cancelled() => {
                     // Lets a request in flight finish (the appliance's grace bounds it);
                     // an idle keep-alive connection closes at once.
@@ -68,7 +85,7 @@ pub async fn serve(
                     let _ = conn.as_mut().await;
                 }
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
 }
@@ -77,11 +94,17 @@ pub async fn serve(
 pub fn answer<B>(page: &StatusPage, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
     if !page.access.permits(peer.ip(), req) {
         tracing::debug!(%peer, "status page: refused");
-        return reply(
+        let mut refused = reply(
             StatusCode::FORBIDDEN,
             "text/plain; charset=utf-8",
-            "403 Forbidden: the status page answers the local network, or a request with its token\n".into(),
+            "403 Forbidden: the status page answers the local network by a local name, or a request with its token\n".into(),
         );
+        // A refused client gets nothing more on this connection: pipelined requests behind
+        // the first are not read, and the permit comes back as soon as the answer is sent.
+        refused
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return refused;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(

@@ -239,7 +239,8 @@ pub struct Syncer {
     store: GenerationStore,
     bucket: Arc<Bucket>,
     compressor: Arc<precompress::Compressor>,
-    /// `site.hostnames`: the only hosts a website-redirect URL may name.
+    /// `site.hostnames` and `site.redirect_hosts`: the only hosts a website-redirect URL may
+    /// name.
     own_hosts: Vec<String>,
 }
 
@@ -262,7 +263,13 @@ impl Syncer {
             data_dir: config.storage.data_dir.clone(),
             store,
             bucket: Arc::new(Bucket::connect_with_clock(s3, clock).await),
-            own_hosts: config.site.hostnames.clone(),
+            own_hosts: config
+                .site
+                .hostnames
+                .iter()
+                .chain(&config.site.redirect_hosts)
+                .cloned()
+                .collect(),
             compressor: Arc::new(precompress::Compressor::start().map_err(|source| {
                 SyncError::Io {
                     path: config.storage.data_dir.clone(),
