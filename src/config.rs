@@ -1035,7 +1035,7 @@ impl Config {
                 return Err(err(key, "0 would refuse every reader".into(), fix));
             }
         }
-        if l.max_buffered_bytes_per_connection < crate::site::body::CHUNK_SIZE {
+        if l.max_buffered_bytes_per_connection < crate::pacing::CHUNK_SIZE {
             return Err(err(
                 "limits.max_buffered_bytes_per_connection",
                 format!(

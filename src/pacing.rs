@@ -23,6 +23,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+/// The unit a file body moves in. Matches the largest TLS record, so each chunk becomes one
+/// record; a connection's byte budget must hold at least one.
+pub const CHUNK_SIZE: usize = 16 * 1024;
+
 /// Response-body bytes in flight on one connection.
 pub type ByteBudget = Arc<Semaphore>;
 

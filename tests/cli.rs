@@ -68,6 +68,12 @@ fn check_config_accepts_the_example_and_prints_the_effective_config() {
     assert!(stdout.contains("OK"), "{stdout}");
     assert!(stdout.contains("powered_by = \"raspberry-pi\""), "{stdout}");
     assert!(stdout.contains("fullchain.pem"), "{stdout}");
+    // The resource budget the limits imply (issue 13).
+    assert!(
+        stdout.contains("# budget: descriptors: at most")
+            && stdout.contains("# budget: connection memory: at most"),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("BEGIN"),
         "no key material is printed: {stdout}"
@@ -113,6 +119,38 @@ fn check_config_names_the_file_the_key_and_the_fix() {
     assert!(e.contains("tls.certificates[0].cert"), "{e}");
     let e = check_config_error("[site\n");
     assert!(e.contains("line 1"), "{e}");
+    let e = check_config_error(&format!(
+        "{}[limits]\nmax_buffered_bytes_per_connection = 1000\n",
+        base("")
+    ));
+    assert!(
+        e.contains("limits.max_buffered_bytes_per_connection"),
+        "{e}"
+    );
+    let e = check_config_error(&base("redirect_hosts = [\"https://shop.example.com\"]"));
+    assert!(e.contains("site.redirect_hosts"), "{e}");
+}
+
+/// A configuration whose descriptor budget does not fit the process's limit is refused at
+/// start, naming the limits to lower, rather than failing `accept` and `open` under load.
+#[test]
+fn run_refuses_a_budget_the_descriptor_limit_cannot_hold() {
+    let f = Fixture::new();
+    let config = plain_https_config(&f);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec '{BIN}' run --config '{}'",
+            config.display()
+        ))
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "started with 256 descriptors");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("descriptors") && stderr.contains("limits.max_connections"),
+        "{stderr}"
+    );
 }
 
 #[test]

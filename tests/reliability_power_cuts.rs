@@ -283,8 +283,10 @@ async fn power_cuts_at_random_points_of_a_sync_leave_one_whole_generation_served
     let full_sync = timed.elapsed();
     assert!(status.success(), "the first, uninterrupted sync completes");
     assert_eq!(assert_one_whole_generation_on_disk(&data), 1);
-    // Cut points spread over the whole of a sync, from exec to a little past its end.
-    let span = full_sync.mul_f64(1.1);
+    // Cut points spread over the whole of a sync, from exec to past its end: later syncs
+    // start from a generation already on disk and can take longer than the first (at 1.1×,
+    // on a loaded machine, all 80 cuts once landed before the switch).
+    let span = full_sync.mul_f64(1.5);
 
     let (mut served, mut published) = (1, 1);
     let mut landings = std::collections::BTreeMap::<Landed, usize>::new();

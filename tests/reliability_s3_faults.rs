@@ -89,9 +89,10 @@ impl Rig {
         let mut tcp = tokio::net::TcpStream::connect(addr)
             .await
             .expect("connect status");
-        tcp.write_all(b"GET /api/status HTTP/1.1\r\nHost: pi\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("write");
+        // The Host a browser on the LAN sends: the page refuses other names without the token.
+        let request =
+            format!("GET /api/status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.expect("write");
         let mut raw = Vec::new();
         tcp.read_to_end(&mut raw).await.expect("read");
         let at = raw

@@ -3,6 +3,9 @@
 
 mod common;
 
+#[path = "serve_limits/attacks.rs"]
+mod attacks;
+
 use std::time::{Duration, Instant};
 
 use common::Fixture;
@@ -165,32 +168,52 @@ async fn oversized_request_headers_get_431() {
     );
 }
 
+/// Beyond `limits.max_connections`, a connection gets one request from the reserve and is
+/// closed (the health checker's way in while the site is saturated); with the reserve taken
+/// too, it waits until a place frees.
 #[tokio::test]
-async fn connections_beyond_the_cap_wait_until_one_closes() {
+async fn connections_beyond_the_cap_get_one_request_from_the_reserve_then_wait() {
     let f = Fixture::new();
-    let app = f.start_with(|c| c.limits.max_connections = 2).await;
+    f.site_file("index.html", "<p>hi</p>");
+    let app = f
+        .start_with(|c| {
+            c.limits.max_connections = 2;
+            c.limits.reserved_connections = 1;
+        })
+        .await;
     let client = f.client();
-    let first = client.connect(app.https_addr(), "localhost", &[]).await;
-    let _second = client.connect(app.https_addr(), "localhost", &[]).await;
-    let third = tokio::time::timeout(
-        Duration::from_millis(500),
-        client.connect(app.https_addr(), "localhost", &[]),
-    )
-    .await;
+    let mut first = client.h1(app.https_addr()).await;
+    let mut second = client.h1(app.https_addr()).await;
+    assert_eq!(first.send(common::get("/")).await.status, 200);
+    assert_eq!(second.send(common::get("/")).await.status, 200);
+
+    // The reserve: one request answered, then the connection is closed.
+    let mut third = client.h1(app.https_addr()).await;
+    let reply = tokio::time::timeout(Duration::from_secs(2), third.send(common::get("/")))
+        .await
+        .expect("the reserve answers at once");
+    assert_eq!(reply.status, 200);
     assert!(
-        third.is_err(),
-        "a third handshake must wait while two connections are open"
+        third.try_send(common::get("/")).await.is_err(),
+        "a reserve connection serves one request"
+    );
+
+    // The reserve held by a connection that has sent nothing yet: the next one waits.
+    let _holding_reserve = client.connect(app.https_addr(), "localhost", &[]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut waiting = client.h1(app.https_addr()).await;
+    let request = tokio::spawn(async move { waiting.send(common::get("/")).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !request.is_finished(),
+        "a request beyond the cap and the reserve must wait"
     );
     drop(first);
-    let third = tokio::time::timeout(
-        Duration::from_secs(5),
-        client.connect(app.https_addr(), "localhost", &[]),
-    )
-    .await;
-    assert!(
-        third.is_ok(),
-        "the third connection proceeds once one closes"
-    );
+    let reply = tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .expect("it proceeds once a place frees")
+        .expect("request task");
+    assert_eq!(reply.status, 200);
 }
 
 #[tokio::test]

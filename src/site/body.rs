@@ -30,8 +30,7 @@ use super::index::SiteIndex;
 use super::open_files::{FileId, OpenFiles};
 use crate::pacing::{ByteBudget, Progress, StreamClock};
 
-/// Matches the largest TLS record, so each chunk becomes one record.
-pub const CHUNK_SIZE: usize = 16 * 1024;
+pub use crate::pacing::CHUNK_SIZE;
 
 #[derive(Debug)]
 pub enum Body {

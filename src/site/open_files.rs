@@ -123,11 +123,18 @@ impl OpenFiles {
             return Err(replaced());
         }
         if self.mutable_tree {
-            let now = match std::fs::symlink_metadata(path) {
-                Ok(meta) => FileId::of(&meta),
-                Err(_) => FileId { dev: 0, ino: 0 },
-            };
-            if now != id {
+            // A new response must see an edit in place too (same inode, new length and
+            // time): its headers come from this metadata. A response under way only needs
+            // the same file.
+            let current = std::fs::symlink_metadata(path).ok();
+            let same = current.as_ref().is_some_and(|now| {
+                FileId::of(now) == id
+                    && (want.is_some()
+                        || (now.len() == hit.1.len()
+                            && now.mtime() == hit.1.mtime()
+                            && now.mtime_nsec() == hit.1.mtime_nsec()))
+            });
+            if !same {
                 self.forget(path);
                 return match want {
                     Some(_) => Err(replaced()),
@@ -237,6 +244,10 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         let (_, meta) = files.open(&path).expect("a new response sees the new file");
         assert_eq!(meta.len(), 9);
+        // Edited in place: the same inode, a new length.
+        std::fs::write(&path, "edited in place, longer").expect("write");
+        let (_, meta) = files.open(&path).expect("open");
+        assert_eq!(meta.len(), 23, "a new response sees the edit");
     }
 
     #[test]

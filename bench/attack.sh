@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# The attacks of issue 13 against nginx and pi-failover, in the same run, alternating: for
+# each, a reader's latency during the attack (p50/p99 of a fresh HTTPS GET every 100 ms from
+# another address), failed reads and health checks, and the server's peak RSS and
+# descriptors. Not a timed test: it prints a table (bench/out/attack.md) and ratios.
+# See bench/README.md and docs/benchmarks.md ("Under attack").
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: bench/attack.sh [--seconds N] [--rounds N]
+
+  --seconds N   attack length (default 15)
+  --rounds N    rounds, servers alternating within each (default 2)
+
+environment:
+  BENCH_ATTACKS     subset, e.g. "zero-window never-read" (default: all four and "none")
+  BENCH_NO_BUILD=1  don't build (the binaries must exist)
+  PI_FAILOVER_BIN   the appliance binary (default target/release/pi-failover)
+EOF
+}
+
+SECONDS_PER=15 ROUNDS=2
+while (($# > 0)); do
+	case $1 in
+	--seconds) SECONDS_PER=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
+	--rounds) ROUNDS=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
+	-h | --help) usage; exit 0 ;;
+	*) echo "attack.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+	esac
+done
+for n in "$SECONDS_PER" "$ROUNDS"; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "attack.sh: not a positive number: '$n'" >&2; exit 2; }
+done
+read -r -a ATTACKS <<<"${BENCH_ATTACKS:-none zero-window never-read idle-ping silent-tcp}"
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+OUT=$HERE/out/attack
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+PF_BIN=${PI_FAILOVER_BIN:-$TARGET/release/pi-failover}
+CLIENT=$TARGET/release/examples/attack
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+TSV=$OUT/results.tsv
+SUMMARY=$OUT/attack.md
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "attack.sh: $*"; exit 1; }
+
+[[ -x $NGINX ]] || die "nginx not found (apt-get install nginx)"
+command -v openssl >/dev/null || die "openssl not found"
+if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+	(cd "$REPO" && cargo build --release --bin pi-failover --example attack >&2)
+fi
+[[ -x $PF_BIN && -x $CLIENT ]] || die "build first: cargo build --release --bin pi-failover --example attack"
+
+rm -rf "$OUT"
+mkdir -p "$OUT/site" "$OUT/nginx/tmp" "$OUT/data"
+python3 "$HERE/gen-site.py" "$OUT/site" >/dev/null
+head -c 8388608 /dev/urandom >"$OUT/site/big.bin"
+printf '' >"$OUT/site/up.txt"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+	-subj /CN=localhost -addext subjectAltName=DNS:localhost \
+	-keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
+
+# nginx with HTTP/2 and the limits its documentation gives against such clients: one
+# worker per core, limit_conn per address (32, as pi-failover's default), its timeouts at
+# pi-failover's values, and its default of 128 streams lowered to pi-failover's 64.
+user_line=""
+if ((EUID == 0)); then user_line="user $(id -un) $(id -gn);"; fi
+cat >"$OUT/nginx/nginx.conf" <<EOF
+$user_line
+worker_processes auto;
+worker_rlimit_nofile 20000;
+pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $OUT/nginx/tmp; proxy_temp_path $OUT/nginx/tmp;
+    fastcgi_temp_path $OUT/nginx/tmp; uwsgi_temp_path $OUT/nginx/tmp; scgi_temp_path $OUT/nginx/tmp;
+    default_type application/octet-stream;
+    sendfile on;
+    limit_conn_zone \$binary_remote_addr zone=peraddr:1m;
+    limit_conn peraddr 32;
+    client_header_timeout 15s;
+    keepalive_timeout 60s;
+    send_timeout 60s;
+    http2_max_concurrent_streams 64;
+    add_header X-Powered-By raspberry-pi;
+    server {
+        listen 127.0.0.1:9443 ssl;
+        http2 on;
+        ssl_certificate $OUT/cert.pem;
+        ssl_certificate_key $OUT/key.pem;
+        root $OUT/site;
+    }
+    server {
+        listen 127.0.0.1:9080;
+        location = /up.txt { return 200; }
+        location / { return 301 https://localhost:9443\$request_uri; }
+    }
+}
+EOF
+
+cat >"$OUT/pi-failover.toml" <<EOF
+[site]
+root = "$OUT/site"
+hostnames = ["localhost"]
+[listen]
+https = "127.0.0.1:9444"
+http = "127.0.0.1:9081"
+[status]
+listen = "off"
+[live]
+clock_check = false
+[log]
+level = "warn"
+[storage]
+data_dir = "$OUT/data"
+[[tls.certificates]]
+cert = "$OUT/cert.pem"
+key = "$OUT/key.pem"
+EOF
+
+PID=""
+stop_server() {
+	if [[ -n $PID ]]; then
+		kill "$PID" 2>/dev/null || true
+		wait "$PID" 2>/dev/null || true
+		PID=""
+	fi
+	if [[ -f $OUT/nginx/nginx.pid ]]; then
+		kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true
+		sleep 0.5
+		rm -f "$OUT/nginx/nginx.pid"
+	fi
+}
+trap stop_server EXIT
+
+# Starts a fresh server; prints "https http pids".
+start_server() {
+	case $1 in
+	nginx)
+		"$NGINX" -p "$OUT/nginx/" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/error.log"
+		for _ in $(seq 50); do [[ -s $OUT/nginx/nginx.pid ]] && break; sleep 0.1; done
+		local master
+		master=$(cat "$OUT/nginx/nginx.pid")
+		sleep 0.3
+		echo "127.0.0.1:9443 127.0.0.1:9080 $(pgrep -d, -P "$master"),$master"
+		;;
+	pi-failover)
+		"$PF_BIN" run --config "$OUT/pi-failover.toml" 2>>"$OUT/pi-failover.log" &
+		PID=$!
+		for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:9081/up.txt && break; sleep 0.1; done
+		echo "127.0.0.1:9444 127.0.0.1:9081 $PID"
+		;;
+	esac
+}
+
+printf 'round\tserver\tattack\tp50_ms\tp99_ms\treader_ok\treader_failed\thealth_failed\tidle_kb\tpeak_kb\tafter_kb\tidle_fds\tpeak_fds\tattackers\tattackers_closed\n' >"$TSV"
+for round in $(seq "$ROUNDS"); do
+	for attack in "${ATTACKS[@]}"; do
+		order=(nginx pi-failover)
+		((round % 2 == 0)) && order=(pi-failover nginx)
+		for server in "${order[@]}"; do
+			read -r https http pids < <(start_server "$server")
+			log "round $round: $attack against $server ($pids)"
+			line=$("$CLIENT" "$attack" "$https" "$http" "$pids" "$SECONDS_PER")
+			printf '%s\t%s\t%s\n' "$round" "$server" "$line" >>"$TSV"
+			stop_server
+			sleep 1
+		done
+	done
+done
+
+python3 - "$TSV" "$SECONDS_PER" "$("$NGINX" -v 2>&1)" >"$SUMMARY" <<'PY'
+import csv, statistics, sys
+path, seconds, nginx_version = sys.argv[1:4]
+rows = list(csv.DictReader(open(path), delimiter="\t"))
+def med(xs):
+    xs = [x for x in xs if x == x]
+    return statistics.median(xs) if xs else float("nan")
+attacks = []
+for r in rows:
+    if r["attack"] not in attacks:
+        attacks.append(r["attack"])
+print(f"# Under attack: nginx vs pi-failover ({nginx_version}; {seconds} s per attack, "
+      f"medians of {max(int(r['round']) for r in rows)} round(s))\n")
+print("| attack | server | reader p50 ms | reader p99 ms | reads ok / failed | health failed | "
+      "peak RSS MiB | RSS after MiB | peak fds | attackers closed |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+agg = {}
+for a in attacks:
+    for s in ("nginx", "pi-failover"):
+        rs = [r for r in rows if r["attack"] == a and r["server"] == s]
+        if not rs:
+            continue
+        m = lambda k: med([float(r[k]) for r in rs])
+        agg[(a, s)] = {k: m(k) for k in ("p50_ms", "p99_ms", "peak_kb", "peak_fds")}
+        print(f"| {a} | {s} | {m('p50_ms'):.1f} | {m('p99_ms'):.1f} | "
+              f"{sum(int(r['reader_ok']) for r in rs)} / {sum(int(r['reader_failed']) for r in rs)} | "
+              f"{sum(int(r['health_failed']) for r in rs)} | {m('peak_kb') / 1024:.1f} | "
+              f"{m('after_kb') / 1024:.1f} | {m('peak_fds'):.0f} | "
+              f"{sum(int(r['attackers_closed']) for r in rs)} of {sum(int(r['attackers']) for r in rs)} |")
+print("\n## pi-failover / nginx (lower is better)\n")
+print("| attack | reader p50 | reader p99 | peak RSS |")
+print("|---|---:|---:|---:|")
+for a in attacks:
+    p, n = agg.get((a, "pi-failover")), agg.get((a, "nginx"))
+    if p and n:
+        r = lambda k: f"{p[k] / n[k]:.2f}" if n[k] else "n/a"
+        print(f"| {a} | {r('p50_ms')} | {r('p99_ms')} | {r('peak_kb')} |")
+PY
+cat "$SUMMARY"
