@@ -68,6 +68,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 # pi-failover's values, and its default of 128 streams lowered to pi-failover's 64.
 user_line=""
 if ((EUID == 0)); then user_line="user $(id -un) $(id -gn);"; fi
+# `http2 on;` from nginx 1.25.1; older ones (Debian 12's 1.22) take it on the listen line.
+listen_http2="" http2_line="http2 on;"
+if printf '%s\n' "1.25.1" "$("$NGINX" -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')" | sort -V -C; then
+	:
+else
+	listen_http2=" http2" http2_line=""
+fi
 cat >"$OUT/nginx/nginx.conf" <<EOF
 $user_line
 worker_processes auto;
@@ -89,8 +96,8 @@ http {
     http2_max_concurrent_streams 64;
     add_header X-Powered-By raspberry-pi;
     server {
-        listen 127.0.0.1:9443 ssl;
-        http2 on;
+        listen 127.0.0.1:9443 ssl$listen_http2;
+        $http2_line
         ssl_certificate $OUT/cert.pem;
         ssl_certificate_key $OUT/key.pem;
         root $OUT/site;
@@ -138,7 +145,7 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# Starts a fresh server; prints "https http pids".
+# Starts a fresh server; sets HTTPS, HTTP and PIDS (not in a subshell: PID must survive).
 start_server() {
 	case $1 in
 	nginx)
@@ -147,15 +154,20 @@ start_server() {
 		local master
 		master=$(cat "$OUT/nginx/nginx.pid")
 		sleep 0.3
-		echo "127.0.0.1:9443 127.0.0.1:9080 $(pgrep -d, -P "$master"),$master"
+		HTTPS=127.0.0.1:9443 HTTP=127.0.0.1:9080 PIDS="$(pgrep -d, -P "$master"),$master"
 		;;
 	pi-failover)
 		"$PF_BIN" run --config "$OUT/pi-failover.toml" 2>>"$OUT/pi-failover.log" &
 		PID=$!
 		for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:9081/up.txt && break; sleep 0.1; done
-		echo "127.0.0.1:9444 127.0.0.1:9081 $PID"
+		HTTPS=127.0.0.1:9444 HTTP=127.0.0.1:9081 PIDS=$PID
 		;;
 	esac
+	# A server that did not start (a port still taken) would leave the last one measured.
+	local p
+	for p in ${PIDS//,/ }; do
+		[[ -d /proc/$p ]] || die "$1 did not start (see $OUT/)"
+	done
 }
 
 printf 'round\tserver\tattack\tp50_ms\tp99_ms\treader_ok\treader_failed\thealth_failed\tidle_kb\tpeak_kb\tafter_kb\tidle_fds\tpeak_fds\tattackers\tattackers_closed\n' >"$TSV"
@@ -164,9 +176,9 @@ for round in $(seq "$ROUNDS"); do
 		order=(nginx pi-failover)
 		((round % 2 == 0)) && order=(pi-failover nginx)
 		for server in "${order[@]}"; do
-			read -r https http pids < <(start_server "$server")
-			log "round $round: $attack against $server ($pids)"
-			line=$("$CLIENT" "$attack" "$https" "$http" "$pids" "$SECONDS_PER")
+			start_server "$server"
+			log "round $round: $attack against $server ($PIDS)"
+			line=$("$CLIENT" "$attack" "$HTTPS" "$HTTP" "$PIDS" "$SECONDS_PER")
 			printf '%s\t%s\t%s\n' "$round" "$server" "$line" >>"$TSV"
 			stop_server
 			sleep 1
@@ -213,3 +225,4 @@ for a in attacks:
         print(f"| {a} | {r('p50_ms')} | {r('p99_ms')} | {r('peak_kb')} |")
 PY
 cat "$SUMMARY"
+printf '\n(attackers closed: connections the server closed or refused; silent-tcp reconnects each one)\n' 

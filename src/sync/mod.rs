@@ -444,7 +444,9 @@ impl Syncer {
                     && plan.sibling_allowed(key, ext)
                     && current.objects.contains_key(&format!("{key}.{ext}"))
             };
-            let freed_keys: Vec<String> = plan
+            // A set, not a list searched by bisection: nothing then depends on `plan.keep`
+            // being sorted.
+            let freed_keys: std::collections::HashSet<String> = plan
                 .keep
                 .iter()
                 .filter_map(|key| {
@@ -462,7 +464,7 @@ impl Syncer {
                         plan.sibling_allowed(&key, "br"),
                         plan.sibling_allowed(&key, "gz"),
                     ];
-                    entry.siblings_pending |= freed_keys.binary_search(&key).is_ok();
+                    entry.siblings_pending |= freed_keys.contains(&key);
                     (key, entry, allowed)
                 })
                 .collect();
