@@ -225,4 +225,4 @@ for a in attacks:
         print(f"| {a} | {r('p50_ms')} | {r('p99_ms')} | {r('peak_kb')} |")
 PY
 cat "$SUMMARY"
-printf '\n(attackers closed: connections the server closed or refused; silent-tcp reconnects each one)\n' 
+printf '\n(attackers closed: connections the server closed or refused; silent-tcp reconnects each one)\n'

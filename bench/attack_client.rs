@@ -1,6 +1,6 @@
 //! The attacks of issue 13 as a client can make them, and the reader who must still be
-//! served meanwhile. Shared by the attack tests (`tests/serve_limits/attacks.rs`) and the
-//! benchmark (`bench/attack.rs`, run by `bench/attack.sh` against pi-failover and nginx).
+//! served meanwhile. Shared by the attack tests (`tests/it/serve_limits/attacks.rs`) and the
+//! benchmark (`examples/attack.rs`, run by `bench/attack.sh` against pi-failover and nginx).
 //!
 //! Each attack connects from a loopback source address of its own (the whole 127/8 is local),
 //! so per-address limits see it as one host, and the reader comes from another.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load-and-swap soak: tests/reliability_soak.rs in release mode (hundreds of keep-alive HTTPS
+# Load-and-swap soak: tests/it/reliability_soak.rs in release mode (hundreds of keep-alive HTTPS
 # connections while the sync switches generations every second), with the machine's facts.
 # The run's output goes to bench/out/soak.log (gitignored).
 set -euo pipefail
@@ -12,7 +12,7 @@ usage: bench/soak.sh [--connections N] [--secs S]
   --secs S          seconds of the swapping phase (default 60; PI_FAILOVER_SOAK_SECS); the
                     phase without swaps lasts a third of it, at least 5 s
 
-Runs `cargo test --release --features soak-tests --test reliability_soak -- --nocapture`
+Runs `cargo test --release --features soak-tests --test it reliability_soak:: -- --nocapture`
 (the first release build of the tests takes several minutes) and prints the figures: requests
 per second without and with generation switches, their ratio, and the error counts (all zero,
 or the test fails).
@@ -53,7 +53,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 
 status=0
 PI_FAILOVER_SOAK_CONNECTIONS=$CONNECTIONS PI_FAILOVER_SOAK_SECS=$SECS \
-	cargo test --release --features soak-tests --test reliability_soak -- --nocapture \
+	cargo test --release --features soak-tests --test it reliability_soak:: -- --nocapture \
 	>>"$LOG" 2>&1 || status=$?
 
 echo

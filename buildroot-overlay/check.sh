@@ -353,6 +353,12 @@ for pair in opt-level:OPT_LEVEL lto:LTO codegen-units:CODEGEN_UNITS; do
 	fi
 done
 [ "$profile_ok" -eq 1 ] && ok "PI_FAILOVER_CARGO_ENV restores Cargo.toml's [profile.pi] (opt-level, lto, codegen-units)"
+# The card's binary is the one .ci/run measures and the booted-image test boots: no demo.
+if [ "$(mk_value PI_FAILOVER_CARGO_BUILD_OPTS)" = "--no-default-features" ]; then
+	ok "the package builds without the demo (PI_FAILOVER_CARGO_BUILD_OPTS = --no-default-features), as .ci/run does"
+else
+	fail "pi-failover.mk must set PI_FAILOVER_CARGO_BUILD_OPTS = --no-default-features (.ci/run builds the Pi's binary so)"
+fi
 
 last=$(grep -v '^[[:space:]]*$' "$mk" | tail -n 1)
 evals=$(grep -c 'cargo-package' "$mk")

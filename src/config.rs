@@ -1175,6 +1175,13 @@ fn validate_live(config: &Config, file: &Path) -> Result<(), ConfigError> {
             "use a BCM GPIO number from 2 to 27, e.g. 17 (pin 11)",
         ));
     }
+    if cfg!(not(feature = "demo")) && config.oled.backend == OledBackend::Simulated {
+        return Err(err(
+            "oled.backend",
+            "\"simulated\" is the demo's panel, and this build has no demo".into(),
+            "use \"i2c\" for a panel on the Pi, or \"off\"",
+        ));
+    }
     if !(0x08..=0x77).contains(&config.oled.address) {
         return Err(err(
             "oled.address",

@@ -4,6 +4,7 @@
 pub mod appliance;
 pub mod budget;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod format;
 pub mod indicators;

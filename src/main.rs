@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use pi_failover::appliance::Appliance;
 use pi_failover::budget::Budget;
 use pi_failover::config::{self, DEFAULT_CONFIG_PATH};
+#[cfg(feature = "demo")]
 use pi_failover::demo;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -53,6 +54,7 @@ enum Command {
     },
     /// Draw the OLED screen for a mode into a PNG, through the real display driver and a
     /// software SSD1306: the pixels a panel would show (for docs and for checking a layout).
+    #[cfg(feature = "demo")]
     RenderOled {
         #[arg(long, value_enum)]
         mode: ModeArg,
@@ -73,6 +75,7 @@ enum Command {
         config: PathBuf,
     },
     /// Serve a built-in sample site over HTTPS on localhost with a self-signed certificate.
+    #[cfg(feature = "demo")]
     Demo {
         /// Sync the site from the `[s3]` bucket of this config file instead of serving the
         /// sample site (the rest of the file is not used).
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
             dry_run,
             config,
         } => sync(config, dry_run),
+        #[cfg(feature = "demo")]
         Command::RenderOled {
             mode,
             size,
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
             out,
         } => render_oled(mode, &size, scale, out),
         Command::IndicatorsOff { config } => indicators_off(&config),
+        #[cfg(feature = "demo")]
         Command::Demo { config } => demo(config),
     };
     match result {
@@ -199,6 +204,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     })
 }
 
+#[cfg(feature = "demo")]
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ModeArg {
     Live,
@@ -227,6 +233,7 @@ fn indicators_off(file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "demo")]
 fn render_oled(mode: ModeArg, size: &str, scale: u32, out: PathBuf) -> anyhow::Result<()> {
     use pi_failover::indicators::{oled::Panel, screen, ssd1306_model};
     use pi_failover::live::mode::Mode;
@@ -309,6 +316,7 @@ fn sync(path: PathBuf, dry_run: bool) -> anyhow::Result<()> {
     })
 }
 
+#[cfg(feature = "demo")]
 fn demo(config: Option<PathBuf>) -> anyhow::Result<()> {
     let s3 = match &config {
         Some(path) => Some(config::load(path)?.s3.with_context(|| {

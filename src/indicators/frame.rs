@@ -44,6 +44,7 @@ impl Frame {
 
     /// A PNG of the picture, `scale` screen pixels per panel pixel, lit pixels in an OLED's
     /// blue-white on black.
+    #[cfg(feature = "demo")]
     pub fn to_png(&self, scale: u32) -> Result<Vec<u8>, png::EncodingError> {
         let scale = scale.max(1);
         let (w, h) = (self.width * scale, self.height * scale);
@@ -67,6 +68,7 @@ impl Frame {
     }
 
     /// Reads a PNG written by [`Frame::to_png`] with scale 1 (golden files in tests/).
+    #[cfg(feature = "demo")]
     pub fn from_png(bytes: &[u8]) -> Result<Self, png::DecodingError> {
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
         let mut reader = decoder.read_info()?;

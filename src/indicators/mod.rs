@@ -9,6 +9,7 @@ pub mod glow;
 pub mod led;
 pub mod oled;
 pub mod screen;
+#[cfg(feature = "demo")]
 pub mod ssd1306_model;
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,30 @@ use backends::{Led, REOPEN_EVERY};
 use frame::Frame;
 use oled::{Panel, PanelError};
 use screen::PanelSize;
+
+/// The simulated OLED's bus (the demo's panel), for the status page's `/oled.png`.
+#[cfg(feature = "demo")]
+pub type SimulatedOled = ssd1306_model::ModelBus;
+
+/// Built without the demo there is no simulated OLED: no value of this type exists.
+#[cfg(not(feature = "demo"))]
+#[derive(Debug, Clone)]
+pub enum SimulatedOled {}
+
+/// The simulated panel's glass as a PNG, `scale` screen pixels per panel pixel.
+pub fn simulated_png(oled: &SimulatedOled, scale: u32) -> Result<Vec<u8>, String> {
+    #[cfg(feature = "demo")]
+    return oled
+        .model()
+        .glass()
+        .to_png(scale)
+        .map_err(|e| e.to_string());
+    #[cfg(not(feature = "demo"))]
+    {
+        let _ = scale;
+        match *oled {}
+    }
+}
 
 /// What the indicators are doing, for the status page.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -253,7 +278,7 @@ pub fn start(
     shared: &SharedIndicatorStatus,
     tracker: &tokio_util::task::TaskTracker,
     stop: &Stop,
-) -> Option<ssd1306_model::ModelBus> {
+) -> Option<SimulatedOled> {
     use crate::config::{LedBackend, OledBackend};
     use backends::{GpioLed, Reopening, SimulatedLed, SysfsLed};
 
@@ -295,6 +320,7 @@ pub fn start(
             note(&shared, |s| s.oled = "off".into());
             None
         }
+        #[cfg(feature = "demo")]
         OledBackend::Simulated => {
             note(&shared, |s| s.oled = format!("simulated {}", o.size.name()));
             let bus = ssd1306_model::ModelBus::new(ssd1306_model::Ssd1306Model::new(
@@ -306,6 +332,12 @@ pub fn start(
                 Box::new(move || Panel::open(panel_bus.clone(), o.address, o.size, o.rotate_180));
             tracker.spawn_blocking(move || run_oled(open, settings, status, shared, stop));
             Some(bus)
+        }
+        // The configuration refuses it in such a build; shown plainly should that change.
+        #[cfg(not(feature = "demo"))]
+        OledBackend::Simulated => {
+            note(&shared, |s| s.oled = "simulated: not in this build".into());
+            None
         }
         OledBackend::I2c => {
             note(&shared, |s| {
@@ -371,7 +403,7 @@ pub fn switch_off(config: &crate::config::Config) -> Vec<SwitchOffError> {
     problems
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "demo"))]
 mod tests {
     use super::glow::Glow;
     use super::ssd1306_model::{ModelBus, Ssd1306Model};

@@ -42,7 +42,7 @@ pub struct StatusPage {
     pub status: watch::Receiver<Arc<Status>>,
     pub access: Arc<Access>,
     /// The simulated OLED (demo): `/oled.png` shows its glass.
-    pub oled: Option<crate::indicators::ssd1306_model::ModelBus>,
+    pub oled: Option<crate::indicators::SimulatedOled>,
 }
 
 pub async fn serve(
@@ -161,7 +161,7 @@ fn oled_png(page: &StatusPage) -> Response<Full<Bytes>> {
             "404: no simulated OLED here; the real panel shows the picture\n".into(),
         );
     };
-    match bus.model().glass().to_png(3) {
+    match crate::indicators::simulated_png(bus, 3) {
         Ok(png) => {
             let mut r = reply(StatusCode::OK, "image/png", String::new());
             *r.body_mut() = Full::new(Bytes::from(png));

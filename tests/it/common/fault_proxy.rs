@@ -80,7 +80,6 @@ struct Shared {
     upstream: SocketAddr,
     plan: Mutex<Plan>,
     injected: AtomicU64,
-    object_gets: AtomicU64,
 }
 
 impl Shared {
@@ -127,7 +126,6 @@ impl FaultProxy {
             upstream,
             plan: Mutex::new(Plan::PassThrough),
             injected: AtomicU64::new(0),
-            object_gets: AtomicU64::new(0),
         });
         let accepting = shared.clone();
         let task = tokio::spawn(async move {
@@ -154,11 +152,6 @@ impl FaultProxy {
     /// Object downloads that got a fault so far.
     pub fn injected(&self) -> u64 {
         self.shared.injected.load(Ordering::Relaxed)
-    }
-
-    /// Object downloads seen so far (faulted or not).
-    pub fn object_gets(&self) -> u64 {
-        self.shared.object_gets.load(Ordering::Relaxed)
     }
 }
 
@@ -216,7 +209,6 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
         .unwrap_or_default()
         .to_owned();
     let fault = if is_object_get(&request_line) {
-        shared.object_gets.fetch_add(1, Ordering::Relaxed);
         shared.take()
     } else {
         None

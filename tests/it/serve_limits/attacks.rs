@@ -12,10 +12,10 @@ use std::time::Duration;
 use pi_failover::budget::Budget;
 use pi_failover::config::Config;
 
-use super::common::process::{Running, BIN};
-use super::common::Fixture;
+use crate::common::process::{Running, BIN};
+use crate::common::{self, Fixture};
 
-#[path = "../../bench/attack_client.rs"]
+#[path = "../../../bench/attack_client.rs"]
 mod attack_client;
 
 use attack_client::{footprint, h2_attack, http_get, https_get, silent_tcp, H2Attack, Target};
@@ -128,6 +128,7 @@ async fn start(f: &Fixture, tweak: impl FnOnce(&mut Config)) -> Server {
 /// "Too many open files" for everyone. And PINGs counted as activity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_streams_hold_no_descriptors_and_pings_do_not_keep_them() {
+    let _alone = common::exclusive().await;
     let f = Fixture::new();
     let server = start(&f, |c| {
         c.limits.max_open_files = 32;
@@ -173,6 +174,7 @@ async fn waiting_streams_hold_no_descriptors_and_pings_do_not_keep_them() {
 /// never read. Each stream queued its own send buffer: 9 MB → 799 MB at 150 connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_reading_clients_cannot_grow_memory() {
+    let _alone = common::exclusive().await;
     let f = Fixture::new();
     let server = start(&f, |c| {
         c.limits.send_timeout = Duration::from_secs(30);
@@ -216,6 +218,7 @@ async fn never_reading_clients_cannot_grow_memory() {
 /// and the health check on both listeners are still answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_take_every_slot() {
+    let _alone = common::exclusive().await;
     let f = Fixture::new();
     let server = start(&f, |c| {
         c.limits.idle_timeout = Duration::from_secs(3);
@@ -260,6 +263,7 @@ async fn one_address_cannot_take_every_slot() {
 /// listeners, from the reserve, instead of waiting in the kernel's queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_path_answers_while_the_site_is_saturated() {
+    let _alone = common::exclusive().await;
     let f = Fixture::new();
     let server = start(&f, |c| {
         c.limits.max_connections = 16;

@@ -1,7 +1,7 @@
 //! Hostile request paths never reach a byte outside the site root. Each request is sent raw
 //! over TLS, as an attacker would, so no client library normalises it first.
 
-mod common;
+use crate::common;
 
 use common::{raw_exchange, raw_status, Fixture, SECRET};
 

@@ -1,9 +1,8 @@
 //! Limits that keep slow or hostile clients from holding the Pi's resources, and a graceful
 //! shutdown that lets readers finish.
 
-mod common;
+use crate::common;
 
-#[path = "serve_limits/attacks.rs"]
 mod attacks;
 
 use std::time::{Duration, Instant};

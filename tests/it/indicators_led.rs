@@ -1,7 +1,7 @@
 //! The LED follows the mode: each pattern timed on a paused clock, switched when the mode
 //! changes (not when the status is merely republished), and off at shutdown.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

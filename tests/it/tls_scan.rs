@@ -6,7 +6,7 @@
 //! Without the feature, the chain a Let's Encrypt style `fullchain.pem` holds is checked with
 //! the tests' rustls client, and TLS compression with a hand-built hello offering DEFLATE.
 
-mod common;
+use crate::common;
 
 use common::{Client, Fixture};
 use pi_failover::config::CertificateConfig;

@@ -1,7 +1,7 @@
 //! The `pi-failover` command as a user runs it: `check-config` on the shipped example and on
 //! broken files, `demo` end to end, and signals to `run`.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@
 //! figures are what one machine does serving and loading itself, and the ratio is the point.
 #![cfg(feature = "soak-tests")]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -206,6 +206,7 @@ fn raise_fd_limit() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hundreds_of_readers_never_see_an_error_a_404_or_a_mixed_body_while_generations_switch_every_second(
 ) {
+    let _alone = common::exclusive().await;
     raise_fd_limit();
     let connections =
         usize::try_from(env_number("PI_FAILOVER_SOAK_CONNECTIONS", 200)).expect("connection count");

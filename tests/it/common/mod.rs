@@ -1,6 +1,5 @@
 //! Shared helpers for the integration tests: a site on disk, certificates from a test CA,
 //! an appliance started in-process on loopback ports, and a real rustls + hyper client.
-#![allow(dead_code)] // each test binary uses its own subset
 
 pub mod fault_proxy;
 pub mod process;
@@ -22,6 +21,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+/// Taken by the tests that load the machine or measure time, memory or a child's resources
+/// (the soak, the power cuts, the attacks, the sync's memory, the booted image): no two of
+/// them overlap in the one test binary. Each had a binary of its own before, which cargo ran
+/// alone; the other tests still run beside them as they did beside each other. An async lock
+/// works across the tests' separate runtimes.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    ALONE.lock().await
+}
+
+/// [`exclusive`] for a test that is not async.
+#[cfg(feature = "image-tests")]
+pub fn exclusive_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    ALONE.blocking_lock()
+}
 
 /// A byte string that must never appear in a response: it lives outside the site root.
 pub const SECRET: &str = "OUTSIDE-THE-ROOT-d41d8cd98f00b204";
@@ -432,6 +448,7 @@ pub async fn plain_get(addr: SocketAddr, path: &str, host: &str) -> String {
 
 /// The path of a system tool a `system-tests` test needs. Opted in and missing, the test
 /// fails loudly: it never skips.
+#[cfg(feature = "system-tests")]
 pub fn require_tool(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)

@@ -7,7 +7,7 @@
 //! leaves the generation being served untouched (same id, same bytes over HTTPS), and
 //! `/api/status` says what went wrong; once the network heals, the next sync completes.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

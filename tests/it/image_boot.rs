@@ -13,12 +13,12 @@
 //! first boot, HTTPS, the synced files, a clean shutdown (the guest halts: qemu's raspi3b
 //! cannot power off), a second boot.
 //!
-//! Needs the aarch64 binary (`cargo build --profile pi --target aarch64-unknown-linux-musl`)
+//! Needs the aarch64 binary (`cargo build --profile pi --target aarch64-unknown-linux-musl --no-default-features`)
 //! and the tools the scripts use; a missing one fails the test with the command that installs
 //! it. Consoles and qemu's output stay in `target/qemu-image/runs/<test>/` for a post-mortem.
 #![cfg(feature = "image-tests")]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -231,7 +231,7 @@ fn configure_card(card: &Path, dir: &Path, ca: &TestCa, s3: &S3Server) {
     );
     s3.write_credentials(&files.join("aws-credentials"));
     let config = format!(
-        r#"# Written by tests/image_boot.rs, as a user edits the card's example.
+        r#"# Written by tests/it/image_boot.rs, as a user edits the card's example.
 [site]
 hostnames = ["{SITE}"]
 
@@ -749,6 +749,7 @@ impl Setup {
 /// last good site; a clean shutdown.
 #[test]
 fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
+    let _alone = common::exclusive_blocking();
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     runtime().block_on(async {
         let t = Setup::new("virt").await;
@@ -795,6 +796,7 @@ fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
 /// HTTPS, a clean shutdown, a second boot.
 #[test]
 fn raspi3b_boots_the_same_image_and_serves_the_synced_site() {
+    let _alone = common::exclusive_blocking();
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     runtime().block_on(async {
         let t = Setup::new("raspi3b").await;

@@ -6,7 +6,7 @@
 //! usage: attack <name> <https addr> <http addr> <pid,pid,...> <seconds>
 //!   names: zero-window, never-read, idle-ping, silent-tcp, none
 
-#[path = "attack_client.rs"]
+#[path = "../bench/attack_client.rs"]
 mod attack_client;
 
 use std::net::SocketAddr;

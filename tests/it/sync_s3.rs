@@ -1,7 +1,7 @@
 //! Syncing the site from a real S3 server (SigV4 over HTTP on loopback) into atomic
 //! generations, and serving what was synced.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -1378,6 +1378,7 @@ async fn sync_once_peak_kb(t: &Setup) -> i64 {
 /// build starts higher, so this compares two syncs of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_megabyte_text_files_cost_the_sync_little_memory() {
+    let _alone = common::exclusive().await;
     let mut peaks = Vec::new();
     for content_type in ["image/png", "application/json"] {
         let t = Setup::new().await;

@@ -1,7 +1,7 @@
 //! How the site is served: the behaviour a reader's browser and a DNS health checker see,
 //! modelled on nginx serving a Jekyll `_site/`.
 
-mod common;
+use crate::common;
 
 use common::{get, request, Fixture};
 use http::StatusCode;

@@ -2,7 +2,7 @@
 //! readers from distinct loopback addresses, a real primary that stops answering, the page
 //! over plain HTTP with its access rules, and (system tests) a real browser.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

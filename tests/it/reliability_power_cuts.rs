@@ -11,7 +11,7 @@
 //!
 //! `PI_FAILOVER_POWER_CUT_SEED` replays another sequence of cut points.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -256,6 +256,7 @@ fn kill_delay(rng: &mut fastrand::Rng, span: Duration) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_cuts_at_random_points_of_a_sync_leave_one_whole_generation_served() {
+    let _alone = common::exclusive().await;
     let seed = std::env::var("PI_FAILOVER_POWER_CUT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -1,7 +1,7 @@
 //! The TLS face: protocol versions, ALPN, key types, SNI, and certificate reload while
 //! serving.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;
