@@ -85,8 +85,14 @@ impl Appliance {
     /// Loads the site and certificates, binds the listeners and starts serving.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let signals = Signals::install().map_err(StartError::Signals)?;
-        let certs = Arc::new(CertResolver::load(&config.tls.certificates)?);
-        let acceptor = TlsAcceptor::from(tls::server_config(certs.clone())?);
+        let certs = Arc::new(CertResolver::load(
+            &config.tls.certificates,
+            &config.site.hostnames,
+        )?);
+        let acceptor = TlsAcceptor::from(tls::server_config(
+            certs.clone(),
+            config.tls.cipher_preference,
+        )?);
 
         let https = bind(config.listen.https, "listen.https").await?;
         let https_addr = https.local_addr().map_err(|source| StartError::Bind {

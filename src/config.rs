@@ -341,6 +341,23 @@ pub struct TlsConfig {
     /// How often the certificate files are checked for changes (SIGHUP reloads at once).
     #[serde(default = "default_watch_interval", with = "humantime_serde")]
     pub watch_interval: Duration,
+    /// Which cipher suite wins when a client offers several.
+    #[serde(default)]
+    pub cipher_preference: CipherPreference,
+}
+
+/// Which cipher suite the server picks among those a client offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CipherPreference {
+    /// ChaCha20-Poly1305 first on a CPU without AES instructions (every Pi before the Pi 5,
+    /// where AES-GCM in software costs several times as much); the client's order otherwise.
+    #[default]
+    Auto,
+    /// The client's order, always.
+    Client,
+    /// ChaCha20-Poly1305 first, always.
+    Chacha20,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1120,10 +1137,9 @@ impl Config {
         crate::budget::Budget::of(&self.limits, downloads)
     }
 
-    /// The effective configuration as TOML, for `check-config`. The schema holds no secret:
-    /// S3 credentials stay in their own file and only its path is printed, as for the TLS key.
-    /// The effective config as TOML, with the status token replaced: `check-config`'s
-    /// output gets pasted into bug reports.
+    /// The effective configuration as TOML, for `check-config`, whose output gets pasted into
+    /// bug reports: the status token is replaced, and the schema holds no other secret (S3
+    /// credentials stay in their own file and only its path is printed, as for the TLS key).
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
         if shown.status.token.is_some() {

@@ -1,7 +1,8 @@
 //! Sockets: the accept loops for HTTPS and plain HTTP, and the limits that keep a slow or
 //! hostile client from holding the Pi's few resources (docs/reliability.md, "Under attack").
 //!
-//! We own the accept loop (rather than `axum::serve`) because the limits live here:
+//! The loop is our own, on hyper's connection builders, because these limits live below
+//! HTTP, where no server framework exposes them:
 //! - connections per client address (`per_address`), checked before anything else;
 //! - TLS handshakes counted apart from established connections (`limits.max_handshakes`), so
 //!   clients that connect and say nothing hold a handshake slot for at most the handshake

@@ -39,6 +39,10 @@ pub struct Status {
     pub site: SiteStatus,
     pub traffic: TrafficSnapshot,
     pub tls: Vec<CertificateStatus>,
+    /// Why the last certificate reload was refused (the certificate in use was kept), until
+    /// one succeeds. Absent when nothing was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_refused: Option<String>,
     pub primary: Option<ProbeStatus>,
     pub dns: Option<DnsStatus>,
     pub system: SystemStatus,
@@ -231,6 +235,7 @@ impl Status {
                 ..TrafficSnapshot::default()
             },
             tls: Vec::new(),
+            tls_refused: None,
             primary: None,
             dns: None,
             system: SystemStatus {
@@ -277,6 +282,7 @@ impl Collector {
             site: self.sources.site_status(),
             traffic,
             tls,
+            tls_refused: self.sources.certs.refused(),
             primary: self.sources.probe.as_ref().map(|p| p.borrow().clone()),
             dns: self.sources.dns.as_ref().map(|d| d.borrow().clone()),
             system,

@@ -145,6 +145,10 @@ fn site_rows(s: &Status, now: SystemTime) -> Vec<Row> {
 }
 
 fn tls_rows(s: &Status) -> Vec<Row> {
+    let refused = s
+        .tls_refused
+        .as_ref()
+        .map(|why| ("New certificate", bad(why)));
     s.tls
         .iter()
         .map(|c| {
@@ -157,6 +161,7 @@ fn tls_rows(s: &Status) -> Vec<Row> {
             };
             ("Certificate", value)
         })
+        .chain(refused)
         .collect()
 }
 

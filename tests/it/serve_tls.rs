@@ -224,3 +224,140 @@ async fn certificate_expiry_and_names_are_known() {
     assert_eq!(infos[0].names, ["localhost", "example.test"]);
     assert!(!infos[0].expires_within(Duration::from_secs(86400)));
 }
+
+/// A renewal that goes wrong never reaches readers (issue 12, validation before use): an
+/// expired or early certificate, one out of order, one missing a name the certificate in use
+/// covers, one older than it. Each is refused with its reason, the reason is kept for the
+/// status page, new handshakes keep getting the certificate in use; a good renewal then goes
+/// through and clears the reason.
+#[tokio::test]
+async fn a_bad_renewal_is_refused_with_its_reason_and_the_certificate_in_use_kept() {
+    use std::time::SystemTime;
+    let day = |n: i64| {
+        let now = SystemTime::now();
+        let delta = Duration::from_secs(n.unsigned_abs() * 86_400);
+        if n < 0 {
+            now - delta
+        } else {
+            now + delta
+        }
+    };
+    let f = Fixture::new();
+    let (cert, key) = (f.path("cert.pem"), f.path("key.pem"));
+    let both = ["localhost", "example.test"];
+    f.ca.issue_valid(&both, day(-1), day(60), &cert, &key);
+    let app = f
+        .start_with(|c| c.tls.watch_interval = Duration::from_secs(3600))
+        .await;
+    let client = f.client();
+    let in_use = CertificateDer::from_pem_file(&cert).expect("pem");
+
+    let other = tempfile::tempdir().expect("tmp");
+    let stranger = other.path().join("stranger.pem");
+    stranger_certificate(&stranger);
+    type Issue<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Issue, &str)> = vec![
+        (
+            "expired",
+            Box::new(|| f.ca.issue_valid(&both, day(-90), day(-1), &cert, &key)),
+            "expired",
+        ),
+        (
+            "early",
+            Box::new(|| f.ca.issue_valid(&both, day(5), day(95), &cert, &key)),
+            "not valid yet",
+        ),
+        (
+            "out of order",
+            Box::new(|| {
+                f.ca.issue_valid(&both, day(-1), day(90), &cert, &key);
+                let mut chain = std::fs::read(&cert).expect("read");
+                chain.extend(std::fs::read(&stranger).expect("read stranger"));
+                std::fs::write(&cert, chain).expect("write");
+            }),
+            "out of order at certificate 1",
+        ),
+        (
+            "missing a name",
+            Box::new(|| {
+                f.ca.issue_valid(&["localhost"], day(-1), day(90), &cert, &key)
+            }),
+            "does not cover example.test",
+        ),
+        (
+            "older",
+            Box::new(|| f.ca.issue_valid(&both, day(-1), day(30), &cert, &key)),
+            "before the certificate in use",
+        ),
+    ];
+    for (what, issue, reason) in cases {
+        issue();
+        let e = app.certificates().reload().expect_err(what);
+        assert!(e.to_string().contains(reason), "{what}: {e}");
+        let refused = app.certificates().refused().unwrap_or_default();
+        assert!(
+            refused.contains(reason),
+            "{what}: the status shows {refused:?}"
+        );
+        let tls = client.connect(app.https_addr(), "localhost", &[]).await;
+        assert_eq!(
+            peer_cert(&tls),
+            in_use,
+            "{what}: the certificate in use is kept"
+        );
+    }
+
+    f.ca.issue_valid(&both, day(-1), day(90), &cert, &key);
+    app.certificates().reload().expect("a good renewal");
+    assert_eq!(app.certificates().refused(), None);
+    let renewed = CertificateDer::from_pem_file(&cert).expect("pem");
+    let tls = client.connect(app.https_addr(), "localhost", &[]).await;
+    assert_eq!(peer_cert(&tls), renewed, "new handshakes get the renewal");
+}
+
+/// A self-signed certificate of another issuer, to paste after a leaf.
+fn stranger_certificate(path: &Path) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["stranger.example".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("self-signed");
+    std::fs::write(path, cert.pem()).expect("write");
+}
+
+/// `tls.cipher_preference`: a client that lists AES-GCM first (as rustls and most browsers
+/// do) gets it when the server honours its order, and ChaCha20-Poly1305 when the server puts
+/// that first (`chacha20`, or `auto` on a CPU without AES instructions: the choice between
+/// the two is `tls::prefers_chacha`, table-tested in the library).
+#[tokio::test]
+async fn the_cipher_preference_decides_between_aes_gcm_and_chacha20() {
+    use pi_failover::config::CipherPreference;
+    let expected_auto = if pi_failover::tls::cpu_has_aes() {
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+    } else {
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+    };
+    for (preference, expected) in [
+        (
+            CipherPreference::Client,
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            CipherPreference::Chacha20,
+            rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+        ),
+        (CipherPreference::Auto, expected_auto),
+    ] {
+        let f = Fixture::new();
+        let app = f.start_with(|c| c.tls.cipher_preference = preference).await;
+        let tls = f.client().connect(app.https_addr(), "localhost", &[]).await;
+        let suite = tls
+            .get_ref()
+            .1
+            .negotiated_cipher_suite()
+            .expect("negotiated")
+            .suite();
+        assert_eq!(suite, expected, "{preference:?}");
+        app.shutdown().await;
+    }
+}

@@ -999,6 +999,8 @@ async fn assert_serves(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_random_bucket_histories_never_touch_what_is_served() {
+    // CPU for 30-100 s: it would slow the timed tests beside it.
+    let _alone = common::exclusive().await;
     let seed = std::env::var("PI_FAILOVER_MODEL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

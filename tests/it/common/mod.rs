@@ -204,6 +204,26 @@ impl TestCa {
         );
     }
 
+    /// A leaf for `names` valid from `not_before` to `not_after` (renewals, expired and
+    /// early certificates).
+    pub fn issue_valid(
+        &self,
+        names: &[&str],
+        not_before: std::time::SystemTime,
+        not_after: std::time::SystemTime,
+        cert_path: &Path,
+        key_path: &Path,
+    ) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params.not_before = not_before.into();
+        params.not_after = not_after.into();
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        std::fs::write(cert_path, cert.pem()).expect("write cert");
+        std::fs::write(key_path, key.serialize_pem()).expect("write key");
+    }
+
     pub fn issue_with_key(&self, names: &[&str], key: KeyPair, cert_path: &Path, key_path: &Path) {
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let params = CertificateParams::new(names).expect("leaf params");

@@ -2,8 +2,12 @@
 //!
 //! New handshakes read the current set through an `ArcSwap`, so a reload is one pointer
 //! swap: connections already open keep the session they negotiated, new ones get the new
-//! certificate. A reload that fails (a half-written file, a key that does not match) is
-//! logged and the old set stays in use: a broken renewal must never take the site down.
+//! certificate. A reload that fails (a half-written file, a key that does not match, or a
+//! certificate `vet` refuses: expired, not yet valid, out of order, missing a name the one in
+//! use covers, older than it) is logged, kept for the status page, and the old set stays in
+//! use: a broken renewal must never take the site down.
+
+pub mod vet;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,7 +21,7 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::CertificateConfig;
+use crate::config::{CertificateConfig, CipherPreference};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -38,6 +42,11 @@ pub enum TlsError {
         cert: PathBuf,
         key: PathBuf,
         detail: String,
+    },
+    #[error("{path}: refused, the certificate in use is kept: {reason}")]
+    Refused {
+        path: PathBuf,
+        reason: vet::Rejection,
     },
     #[error("TLS setup: {0}")]
     Setup(#[from] rustls::Error),
@@ -69,6 +78,7 @@ impl CertInfo {
 struct Loaded {
     key: Arc<CertifiedKey>,
     info: CertInfo,
+    facts: vet::Facts,
 }
 
 /// Reads and checks one certificate chain and its key.
@@ -85,7 +95,7 @@ fn load(config: &CertificateConfig, provider: &CryptoProvider) -> Result<Loaded,
             path: config.cert.clone(),
         });
     };
-    let info = describe(leaf, &config.cert)?;
+    let (info, facts) = describe(&chain, leaf, &config.cert)?;
     let key_pem = read(&config.key)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::BadKey {
         path: config.key.clone(),
@@ -100,6 +110,7 @@ fn load(config: &CertificateConfig, provider: &CryptoProvider) -> Result<Loaded,
     Ok(Loaded {
         key: Arc::new(certified),
         info,
+        facts,
     })
 }
 
@@ -110,12 +121,26 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn describe(leaf: &CertificateDer<'_>, path: &Path) -> Result<CertInfo, TlsError> {
+fn describe(
+    chain: &[CertificateDer<'_>],
+    leaf: &CertificateDer<'_>,
+    path: &Path,
+) -> Result<(CertInfo, vet::Facts), TlsError> {
     use x509_parser::prelude::*;
-    let (_, cert) = parse_x509_certificate(leaf).map_err(|e| TlsError::BadCertificate {
+    let bad = |e: &dyn std::fmt::Display| TlsError::BadCertificate {
         path: path.to_owned(),
         detail: e.to_string(),
-    })?;
+    };
+    let (_, cert) = parse_x509_certificate(leaf).map_err(|e| bad(&e))?;
+    let parsed = chain
+        .iter()
+        .map(|der| parse_x509_certificate(der).map(|(_, c)| c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
+    let chain_break = parsed
+        .windows(2)
+        .position(|pair| pair[0].issuer().as_raw() != pair[1].subject().as_raw())
+        .map(|at| at + 1);
     let mut names: Vec<String> = cert
         .subject_alternative_name()
         .ok()
@@ -138,28 +163,30 @@ fn describe(leaf: &CertificateDer<'_>, path: &Path) -> Result<CertInfo, TlsError
             .filter_map(|cn| cn.as_str().ok().map(str::to_ascii_lowercase))
             .collect();
     }
-    let not_after = UNIX_EPOCH
-        + Duration::from_secs(u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0));
-    Ok(CertInfo {
+    let time =
+        |t: ASN1Time| UNIX_EPOCH + Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or(0));
+    let not_after = time(cert.validity().not_after);
+    let facts = vet::Facts {
+        names: names.clone(),
+        not_before: time(cert.validity().not_before),
+        not_after,
+        chain_break,
+    };
+    let info = CertInfo {
         cert_path: path.to_owned(),
         names,
         not_after,
-    })
-}
-
-/// Does `sni` fall under `pattern` (an exact name, or `*.example.com` for one label)?
-fn name_matches(pattern: &str, sni: &str) -> bool {
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => sni
-            .split_once('.')
-            .is_some_and(|(label, rest)| !label.is_empty() && rest.eq_ignore_ascii_case(suffix)),
-        None => pattern.eq_ignore_ascii_case(sni),
-    }
+    };
+    Ok((info, facts))
 }
 
 /// The certificate set, chosen per handshake by SNI, replaceable at any time.
 pub struct CertResolver {
     configs: Vec<CertificateConfig>,
+    /// `site.hostnames`: a renewal must keep covering those the certificate in use covers.
+    hostnames: Vec<String>,
+    /// Why the last reload was refused, until one succeeds (for the status page).
+    refused: Mutex<Option<String>>,
     provider: Arc<CryptoProvider>,
     current: ArcSwap<Vec<Loaded>>,
     /// File stamps of the last set that was tried, so one broken renewal is reported once.
@@ -175,15 +202,28 @@ impl std::fmt::Debug for CertResolver {
 }
 
 impl CertResolver {
-    /// Loads every configured certificate; any failure is an error at start.
-    pub fn load(configs: &[CertificateConfig]) -> Result<Self, TlsError> {
+    /// Loads every configured certificate; any failure to read or match is an error at
+    /// start. A certificate that is expired, early or out of order is served with a warning
+    /// (there is nothing better to serve) and shown on the status page.
+    pub fn load(configs: &[CertificateConfig], hostnames: &[String]) -> Result<Self, TlsError> {
         let provider = provider();
         let loaded = load_all(configs, &provider)?;
+        let now = SystemTime::now();
         for cert in &loaded {
             warn_if_expiring(&cert.info);
+            if let Err(reason) = vet::vet(&cert.facts, None, hostnames, now) {
+                tracing::warn!(cert = %cert.info.cert_path.display(), %reason, "certificate in use has a problem");
+            }
+        }
+        for name in hostnames {
+            if !loaded.iter().any(|c| vet::covers(&c.facts, name)) {
+                tracing::warn!(hostname = %name, "no certificate covers this site.hostnames entry; readers asking for it get a certificate error");
+            }
         }
         Ok(Self {
             configs: configs.to_vec(),
+            hostnames: hostnames.to_vec(),
+            refused: Mutex::new(None),
             provider,
             current: ArcSwap::from_pointee(loaded),
             last_tried: Mutex::new(stamps(configs)),
@@ -193,6 +233,14 @@ impl CertResolver {
     /// What is being served now.
     pub fn infos(&self) -> Vec<CertInfo> {
         self.current.load().iter().map(|c| c.info.clone()).collect()
+    }
+
+    /// Why the last reload was refused (`None` once one succeeds).
+    pub fn refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Reads the files again and swaps the new set in. On error the old set stays.
@@ -224,7 +272,13 @@ impl CertResolver {
 
     fn reload_holding(&self, tried: &mut Vec<FileStamp>) -> Result<(), TlsError> {
         *tried = stamps(&self.configs);
-        let loaded = load_all(&self.configs, &self.provider)?;
+        let result = self.load_vetted();
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            result.as_ref().err().map(ToString::to_string);
+        let loaded = result?;
         for cert in &loaded {
             tracing::info!(cert = %cert.info.cert_path.display(), names = ?cert.info.names,
                 not_after = %httpdate::fmt_http_date(cert.info.not_after), "certificate loaded");
@@ -232,6 +286,25 @@ impl CertResolver {
         }
         self.current.store(Arc::new(loaded));
         Ok(())
+    }
+}
+
+impl CertResolver {
+    /// The configured set read again, each certificate vetted against the one it replaces.
+    fn load_vetted(&self) -> Result<Vec<Loaded>, TlsError> {
+        let loaded = load_all(&self.configs, &self.provider)?;
+        let current = self.current.load();
+        let now = SystemTime::now();
+        for (i, candidate) in loaded.iter().enumerate() {
+            let in_use = current.get(i).map(|c| &c.facts);
+            vet::vet(&candidate.facts, in_use, &self.hostnames, now).map_err(|reason| {
+                TlsError::Refused {
+                    path: candidate.info.cert_path.clone(),
+                    reason,
+                }
+            })?;
+        }
+        Ok(loaded)
     }
 }
 
@@ -254,10 +327,7 @@ impl ResolvesServerCert for CertResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let current = self.current.load();
         if let Some(sni) = hello.server_name() {
-            if let Some(found) = current
-                .iter()
-                .find(|c| c.info.names.iter().any(|n| name_matches(n, sni)))
-            {
+            if let Some(found) = current.iter().find(|c| vet::covers(&c.facts, sni)) {
                 return Some(found.key.clone());
             }
         }
@@ -293,15 +363,62 @@ fn stamps(configs: &[CertificateConfig]) -> Vec<FileStamp> {
 }
 
 /// The rustls server configuration: TLS 1.3 and 1.2 with ring's forward-secret AEAD suites,
-/// ALPN h2 and http/1.1, session tickets so returning readers skip the full handshake.
-pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+/// ALPN h2 and http/1.1, session tickets so returning readers skip the full handshake, and the
+/// cipher order `preference` asks for on this CPU.
+pub fn server_config(
+    resolver: Arc<CertResolver>,
+    preference: CipherPreference,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let chacha_first = prefers_chacha(preference, cpu_has_aes());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if chacha_first {
+        // Stable: the AES suites keep their order behind ChaCha20's.
+        provider
+            .cipher_suites
+            .sort_by_key(|suite| !is_chacha(suite.suite()));
+    }
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    // The server's order only when it has a reason: otherwise a client (a phone without AES
+    // instructions of its own) knows best what is cheap for it.
+    config.ignore_client_order = chacha_first;
+    tracing::info!(?preference, chacha_first, "TLS cipher order");
     Ok(Arc::new(config))
+}
+
+/// Whether the server puts ChaCha20-Poly1305 first.
+pub fn prefers_chacha(preference: CipherPreference, cpu_has_aes: bool) -> bool {
+    match preference {
+        CipherPreference::Auto => !cpu_has_aes,
+        CipherPreference::Client => false,
+        CipherPreference::Chacha20 => true,
+    }
+}
+
+fn is_chacha(suite: rustls::CipherSuite) -> bool {
+    matches!(
+        suite,
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+            | rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+    )
+}
+
+/// Whether this CPU has AES instructions (the ARMv8 Cryptography Extensions on a Pi 5;
+/// AES-NI with carry-less multiply on x86), which make AES-GCM cheaper than ChaCha20.
+pub fn cpu_has_aes() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    return std::arch::is_aarch64_feature_detected!("aes")
+        && std::arch::is_aarch64_feature_detected!("pmull");
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq");
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64")))]
+    return false;
 }
 
 /// Watches the certificate files and reloads on change, until `stop` fires.
@@ -326,14 +443,24 @@ pub async fn watch(
 
 #[cfg(test)]
 mod tests {
-    use super::name_matches;
+    use super::*;
 
     #[test]
-    fn sni_names_match_exactly_or_by_one_wildcard_label() {
-        assert!(name_matches("example.com", "EXAMPLE.com"));
-        assert!(name_matches("*.example.com", "www.example.com"));
-        assert!(!name_matches("*.example.com", "example.com"));
-        assert!(!name_matches("*.example.com", "a.b.example.com"));
-        assert!(!name_matches("example.com", "www.example.com"));
+    fn chacha_comes_first_only_where_it_is_cheaper_or_asked_for() {
+        use CipherPreference::*;
+        for (preference, has_aes, first) in [
+            (Auto, false, true),
+            (Auto, true, false),
+            (Client, false, false),
+            (Client, true, false),
+            (Chacha20, true, true),
+            (Chacha20, false, true),
+        ] {
+            assert_eq!(
+                prefers_chacha(preference, has_aes),
+                first,
+                "{preference:?}, AES {has_aes}"
+            );
+        }
     }
 }
