@@ -581,7 +581,7 @@ async fn https_get(client: &Client, addr: SocketAddr, path: &str) -> Result<Repl
             .connect_with(addr, SITE, config)
             .await
             .map_err(|e| format!("TLS: {e}"))?;
-        exchange(TokioIo::new(tls), path).await
+        exchange(TokioIo::new(tls), path, SITE).await
     };
     tokio::time::timeout(Duration::from_secs(20), exchange)
         .await
@@ -589,19 +589,21 @@ async fn https_get(client: &Client, addr: SocketAddr, path: &str) -> Result<Repl
 }
 
 /// One GET over plain HTTP.
+/// A plain-HTTP GET of the status page, named by its address as a browser on the LAN does
+/// (the page answers other names only with its token: DNS rebinding).
 async fn http_get(addr: SocketAddr, path: &str) -> Result<Reply, String> {
     let exchange = async {
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        exchange(TokioIo::new(tcp), path).await
+        exchange(TokioIo::new(tcp), path, &addr.to_string()).await
     };
     tokio::time::timeout(Duration::from_secs(20), exchange)
         .await
         .map_err(|_| "timed out".to_owned())?
 }
 
-async fn exchange<T>(io: TokioIo<T>, path: &str) -> Result<Reply, String>
+async fn exchange<T>(io: TokioIo<T>, path: &str, host: &str) -> Result<Reply, String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -611,7 +613,7 @@ where
     tokio::spawn(conn);
     let request = Request::builder()
         .uri(path)
-        .header("host", SITE)
+        .header("host", host)
         .body(Empty::<Bytes>::new())
         .expect("request");
     let response = sender
