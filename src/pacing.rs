@@ -76,6 +76,11 @@ impl Progress {
         })
     }
 
+    fn streams(&self) -> std::sync::MutexGuard<'_, Streams> {
+        // A panic elsewhere left a table of times behind: still good to read.
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -88,7 +93,7 @@ impl Progress {
     /// Registers a response body; its clock starts now.
     pub fn open_stream(self: &Arc<Self>) -> StreamClock {
         let now = self.now_ms();
-        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut streams = self.streams();
         let slot = match streams.free.pop() {
             Some(slot) => {
                 streams.last_ms[slot] = Some(now);
@@ -107,8 +112,7 @@ impl Progress {
 
     /// The earliest last-progress among live response bodies.
     fn oldest_stream_ms(&self) -> Option<u64> {
-        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        streams.last_ms.iter().flatten().min().copied()
+        self.streams().last_ms.iter().flatten().min().copied()
     }
 
     /// Completes when the connection has made no progress for `idle`, or one of its response
@@ -137,12 +141,7 @@ impl StreamClock {
     /// The body produced a chunk: its stream had window, so it is moving.
     pub fn touch(&self) {
         let now = self.progress.now_ms();
-        let mut streams = self
-            .progress
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(last) = streams.last_ms.get_mut(self.slot) {
+        if let Some(last) = self.progress.streams().last_ms.get_mut(self.slot) {
             *last = Some(now);
         }
     }
@@ -155,11 +154,7 @@ impl StreamClock {
 
 impl Drop for StreamClock {
     fn drop(&mut self) {
-        let mut streams = self
-            .progress
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut streams = self.progress.streams();
         if let Some(last) = streams.last_ms.get_mut(self.slot) {
             *last = None;
             streams.free.push(self.slot);
