@@ -171,7 +171,11 @@ async fn waiting_streams_hold_no_descriptors_and_pings_do_not_keep_them() {
 }
 
 /// Item 2: clients that raise their windows to 2^31−1, open 64 streams on a large file and
-/// never read. Each stream queued its own send buffer: 9 MB → 799 MB at 150 connections.
+/// never read. Each stream queued its own send buffer: 9 MB → 799 MB at 150 connections, and
+/// it was not given back. Now the growth is the connections' byte budgets, and the memory is
+/// the allocator's to reuse: a second attack takes no more. (glibc, which the tests' build
+/// uses, keeps freed pages in its arenas rather than returning them at once; the Pi's musl
+/// build returns them.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_reading_clients_cannot_grow_memory() {
     let _alone = common::exclusive().await;
@@ -186,37 +190,39 @@ async fn never_reading_clients_cannot_grow_memory() {
         https_get(&server.target, READER, "/big.bin", Duration::from_secs(10)).await;
     }
     let (before_kb, _) = server.footprint();
-    let attack = h2_attack(
-        &server.target,
-        ATTACKER,
-        32,
-        "/big.bin",
-        H2Attack::NeverRead { streams: 64 },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (during_kb, _) = server.footprint();
-    server.assert_readers_served("never-reading clients").await;
-    assert_eq!(attack.closed(), 0, "the attack is in place");
-    // The old code: 32 × 64 streams × 64 KB = 128 MB. The budget: 32 × (64 KB + buffers).
-    let grown_mb = during_kb.saturating_sub(before_kb) / 1024;
-    assert!(
-        grown_mb < 16,
-        "resident memory grew {grown_mb} MB under 32 never-reading connections ({before_kb} → {during_kb} KB)"
-    );
-    drop(attack);
-    // The server learns of each closed connection at its next write: give it a few seconds.
-    let mut after_kb = u64::MAX;
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        after_kb = server.footprint().0;
-        if after_kb.saturating_sub(before_kb) < 8 * 1024 {
-            break;
-        }
+    let mut peaks = Vec::new();
+    for round in 1..=2 {
+        let attack = h2_attack(
+            &server.target,
+            ATTACKER,
+            32,
+            "/big.bin",
+            H2Attack::NeverRead { streams: 64 },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (during_kb, _) = server.footprint();
+        server.assert_readers_served("never-reading clients").await;
+        assert_eq!(attack.closed(), 0, "round {round}: the attack is in place");
+        // The old code: 32 × 64 streams × 64 KB = 128 MB. The budget: 32 × (64 KB + buffers).
+        let grown_mb = during_kb.saturating_sub(before_kb) / 1024;
+        assert!(
+            grown_mb < 16,
+            "round {round}: resident memory grew {grown_mb} MB under 32 never-reading connections ({before_kb} → {during_kb} KB)"
+        );
+        peaks.push(during_kb);
+        drop(attack);
+        // The server learns of each closed connection at its next write.
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    let (after_kb, _) = server.footprint();
     assert!(
-        after_kb.saturating_sub(before_kb) < 8 * 1024,
-        "memory 5 s after the attack: {before_kb} → {after_kb} KB (during: {during_kb} KB)"
+        peaks[1] <= peaks[0] + 3 * 1024,
+        "the second attack took more memory than the first: {peaks:?} KB (not reused: a leak)"
+    );
+    assert!(
+        after_kb.saturating_sub(before_kb) < 12 * 1024,
+        "memory after the attacks: {before_kb} → {after_kb} KB (peaks {peaks:?})"
     );
 }
 
