@@ -9,8 +9,10 @@
 //!
 //! The paths are a synced generation's, which are never rewritten once published (the
 //! invariant of `sync::newfile`). A root served as it is (`site.root`) may be edited by hand:
-//! there a cached descriptor is checked against the path's inode before use, and a file
-//! replaced under a response ends that response (its headers described the old bytes).
+//! there a new response checks the cached descriptor against the path (inode, length, time)
+//! before use. A response under way keeps reading its own file through the descriptor; only
+//! when that was evicted and the path now names another file does the response end (its
+//! headers described the old bytes).
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
@@ -119,27 +121,28 @@ impl OpenFiles {
             }
         };
         let id = FileId::of(&hit.1);
-        if want.is_some_and(|want| want != id) {
-            return Err(replaced());
+        if let Some(want) = want {
+            // A response under way reads its own file through this descriptor, even if the
+            // path has since been replaced: no look at the tree, no syscall per chunk.
+            return if want == id {
+                Ok(Some(hit))
+            } else {
+                Err(replaced())
+            };
         }
         if self.mutable_tree {
-            // A new response must see an edit in place too (same inode, new length and
-            // time): its headers come from this metadata. A response under way only needs
-            // the same file.
+            // A new response must see an edit, in place too (same inode, new length and
+            // time): its headers come from this metadata.
             let current = std::fs::symlink_metadata(path).ok();
             let same = current.as_ref().is_some_and(|now| {
                 FileId::of(now) == id
-                    && (want.is_some()
-                        || (now.len() == hit.1.len()
-                            && now.mtime() == hit.1.mtime()
-                            && now.mtime_nsec() == hit.1.mtime_nsec()))
+                    && now.len() == hit.1.len()
+                    && now.mtime() == hit.1.mtime()
+                    && now.mtime_nsec() == hit.1.mtime_nsec()
             });
             if !same {
                 self.forget(path);
-                return match want {
-                    Some(_) => Err(replaced()),
-                    None => Ok(None),
-                };
+                return Ok(None);
             }
         }
         Ok(Some(hit))
@@ -240,6 +243,10 @@ mod tests {
         let new = dir.path().join("new");
         std::fs::write(&new, "new bytes").expect("write");
         std::fs::rename(&new, &path).expect("rename");
+        // The response under way still holds its file through the cached descriptor...
+        files.reopen(&path, id).expect("the old file, still cached");
+        // ...and ends once that is gone and the path names another file.
+        files.clear();
         let err = files.reopen(&path, id).expect_err("replaced");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         let (_, meta) = files.open(&path).expect("a new response sees the new file");
