@@ -214,23 +214,37 @@ impl TestCa {
         cert_path: &Path,
         key_path: &Path,
     ) {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(names).expect("leaf params");
+        let mut params = leaf_params(names);
         params.not_before = not_before.into();
         params.not_after = not_after.into();
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
-        std::fs::write(cert_path, cert.pem()).expect("write cert");
-        std::fs::write(key_path, key.serialize_pem()).expect("write key");
+        self.sign_and_write(
+            params,
+            KeyPair::generate().expect("leaf key"),
+            cert_path,
+            key_path,
+        );
     }
 
     pub fn issue_with_key(&self, names: &[&str], key: KeyPair, cert_path: &Path, key_path: &Path) {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let params = CertificateParams::new(names).expect("leaf params");
+        self.sign_and_write(leaf_params(names), key, cert_path, key_path);
+    }
+
+    fn sign_and_write(
+        &self,
+        params: CertificateParams,
+        key: KeyPair,
+        cert_path: &Path,
+        key_path: &Path,
+    ) {
         let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
         std::fs::write(cert_path, cert.pem()).expect("write cert");
         std::fs::write(key_path, key.serialize_pem()).expect("write key");
     }
+}
+
+fn leaf_params(names: &[&str]) -> CertificateParams {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    CertificateParams::new(names).expect("leaf params")
 }
 
 /// A real TLS client: rustls (ring), trusting only the given roots.
