@@ -86,7 +86,7 @@ impl Appliance {
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let signals = Signals::install().map_err(StartError::Signals)?;
         let certs = Arc::new(CertResolver::load(
-            &config.tls.certificates,
+            config.certificate_slots(),
             &config.site.hostnames,
         )?);
         let acceptor = TlsAcceptor::from(tls::server_config(
@@ -165,6 +165,18 @@ impl Appliance {
             ));
         }
 
+        let fetched = tls::s3::S3Certificate::all(&certs);
+        if let (Some(s3), false) = (&config.s3, fetched.is_empty()) {
+            tracker.spawn(tls::s3::run(
+                certs.clone(),
+                crate::aws::s3_client(s3, None).await,
+                fetched,
+                sync_status_rx.clone(),
+                s3.interval,
+                shutdown.clone(),
+            ));
+        }
+
         let (probe, dns) = spawn_checks(&config, &tracker, &shutdown);
         let indicators = crate::indicators::SharedIndicatorStatus::default();
         let (collector, first) = Collector::new(Sources {
@@ -181,6 +193,7 @@ impl Appliance {
             data_dir: config.storage.data_dir.clone(),
             hostnames: config.site.hostnames.clone(),
             live: config.live.clone(),
+            certificate_attention_after: config.tls.attention_after_failing,
         });
         let (status_tx, status) = tokio::sync::watch::channel(Arc::new(first));
         tracker.spawn(collector.run(status_tx, STATUS_EVERY, shutdown.clone()));

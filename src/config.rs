@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::tls::CipherPreference;
+
 /// Where `pi-failover run` looks when `--config` is not given: the FAT boot partition,
 /// which the user edits from any computer before shipping the Pi.
 pub const DEFAULT_CONFIG_PATH: &str = "/boot/pi-failover.toml";
@@ -344,29 +346,53 @@ pub struct TlsConfig {
     /// Which cipher suite wins when a client offers several.
     #[serde(default)]
     pub cipher_preference: CipherPreference,
-}
-
-/// Which cipher suite the server picks among those a client offers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CipherPreference {
-    /// ChaCha20-Poly1305 first on a CPU without AES instructions (every Pi before the Pi 5,
-    /// where AES-GCM in software costs several times as much); the client's order otherwise.
-    #[default]
-    Auto,
-    /// The client's order, always.
-    Client,
-    /// ChaCha20-Poly1305 first, always.
-    Chacha20,
+    /// A certificate source (`s3`) failing for longer than this puts the Pi in ATTENTION;
+    /// it keeps serving the certificate it has meanwhile.
+    #[serde(default = "default_source_failing_attention", with = "humantime_serde")]
+    pub attention_after_failing: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateConfig {
-    /// PEM file: the certificate followed by its intermediates (Let's Encrypt's fullchain.pem).
-    pub cert: PathBuf,
-    /// PEM file: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
-    pub key: PathBuf,
+    /// Where the certificate comes from: `files` (PEM files on the card, the default) or `s3`
+    /// (fetched from a private prefix the primary's renewal hook uploads to).
+    #[serde(default)]
+    pub source: CertificateSource,
+    /// `files`: the certificate followed by its intermediates (Let's Encrypt's fullchain.pem).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// `files`: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC, PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// `s3`: the bucket holding `fullchain.pem` and `privkey.pem`; `s3.bucket` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// `s3`: the prefix they are under, e.g. "tls/example.com/"; never under `s3.prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+impl CertificateConfig {
+    /// A certificate from PEM files.
+    pub fn files(cert: PathBuf, key: PathBuf) -> Self {
+        Self {
+            source: CertificateSource::Files,
+            cert: Some(cert),
+            key: Some(key),
+            bucket: None,
+            prefix: None,
+        }
+    }
+}
+
+/// `tls.certificates[].source`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateSource {
+    #[default]
+    Files,
+    S3,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -611,6 +637,10 @@ fn default_https_listen() -> SocketAddr {
 fn default_http_listen() -> Listen {
     Listen::On(SocketAddr::from(([0, 0, 0, 0], 80)))
 }
+fn default_source_failing_attention() -> Duration {
+    Duration::from_secs(2 * 86_400)
+}
+
 fn default_watch_interval() -> Duration {
     Duration::from_secs(10)
 }
@@ -855,8 +885,9 @@ impl Config {
             absolutize(file);
         }
         for cert in &mut self.tls.certificates {
-            absolutize(&mut cert.cert);
-            absolutize(&mut cert.key);
+            for path in [&mut cert.cert, &mut cert.key].into_iter().flatten() {
+                absolutize(path);
+            }
         }
     }
 
@@ -884,6 +915,7 @@ impl Config {
         }
         for (i, cert) in self.tls.certificates.iter().enumerate() {
             for (what, path) in [("cert", &cert.cert), ("key", &cert.key)] {
+                let Some(path) = path else { continue };
                 if !path.is_file() {
                     return Err(err(
                         format!("tls.certificates[{i}].{what}"),
@@ -999,9 +1031,10 @@ impl Config {
             return Err(err(
                 "tls.certificates",
                 "no certificate is configured".into(),
-                "add a [[tls.certificates]] table with `cert` and `key` paths",
+                "add a [[tls.certificates]] table with `cert` and `key` paths, or `source = \"s3\"` and a `prefix`",
             ));
         }
+        validate_certificates(self, file)?;
         if self.tls.watch_interval < Duration::from_millis(50) {
             return Err(err(
                 "tls.watch_interval",
@@ -1132,6 +1165,28 @@ impl Config {
     }
 
     /// The most descriptors and connection memory this configuration may use.
+    /// The certificates as the TLS module takes them (after [`Config::validate`]).
+    pub fn certificate_slots(&self) -> Vec<crate::tls::CertSlot> {
+        self.tls
+            .certificates
+            .iter()
+            .map(|c| match c.source {
+                CertificateSource::Files => crate::tls::CertSlot::files(
+                    c.cert.clone().unwrap_or_default(),
+                    c.key.clone().unwrap_or_default(),
+                ),
+                CertificateSource::S3 => crate::tls::CertSlot::s3(
+                    c.bucket
+                        .clone()
+                        .or_else(|| self.s3.as_ref().map(|s3| s3.bucket.clone()))
+                        .unwrap_or_default(),
+                    c.prefix.clone().unwrap_or_default(),
+                    &self.storage.data_dir,
+                ),
+            })
+            .collect()
+    }
+
     pub fn budget(&self) -> crate::budget::Budget {
         let downloads = self.s3.as_ref().map_or(0, |s3| s3.concurrency);
         crate::budget::Budget::of(&self.limits, downloads)
@@ -1311,6 +1366,88 @@ fn validate_s3(s3: &S3Config, file: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Each `[[tls.certificates]]` entry has the keys its source needs and no others, and an
+/// `s3` location can never be reached by the site sync (which would publish the private key).
+fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError> {
+    let err = |key: String, problem: String, fix: &str| key_error(file, &key, problem, fix);
+    let mut seen = BTreeMap::new();
+    for (i, cert) in config.tls.certificates.iter().enumerate() {
+        let at = |what: &str| format!("tls.certificates[{i}].{what}");
+        let present = [
+            ("cert", cert.cert.is_some()),
+            ("key", cert.key.is_some()),
+            ("bucket", cert.bucket.is_some()),
+            ("prefix", cert.prefix.is_some()),
+        ];
+        let (needs, name): (&[&str], &str) = match cert.source {
+            CertificateSource::Files => (&["cert", "key"], "files"),
+            CertificateSource::S3 => (&["prefix"], "s3"),
+        };
+        let allowed: &[&str] = match cert.source {
+            CertificateSource::Files => &["cert", "key"],
+            CertificateSource::S3 => &["bucket", "prefix"],
+        };
+        for (key, is_set) in present {
+            if needs.contains(&key) && !is_set {
+                return Err(err(
+                    at(key),
+                    format!("missing: `source = \"{name}\"` needs it"),
+                    match cert.source {
+                        CertificateSource::Files => "give the PEM file's path, or choose `source = \"s3\"`",
+                        CertificateSource::S3 => "give the prefix the primary's deploy hook uploads fullchain.pem and privkey.pem under, e.g. \"tls/example.com/\"",
+                    },
+                ));
+            }
+            if is_set && !allowed.contains(&key) {
+                return Err(err(
+                    at(key),
+                    format!("not used by `source = \"{name}\"`"),
+                    "remove it, or set `source` to the kind of certificate it belongs to",
+                ));
+            }
+        }
+        if cert.source == CertificateSource::S3 {
+            let Some(s3) = &config.s3 else {
+                return Err(err(
+                    at("source"),
+                    "`s3` needs the [s3] table: the certificate is fetched with its endpoint, region and credentials, after each sync".into(),
+                    "add the [s3] table, or put the certificate on the card with `source = \"files\"`",
+                ));
+            };
+            let bucket = cert.bucket.as_deref().unwrap_or(&s3.bucket);
+            let prefix = cert.prefix.as_deref().unwrap_or_default();
+            if bucket == s3.bucket
+                && ["fullchain.pem", "privkey.pem"]
+                    .iter()
+                    .any(|name| format!("{prefix}{name}").starts_with(&s3.prefix))
+            {
+                return Err(err(
+                    at("prefix"),
+                    format!(
+                        "s3://{bucket}/{prefix} lies under the site's prefix `{}`: the sync would download the private key and serve it to anyone",
+                        s3.prefix
+                    ),
+                    "keep certificates outside the site: another bucket, or a prefix beside the site's (site under \"site/\", certificates under \"tls/\")",
+                ));
+            }
+            let dir = crate::tls::CertSlot::s3(
+                bucket.to_owned(),
+                prefix.to_owned(),
+                &config.storage.data_dir,
+            )
+            .managed_dir;
+            if let Some(other) = seen.insert(dir, i) {
+                return Err(err(
+                    at("prefix"),
+                    format!("the same location as tls.certificates[{other}]"),
+                    "list each certificate once",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigError {
     ConfigError::Key {
         file: file.to_owned(),
@@ -1400,7 +1537,10 @@ mod tests {
     #[test]
     fn relative_paths_are_relative_to_the_config_file() {
         let c = parse_str(MINIMAL).expect("parses");
-        assert_eq!(c.tls.certificates[0].cert, Path::new("/boot/fullchain.pem"));
+        assert_eq!(
+            c.tls.certificates[0].cert.as_deref(),
+            Some(Path::new("/boot/fullchain.pem"))
+        );
         assert_eq!(c.site.root.as_deref(), Some(Path::new("/srv/site")));
     }
 

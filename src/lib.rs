@@ -2,6 +2,7 @@
 //! failover. See `README.md` for the product and `docs/` for its parts.
 
 pub mod appliance;
+pub mod aws;
 pub mod budget;
 pub mod config;
 #[cfg(feature = "demo")]

@@ -46,6 +46,10 @@ impl std::fmt::Display for Mode {
 pub struct Facts {
     pub has_site: bool,
     pub has_certificate: bool,
+    /// Why no certificate can be served (a fetch not done yet, its error), for the reason.
+    pub no_certificate_because: Option<String>,
+    /// A certificate source failing for longer than its allowance, or a renewal refused.
+    pub certificate_trouble: Option<String>,
     pub readers_1m: u64,
     pub readers_5m: u64,
     /// Distinct readers a minute that make the Pi live.
@@ -70,7 +74,13 @@ pub fn target(facts: &Facts, current: Mode) -> (Mode, String) {
         );
     }
     if !facts.has_certificate {
-        return (Mode::Error, "no usable TLS certificate".into());
+        return (
+            Mode::Error,
+            match &facts.no_certificate_because {
+                Some(why) => format!("no usable TLS certificate: {why}"),
+                None => "no usable TLS certificate".into(),
+            },
+        );
     }
     let was_live = matches!(current, Mode::Live | Mode::Draining);
     if facts.readers_1m >= facts.reader_threshold {
@@ -106,6 +116,9 @@ pub fn target(facts: &Facts, current: Mode) -> (Mode, String) {
             "the certificate expires in {} days",
             left.as_secs() / 86_400
         ));
+    }
+    if let Some(trouble) = &facts.certificate_trouble {
+        concerns.push(trouble.clone());
     }
     if facts.clock_synchronised == Some(false) {
         concerns.push("the clock is not synchronised".to_owned());

@@ -22,7 +22,7 @@ use crate::tls::CertResolver;
 use system::SystemStatus;
 
 /// Bumped when a field changes meaning or goes away (docs/status-api.md).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -76,12 +76,79 @@ pub struct SyncView {
     pub last_bytes_downloaded: Option<u64>,
 }
 
+/// One configured certificate: what it serves and, for a fetched one, how fetching goes.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertificateStatus {
+    /// `files` or `s3`.
+    pub source: &'static str,
+    /// A path on the card or an `s3://` location; never a secret.
+    pub origin: String,
+    /// The names of the certificate served; empty while there is none.
     pub names: Vec<String>,
-    #[serde(with = "rfc3339")]
-    pub not_after: SystemTime,
-    pub days_left: i64,
+    #[serde(with = "rfc3339_option")]
+    pub not_after: Option<SystemTime>,
+    pub days_left: Option<i64>,
+    /// Expires within `live.certificate_warning` (or has expired).
+    pub expiring: bool,
+    /// Why the last candidate was refused (the one in use was kept), until one is accepted.
+    pub refused: Option<String>,
+    /// For a fetched certificate.
+    pub fetch: Option<FetchView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FetchView {
+    #[serde(with = "rfc3339_option")]
+    pub last_attempt: Option<SystemTime>,
+    #[serde(with = "rfc3339_option")]
+    pub last_success: Option<SystemTime>,
+    /// When the failures now running began.
+    #[serde(with = "rfc3339_option")]
+    pub failing_since: Option<SystemTime>,
+    pub last_error: Option<String>,
+    #[serde(with = "rfc3339_option")]
+    pub next_attempt: Option<SystemTime>,
+}
+
+impl CertificateStatus {
+    /// Serving a certificate that is valid at `now`.
+    fn usable(&self, now: SystemTime) -> bool {
+        self.not_after.is_some_and(|t| t > now)
+    }
+
+    /// Why this certificate cannot be served, when it cannot.
+    fn why_not_usable(&self, now: SystemTime) -> Option<String> {
+        if self.usable(now) {
+            return None;
+        }
+        let error = self
+            .fetch
+            .as_ref()
+            .and_then(|f| f.last_error.clone())
+            .or_else(|| self.refused.clone());
+        let state = match (self.not_after, &self.fetch) {
+            (Some(_), _) => "has expired".to_owned(),
+            (None, Some(f)) if f.last_attempt.is_none() => "is being fetched".to_owned(),
+            (None, _) => "has not arrived".to_owned(),
+        };
+        Some(match error {
+            Some(e) => format!("the certificate from {} {state}: {e}", self.origin),
+            None => format!("the certificate from {} {state}", self.origin),
+        })
+    }
+
+    /// Why this certificate's source needs a look: failing for longer than `after`.
+    fn trouble(&self, now: SystemTime, after: Duration) -> Option<String> {
+        let fetch = self.fetch.as_ref()?;
+        let since = fetch.failing_since?;
+        let failing = now.duration_since(since).ok().filter(|d| *d >= after)?;
+        Some(format!(
+            "fetching the certificate from {} has failed for {} h: {}",
+            self.origin,
+            failing.as_secs() / 3600,
+            fetch.last_error.as_deref().unwrap_or("unknown error")
+        ))
+    }
 }
 
 /// Where the collector finds its facts.
@@ -95,6 +162,8 @@ pub struct Sources {
     pub data_dir: PathBuf,
     pub hostnames: Vec<String>,
     pub live: crate::config::LiveConfig,
+    /// A certificate source failing this long is a concern (`tls.attention_after_failing`).
+    pub certificate_attention_after: Duration,
     pub indicators: crate::indicators::SharedIndicatorStatus,
 }
 
@@ -117,15 +186,22 @@ impl Sources {
         system: &SystemStatus,
     ) -> Facts {
         let warning = self.live.certificate_warning;
-        let soonest = tls.iter().map(|c| c.not_after).min();
         let now = SystemTime::now();
+        let soonest = tls.iter().filter_map(|c| c.not_after).min();
         let sync = self
             .sync
             .as_ref()
             .map(|(_, rx)| rx.borrow().consecutive_failures);
+        let unusable: Vec<String> = tls.iter().filter_map(|c| c.why_not_usable(now)).collect();
+        let trouble: Vec<String> = tls
+            .iter()
+            .filter_map(|c| c.trouble(now, self.certificate_attention_after))
+            .collect();
         Facts {
             has_site: self.site.has_content(),
-            has_certificate: soonest.is_some_and(|t| t > now),
+            has_certificate: tls.iter().any(|c| c.usable(now)),
+            no_certificate_because: (!unusable.is_empty()).then(|| unusable.join("; ")),
+            certificate_trouble: (!trouble.is_empty()).then(|| trouble.join("; ")),
             readers_1m: traffic.readers_1m,
             readers_5m: traffic.readers_5m,
             reader_threshold: u64::from(self.live.readers),
@@ -143,15 +219,33 @@ impl Sources {
     fn certificates(&self) -> Vec<CertificateStatus> {
         let now = SystemTime::now();
         self.certs
-            .infos()
+            .views()
             .into_iter()
-            .map(|c| CertificateStatus {
-                days_left: match c.not_after.duration_since(now) {
-                    Ok(left) => (left.as_secs() / 86_400) as i64,
-                    Err(past) => -((past.duration().as_secs() / 86_400) as i64) - 1,
-                },
-                names: c.names,
-                not_after: c.not_after,
+            .map(|view| {
+                let serving = view.serving;
+                CertificateStatus {
+                    source: view.source,
+                    origin: view.origin,
+                    days_left: serving
+                        .as_ref()
+                        .map(|c| match c.not_after.duration_since(now) {
+                            Ok(left) => (left.as_secs() / 86_400) as i64,
+                            Err(past) => -((past.duration().as_secs() / 86_400) as i64) - 1,
+                        }),
+                    not_after: serving.as_ref().map(|c| c.not_after),
+                    expiring: serving
+                        .as_ref()
+                        .is_some_and(|c| c.expires_within(self.live.certificate_warning)),
+                    names: serving.map(|c| c.names).unwrap_or_default(),
+                    refused: view.refused,
+                    fetch: view.health.map(|h| FetchView {
+                        last_attempt: h.last_attempt,
+                        last_success: h.last_success,
+                        failing_since: h.failing_since,
+                        last_error: h.last_error,
+                        next_attempt: h.next_attempt,
+                    }),
+                }
             })
             .collect()
     }

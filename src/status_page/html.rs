@@ -55,7 +55,7 @@ pub fn render(status: &Status, token_query: &str, simulated_oled: bool) -> Strin
                 }
                 (section("Traffic (last minute)", &traffic_rows(s)))
                 (section("Site", &site_rows(s, now)))
-                (section("TLS", &tls_rows(s)))
+                (section("TLS", &tls_rows(s, now)))
                 @if let Some(rows) = primary_rows(s, now) { (section("Primary", &rows)) }
                 @if let Some(rows) = dns_rows(s) { (section("DNS", &rows)) }
                 (section("System", &system_rows(s)))
@@ -144,25 +144,45 @@ fn site_rows(s: &Status, now: SystemTime) -> Vec<Row> {
     rows
 }
 
-fn tls_rows(s: &Status) -> Vec<Row> {
-    let refused = s
-        .tls_refused
-        .as_ref()
-        .map(|why| ("New certificate", bad(why)));
-    s.tls
-        .iter()
-        .map(|c| {
-            let left = format!("{} days left", c.days_left);
-            let names = c.names.join(", ");
-            let value = if c.days_left < 15 {
-                html! { (names) " — " span.bad { (left) } }
-            } else {
-                html! { (names) " — " (left) }
-            };
-            ("Certificate", value)
-        })
-        .chain(refused)
-        .collect()
+fn tls_rows(s: &Status, now: SystemTime) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for c in &s.tls {
+        let served = match (c.days_left, c.names.is_empty()) {
+            (Some(days), false) => {
+                let left = format!("{days} days left");
+                let names = c.names.join(", ");
+                if c.expiring {
+                    html! { (names) " — " span.bad { (left) } }
+                } else {
+                    html! { (names) " — " (left) }
+                }
+            }
+            _ => bad("none yet"),
+        };
+        rows.push(("Certificate", served));
+        rows.push(("From", text(format_args!("{} ({})", c.origin, c.source))));
+        if let Some(why) = &c.refused {
+            rows.push(("New certificate refused", bad(why)));
+        }
+        if let Some(fetch) = &c.fetch {
+            rows.push((
+                "Fetched",
+                text(format_args!(
+                    "last success {}; next {}",
+                    opt_ago(fetch.last_success, now),
+                    fetch
+                        .next_attempt
+                        .map_or("at the next sync".to_owned(), |t| {
+                            httpdate::fmt_http_date(t)
+                        })
+                )),
+            ));
+            if let Some(e) = &fetch.last_error {
+                rows.push(("Fetch error", bad(e)));
+            }
+        }
+    }
+    rows
 }
 
 fn primary_rows(s: &Status, now: SystemTime) -> Option<Vec<Row>> {

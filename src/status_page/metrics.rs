@@ -99,8 +99,10 @@ pub fn render(s: &Status) -> String {
         "When each certificate expires.",
     );
     for c in &s.tls {
-        let name = c.names.first().map_or("", String::as_str);
-        m.sample(&[("name", name)], unix(c.not_after));
+        if let Some(not_after) = c.not_after {
+            let name = c.names.first().map_or("", String::as_str);
+            m.sample(&[("name", name)], unix(not_after));
+        }
     }
     if let Some(up) = s.primary.as_ref().and_then(|p| p.up) {
         m.family(

@@ -29,6 +29,7 @@ use tokio::io::AsyncWriteExt;
 use super::manifest::ManifestEntry;
 use super::newfile::{NewFile, TmpDir};
 use super::plan::RemoteObject;
+use crate::aws::{describe, with_causes};
 use crate::config::S3Config;
 
 /// Tries per request (the first and the retries).
@@ -148,52 +149,7 @@ impl Bucket {
     /// `Date` (kept per client) and our retry of a `RequestTimeTooSkewed` is signed with the
     /// corrected time.
     pub async fn connect_with_clock(config: &S3Config, clock: Option<SharedTimeSource>) -> Self {
-        use aws_config::retry::RetryConfig;
-        use aws_config::timeout::TimeoutConfig;
-        use aws_config::{BehaviorVersion, Region};
-        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-
-        // One TLS stack in the binary: the SDK's client uses rustls with ring, as the server.
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .http_client(http.clone())
-            // One retry layer: ours (see the module doc).
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .read_timeout(config.request_timeout)
-                    .build(),
-            );
-        if let Some(file) = &config.credentials_file {
-            use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
-            let files = EnvConfigFiles::builder()
-                .with_file(EnvConfigFileKind::Credentials, file)
-                .build();
-            // The provider may reach out (role assumption, IMDS for a credential_source):
-            // give it the same HTTP client.
-            let provider_config = aws_config::provider_config::ProviderConfig::without_region()
-                .with_http_client(http.clone())
-                .with_region(Some(Region::new(config.region.clone())));
-            let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
-                .configure(&provider_config)
-                .profile_files(files)
-                .profile_name(&config.profile)
-                .build();
-            loader = loader.credentials_provider(provider);
-        }
-        if let Some(clock) = clock {
-            loader = loader.time_source(clock);
-        }
-        let shared = loader.load().await;
-        let mut builder =
-            aws_sdk_s3::config::Builder::from(&shared).force_path_style(config.path_style);
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.endpoint_url(endpoint);
-        }
+        let client = crate::aws::s3_client(config, clock).await;
         let limiter = NonZeroU32::new(u32::try_from(config.bandwidth_limit).unwrap_or(u32::MAX))
             .map(|rate| {
                 let burst = NonZeroU32::new(LIMITER_BURST.max(rate.get().min(LIMITER_BURST)))
@@ -203,7 +159,7 @@ impl Bucket {
                 ))
             });
         Self {
-            client: Client::from_conf(builder.build()),
+            client,
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
             request_timeout: config.request_timeout,
@@ -681,51 +637,6 @@ fn is_retryable<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool 
         }
         _ => false,
     }
-}
-
-/// A short, useful description for the status page: the HTTP status with the service's
-/// code and message, or the transport error with its causes. A bare 5xx from a proxy or
-/// load balancer carries no S3 error code, and the SDK's own text for it ("service error")
-/// or for a dropped connection ("streaming error") names neither the status nor the cause.
-fn describe<E>(e: &SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match e {
-        SdkError::ServiceError(service) => {
-            let err = service.err();
-            let status = service.raw().status().as_u16();
-            match (err.code(), err.message()) {
-                (Some(code), Some(message)) => format!("{code} ({message}), HTTP {status}"),
-                (Some(code), None) => format!("{code}, HTTP {status}"),
-                (None, _) => {
-                    let reason = http::StatusCode::from_u16(status)
-                        .ok()
-                        .and_then(|s| s.canonical_reason())
-                        .map_or(String::new(), |r| format!(" {r}"));
-                    format!("HTTP {status}{reason}, without an S3 error code")
-                }
-            }
-        }
-        other => with_causes(other),
-    }
-}
-
-/// An error and its chain of causes, `: `-separated (the SDK's outer text alone is often
-/// only "dispatch failure" or "streaming error").
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        // Some layers repeat their cause's text in their own.
-        if !text.ends_with(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -348,7 +348,7 @@ async fn the_page_json_and_metrics_show_the_facts_and_no_secrets() {
     })
     .await;
     let status = wait_for_mode(&app, "STANDBY", Duration::from_secs(5)).await;
-    assert_eq!(status["schema"], 1);
+    assert_eq!(status["schema"], 2);
     assert_eq!(status["site"]["source"], "s3");
     assert_eq!(status["site"]["files"], 1);
     assert_eq!(status["site"]["sync"]["bucket"], common::s3::BUCKET);

@@ -76,10 +76,10 @@ async fn rsa_pkcs1_and_ec_sec1_keys_from_openssl_are_served() {
         let f = Fixture::new();
         let app = f
             .start_with(|c| {
-                c.tls.certificates = vec![CertificateConfig {
-                    cert: fixtures.join(format!("{kind}-cert.pem")),
-                    key: fixtures.join(format!("{kind}-key.pem")),
-                }]
+                c.tls.certificates = vec![CertificateConfig::files(
+                    fixtures.join(format!("{kind}-cert.pem")),
+                    fixtures.join(format!("{kind}-key.pem")),
+                )]
             })
             .await;
         let client = Client::new(vec![fixture_cert(&format!("{kind}-cert.pem"))]);
@@ -95,10 +95,7 @@ async fn ed25519_keys_are_served() {
     f.ca.issue_with_key(&["localhost"], key, &f.path("ed.pem"), &f.path("ed.key"));
     let app = f
         .start_with(|c| {
-            c.tls.certificates = vec![CertificateConfig {
-                cert: f.path("ed.pem"),
-                key: f.path("ed.key"),
-            }]
+            c.tls.certificates = vec![CertificateConfig::files(f.path("ed.pem"), f.path("ed.key"))]
         })
         .await;
     let r = f.client().get(app.https_addr(), "/up.txt").await;
@@ -113,10 +110,10 @@ async fn sni_picks_the_certificate_for_each_hostname() {
     let app = f
         .start_with(|c| {
             for name in ["blog", "shop"] {
-                c.tls.certificates.push(CertificateConfig {
-                    cert: f.path(&format!("{name}.pem")),
-                    key: f.path(&format!("{name}.key")),
-                });
+                c.tls.certificates.push(CertificateConfig::files(
+                    f.path(&format!("{name}.pem")),
+                    f.path(&format!("{name}.key")),
+                ));
             }
         })
         .await;

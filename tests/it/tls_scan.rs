@@ -49,10 +49,7 @@ async fn a_full_chain_file_is_sent_whole_and_in_order() {
     std::fs::write(&key, leaf_key.serialize_pem()).expect("key");
     let app = f
         .start_with(|c| {
-            c.tls.certificates = vec![CertificateConfig {
-                cert: fullchain.clone(),
-                key: key.clone(),
-            }]
+            c.tls.certificates = vec![CertificateConfig::files(fullchain.clone(), key.clone())]
         })
         .await;
 

@@ -123,6 +123,10 @@ struct State {
     lists: u64,
     gets: u64,
     heads: u64,
+    /// GETs answered 304 Not Modified (their `If-None-Match` named the object's ETag).
+    not_modified: u64,
+    /// GETs answered with the object's body, by key.
+    bodies_by_key: BTreeMap<String, u64>,
 }
 
 /// The objects a LIST answers from.
@@ -179,6 +183,16 @@ impl MemBucket {
     pub fn requests(&self) -> (u64, u64) {
         let state = self.state();
         (state.lists, state.gets)
+    }
+
+    /// GETs answered 304 Not Modified so far.
+    pub fn not_modified(&self) -> u64 {
+        self.state().not_modified
+    }
+
+    /// GETs of `key` answered with its body so far.
+    pub fn downloads_of(&self, key: &str) -> u64 {
+        self.state().bodies_by_key.get(key).copied().unwrap_or(0)
     }
 
     /// HEAD requests so far.
@@ -329,6 +343,18 @@ impl s3s::S3 for MemBucket {
                 return Err(s3_error!(PreconditionFailed));
             }
         }
+        // As S3: a GET whose `If-None-Match` names the object's ETag gets 304 and no body.
+        if let Some(held) = input.if_none_match.as_ref().and_then(|c| c.as_etag()) {
+            if held.value() == object.etag.trim_matches('"') {
+                self.state().not_modified += 1;
+                return Err(s3_error!(NotModified));
+            }
+        }
+        *self
+            .state()
+            .bodies_by_key
+            .entry(input.key.clone())
+            .or_default() += 1;
         let mut body = object.body.clone();
         let mut truncate = false;
         match fault {
