@@ -177,6 +177,8 @@ impl Appliance {
             ));
         }
 
+        spawn_acme(&config, &certs, &tracker, &shutdown).await;
+
         let (probe, dns) = spawn_checks(&config, &tracker, &shutdown);
         let indicators = crate::indicators::SharedIndicatorStatus::default();
         let (collector, first) = Collector::new(Sources {
@@ -323,6 +325,27 @@ impl Appliance {
         }
         tracing::info!("shutting down: draining connections");
         self.shutdown().await;
+    }
+}
+
+/// One renewal task per `acme` certificate, each with a Route 53 client for its zone.
+async fn spawn_acme(
+    config: &Config,
+    certs: &Arc<CertResolver>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    for (index, slot) in certs.slots().iter().enumerate() {
+        let tls::slot::Source::Acme(settings) = &slot.source else {
+            continue;
+        };
+        let client =
+            crate::aws::route53_client(config.s3.as_ref(), settings.route53_endpoint.as_deref())
+                .await;
+        let dns = tls::acme::route53::Route53::new(client, settings.hosted_zone_id.clone());
+        if let Some(certificate) = tls::acme::AcmeCertificate::new(certs, index, Arc::new(dns)) {
+            tracker.spawn(tls::acme::run(certs.clone(), certificate, shutdown.clone()));
+        }
     }
 }
 

@@ -352,7 +352,7 @@ pub struct TlsConfig {
     pub attention_after_failing: Duration,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateConfig {
     /// Where the certificate comes from: `files` (PEM files on the card, the default) or `s3`
@@ -371,17 +371,39 @@ pub struct CertificateConfig {
     /// `s3`: the prefix they are under, e.g. "tls/example.com/"; never under `s3.prefix`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// `acme`: the names the certificate is for; `site.hostnames` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    /// `acme`: "letsencrypt" (the default), "letsencrypt-staging", or a directory URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    /// `acme`: PEM certificates trusted for the directory's HTTPS besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_ca: Option<PathBuf>,
+    /// `acme`: an e-mail address for the CA's expiry and policy mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// `acme`: External Account Binding key ID, for CAs that require one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eab_kid: Option<String>,
+    /// `acme`: External Account Binding HMAC key, base64url as the CA gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eab_hmac_key: Option<String>,
+    /// `acme`: the Route 53 hosted zone holding the names' `_acme-challenge` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_zone_id: Option<String>,
+    /// `acme`: Route 53's API endpoint, when not AWS's (a test server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route53_endpoint: Option<String>,
 }
 
 impl CertificateConfig {
     /// A certificate from PEM files.
     pub fn files(cert: PathBuf, key: PathBuf) -> Self {
         Self {
-            source: CertificateSource::Files,
             cert: Some(cert),
             key: Some(key),
-            bucket: None,
-            prefix: None,
+            ..Self::default()
         }
     }
 }
@@ -393,6 +415,7 @@ pub enum CertificateSource {
     #[default]
     Files,
     S3,
+    Acme,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -885,7 +908,10 @@ impl Config {
             absolutize(file);
         }
         for cert in &mut self.tls.certificates {
-            for path in [&mut cert.cert, &mut cert.key].into_iter().flatten() {
+            for path in [&mut cert.cert, &mut cert.key, &mut cert.directory_ca]
+                .into_iter()
+                .flatten()
+            {
                 absolutize(path);
             }
         }
@@ -914,7 +940,11 @@ impl Config {
             }
         }
         for (i, cert) in self.tls.certificates.iter().enumerate() {
-            for (what, path) in [("cert", &cert.cert), ("key", &cert.key)] {
+            for (what, path) in [
+                ("cert", &cert.cert),
+                ("key", &cert.key),
+                ("directory_ca", &cert.directory_ca),
+            ] {
                 let Some(path) = path else { continue };
                 if !path.is_file() {
                     return Err(err(
@@ -1183,6 +1213,11 @@ impl Config {
                     c.prefix.clone().unwrap_or_default(),
                     &self.storage.data_dir,
                 ),
+                // Validated: the settings build.
+                CertificateSource::Acme => match acme_settings(self, c) {
+                    Ok(settings) => crate::tls::CertSlot::acme(settings, &self.storage.data_dir),
+                    Err(_) => crate::tls::CertSlot::files(PathBuf::new(), PathBuf::new()),
+                },
             })
             .collect()
     }
@@ -1366,6 +1401,122 @@ fn validate_s3(s3: &S3Config, file: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// An `acme` entry's settings, or the key that is wrong, the problem and the fix.
+fn acme_settings(
+    config: &Config,
+    cert: &CertificateConfig,
+) -> Result<crate::tls::acme::AcmeSettings, (&'static str, String, &'static str)> {
+    use crate::tls::acme::{LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
+    let names = cert
+        .names
+        .clone()
+        .unwrap_or_else(|| config.site.hostnames.clone());
+    if names.is_empty() {
+        return Err((
+            "names",
+            "no name to certify".into(),
+            "list the site's names, or set site.hostnames",
+        ));
+    }
+    for name in &names {
+        let bare = name.strip_prefix("*.").unwrap_or(name);
+        let valid = !bare.is_empty()
+            && bare.len() <= 253
+            && bare.contains('.')
+            && bare.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !valid {
+            return Err((
+                "names",
+                format!("`{name}` is not a public DNS name a CA can certify"),
+                "use names such as \"example.com\" or \"*.example.com\"",
+            ));
+        }
+    }
+    let directory = match cert.directory.as_deref() {
+        None | Some("letsencrypt") => LETS_ENCRYPT.to_owned(),
+        Some("letsencrypt-staging") => LETS_ENCRYPT_STAGING.to_owned(),
+        Some(url) if url.starts_with("https://") => url.to_owned(),
+        Some(other) => {
+            return Err((
+                "directory",
+                format!("`{other}` is not an ACME directory"),
+                "use \"letsencrypt\", \"letsencrypt-staging\" or the directory's https:// URL",
+            ))
+        }
+    };
+    let eab = match (&cert.eab_kid, &cert.eab_hmac_key) {
+        (None, None) => None,
+        (Some(kid), Some(key)) => {
+            use base64::Engine;
+            let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(key.trim_end_matches('='))
+                .map_err(|e| {
+                    (
+                        "eab_hmac_key",
+                        format!("not base64url: {e}"),
+                        "paste the HMAC key exactly as the CA shows it",
+                    )
+                })?;
+            Some((kid.clone(), key))
+        }
+        (Some(_), None) => {
+            return Err((
+                "eab_hmac_key",
+                "missing: eab_kid needs it".into(),
+                "give both eab_kid and eab_hmac_key, or neither",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err((
+                "eab_kid",
+                "missing: eab_hmac_key needs it".into(),
+                "give both eab_kid and eab_hmac_key, or neither",
+            ))
+        }
+    };
+    let contact = match cert.contact.as_deref() {
+        None => Vec::new(),
+        Some(address) if address.contains('@') && !address.contains(char::is_whitespace) => {
+            vec![if address.starts_with("mailto:") {
+                address.to_owned()
+            } else {
+                format!("mailto:{address}")
+            }]
+        }
+        Some(other) => {
+            return Err((
+                "contact",
+                format!("`{other}` is not an e-mail address"),
+                "give an address such as \"owner@example.com\", or remove the key",
+            ))
+        }
+    };
+    if let Some(endpoint) = &cert.route53_endpoint {
+        if !endpoint.starts_with("https://") && !endpoint.starts_with("http://") {
+            return Err((
+                "route53_endpoint",
+                format!("`{endpoint}` is not a URL"),
+                "give an http(s):// URL, or remove it to use AWS's",
+            ));
+        }
+    }
+    Ok(crate::tls::acme::AcmeSettings {
+        names: names.iter().map(|n| n.to_ascii_lowercase()).collect(),
+        directory,
+        directory_ca: cert.directory_ca.clone(),
+        contact,
+        eab,
+        hosted_zone_id: cert.hosted_zone_id.clone().unwrap_or_default(),
+        route53_endpoint: cert.route53_endpoint.clone(),
+    })
+}
+
 /// Each `[[tls.certificates]]` entry has the keys its source needs and no others, and an
 /// `s3` location can never be reached by the site sync (which would publish the private key).
 fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError> {
@@ -1378,14 +1529,33 @@ fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError
             ("key", cert.key.is_some()),
             ("bucket", cert.bucket.is_some()),
             ("prefix", cert.prefix.is_some()),
+            ("names", cert.names.is_some()),
+            ("directory", cert.directory.is_some()),
+            ("directory_ca", cert.directory_ca.is_some()),
+            ("contact", cert.contact.is_some()),
+            ("eab_kid", cert.eab_kid.is_some()),
+            ("eab_hmac_key", cert.eab_hmac_key.is_some()),
+            ("hosted_zone_id", cert.hosted_zone_id.is_some()),
+            ("route53_endpoint", cert.route53_endpoint.is_some()),
         ];
         let (needs, name): (&[&str], &str) = match cert.source {
             CertificateSource::Files => (&["cert", "key"], "files"),
             CertificateSource::S3 => (&["prefix"], "s3"),
+            CertificateSource::Acme => (&["hosted_zone_id"], "acme"),
         };
         let allowed: &[&str] = match cert.source {
             CertificateSource::Files => &["cert", "key"],
             CertificateSource::S3 => &["bucket", "prefix"],
+            CertificateSource::Acme => &[
+                "names",
+                "directory",
+                "directory_ca",
+                "contact",
+                "eab_kid",
+                "eab_hmac_key",
+                "hosted_zone_id",
+                "route53_endpoint",
+            ],
         };
         for (key, is_set) in present {
             if needs.contains(&key) && !is_set {
@@ -1395,6 +1565,7 @@ fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError
                     match cert.source {
                         CertificateSource::Files => "give the PEM file's path, or choose `source = \"s3\"`",
                         CertificateSource::S3 => "give the prefix the primary's deploy hook uploads fullchain.pem and privkey.pem under, e.g. \"tls/example.com/\"",
+                        CertificateSource::Acme => "give the ID of the Route 53 hosted zone holding the site's names (Route 53 console, Hosted zones, e.g. \"Z0123456789ABCDEFGHIJ\")",
                     },
                 ));
             }

@@ -126,10 +126,9 @@ fn init_logging(level: &str) {
         _ => config::log_filter(level)
             .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO)),
     };
-    // No colour codes when stderr is a log file or syslog rather than a terminal.
+    // Plain text: the Pi's log is a file and a serial console (no ANSI colours in the binary).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .finish()
         .with(filter)
         .init();

@@ -2,11 +2,13 @@
 //! replacing them while serving.
 //!
 //! - [`slot`]: one configured certificate and its source (`files` on the card, `s3` fetched
-//!   from the primary's renewals); built by the config.
+//!   from the primary's renewals, `acme` obtained by the Pi); built by the config.
 //! - [`parse`] and [`vet`]: PEM bytes to a pair, and whether a pair may replace the one in use.
 //! - [`resolver`]: the set handshakes are served from, each slot swapped on its own.
-//! - [`store`] and [`s3`]: fetched certificates on the data partition, and their fetching.
+//! - [`store`]: certificates the Pi fetches or obtains, on the data partition.
+//! - [`s3`] and [`acme`]: the two sources that bring them.
 
+pub mod acme;
 mod parse;
 pub mod resolver;
 pub mod s3;

@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls_pki_types::CertificateDer;
 
 use super::parse::{parse, Pair};
 use super::slot::{CertSlot, SourceHealth};
@@ -137,6 +138,20 @@ impl CertResolver {
     /// Whether slot `index` serves a certificate.
     pub fn is_serving(&self, index: usize) -> bool {
         self.current.load().get(index).is_some_and(Option::is_some)
+    }
+
+    /// Slot `index`'s certificate being served, with its leaf (for ACME Renewal Information).
+    pub fn serving(&self, index: usize) -> Option<(CertInfo, CertificateDer<'static>)> {
+        let current = self.current.load();
+        let pair = current.get(index)?.as_ref()?;
+        Some((pair.info.clone(), pair.key.cert.first()?.clone()))
+    }
+
+    /// Tells the status when slot `index`'s source will try next.
+    pub fn schedule(&self, index: usize, next: SystemTime) {
+        if let Some(state) = self.lock().get_mut(index) {
+            state.health.next_attempt = Some(next);
+        }
     }
 
     /// Every slot, for the status page.

@@ -228,7 +228,7 @@ impl S3Certificate {
                     Some(403) => "; the Pi's credentials need s3:GetObject on this prefix (docs/user-guide.md)",
                     _ => "",
                 };
-                return Err(fail(format!("{}{hint}", crate::aws::describe(&e))));
+                return Err(fail(format!("{}{hint}", crate::aws::error::describe(&e))));
             }
         };
         let etag = output.e_tag().unwrap_or_default().to_owned();
@@ -242,11 +242,12 @@ impl S3Certificate {
         }
         let mut body = output.body;
         let mut bytes = Vec::new();
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| fail(format!("body interrupted: {}", crate::aws::with_causes(&e))))?
-        {
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            fail(format!(
+                "body interrupted: {}",
+                crate::aws::error::with_causes(&e)
+            ))
+        })? {
             if bytes.len() + chunk.len() > MAX_OBJECT_BYTES {
                 return Err(fail(format!(
                     "larger than {MAX_OBJECT_BYTES} bytes: not a certificate or key"

@@ -16,6 +16,8 @@ pub enum Source {
     /// `fullchain.pem` and `privkey.pem` under `prefix` in `bucket`, which the primary's
     /// renewal hook uploads; fetched into the data partition on every sync.
     S3 { bucket: String, prefix: String },
+    /// Obtained and renewed by the Pi itself over ACME with DNS-01.
+    Acme(super::acme::AcmeSettings),
 }
 
 /// One entry of `[[tls.certificates]]`, ready for the resolver.
@@ -44,11 +46,25 @@ impl CertSlot {
         }
     }
 
-    /// `files`, `s3`: what the status page calls the source.
+    /// A certificate the Pi obtains itself by ACME, kept under `data_dir`.
+    pub fn acme(settings: super::acme::AcmeSettings, data_dir: &Path) -> Self {
+        let id = format!(
+            "acme-{}-{}",
+            settings.names.first().map_or("", String::as_str),
+            settings.directory
+        );
+        Self {
+            managed_dir: Some(store::slot_dir(data_dir, &id)),
+            source: Source::Acme(settings),
+        }
+    }
+
+    /// `files`, `s3`, `acme`: what the status page calls the source.
     pub fn kind(&self) -> &'static str {
         match self.source {
             Source::Files { .. } => "files",
             Source::S3 { .. } => "s3",
+            Source::Acme(_) => "acme",
         }
     }
 
@@ -57,6 +73,7 @@ impl CertSlot {
         match &self.source {
             Source::Files { cert, .. } => cert.display().to_string(),
             Source::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+            Source::Acme(settings) => settings.directory.clone(),
         }
     }
 

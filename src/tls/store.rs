@@ -7,6 +7,7 @@
 //!   000007/source.json                 what the source knows of the pair (S3 ETags)
 //!   000006/                            the pair before, kept until the next install
 //!   staging/                           being written; never read; removed before each install
+//!   account.json, order.json           `acme` only: the account key, an order under way (0600)
 //! ```
 //! A pair is written whole into `staging/`, fsynced, renamed to the next number, and only then
 //! does `current` move. A power cut at any point leaves `current` on a whole pair (or absent,
@@ -103,6 +104,36 @@ pub fn install(dir: &Path, cert: &[u8], key: &[u8], source: &str) -> io::Result<
     Ok(())
 }
 
+/// A private file of the slot (`account.json`, `order.json`), if it is there.
+pub fn read_private(dir: &Path, name: &str) -> Option<Vec<u8>> {
+    fs::read(dir.join(name)).ok()
+}
+
+/// Writes a private file of the slot whole (0600, fsynced, renamed into place): a power cut
+/// leaves the old contents or the new, never half of them.
+pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    remove_if_present(&tmp)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Removes a private file of the slot; absent is fine.
+pub fn remove_private(dir: &Path, name: &str) -> io::Result<()> {
+    remove_if_present(&dir.join(name))
+}
+
 fn versions(dir: &Path) -> io::Result<Vec<u64>> {
     let mut found: Vec<u64> = fs::read_dir(dir)?
         .filter_map(Result::ok)
@@ -162,6 +193,24 @@ mod tests {
         assert_eq!(fs::read(installed(&dir).unwrap().0).unwrap(), b"c1");
         install(&dir, b"c2", b"k2", "").unwrap();
         assert_eq!(fs::read(installed(&dir).unwrap().0).unwrap(), b"c2");
+    }
+
+    #[test]
+    fn private_files_are_written_whole_and_for_the_service_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = slot_dir(tmp.path(), "acme-x");
+        assert!(read_private(&dir, "order.json").is_none());
+        write_private(&dir, "order.json", b"one").unwrap();
+        write_private(&dir, "order.json", b"two").unwrap();
+        assert_eq!(read_private(&dir, "order.json").unwrap(), b"two");
+        let mode = fs::metadata(dir.join("order.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        remove_private(&dir, "order.json").unwrap();
+        remove_private(&dir, "order.json").unwrap();
+        assert!(read_private(&dir, "order.json").is_none());
     }
 
     #[test]

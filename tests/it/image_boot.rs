@@ -4,7 +4,9 @@
 //!
 //! The user's files go on the FAT partition with `image/qemu/user-files.sh` (mtools), as a
 //! user writes them; the guest syncs from this process's S3 server (`common::s3`), reached
-//! through qemu's user network. Checked on `-M virt`: HTTPS on the health path (the time from
+//! through qemu's user network, and fetches its certificate from a private prefix of the same
+//! bucket (`source = "s3"`, nothing on the card; after the power cut, with S3 failing, it
+//! serves the copy it kept). Checked on `-M virt`: HTTPS on the health path (the time from
 //! power-on to the first 200 is printed), synced files served byte for byte with
 //! `X-Powered-By: raspberry-pi`, plain HTTP, the data partition grown and formatted on the
 //! first boot, a power cut (SIGKILL to qemu) followed by a boot with a failing S3 server that
@@ -37,6 +39,10 @@ use hyper_util::rt::TokioIo;
 
 /// The site's name: the certificate's and the config's.
 const SITE: &str = "www.example.test";
+/// The site's prefix in the bucket; the certificate is beside it, under [`CERT_PREFIX`], as the
+/// user guide lays out a bucket for `source = "s3"`.
+const SITE_PREFIX: &str = "site/";
+const CERT_PREFIX: &str = "tls/www.example.test/";
 /// Where the guest finds this machine's services (`image/qemu/boot.sh --host-service`).
 const GUEST_SERVICE_ADDR: &str = "10.0.2.100";
 /// The card the image is written to: larger than the image, as a real card is, and a power
@@ -209,7 +215,7 @@ impl Site {
                 Some("css") => object.content_type("text/css"),
                 _ => object.content_type("application/octet-stream"),
             };
-            s3.bucket.put(key, object);
+            s3.bucket.put(&format!("{SITE_PREFIX}{key}"), object);
         }
         Self { files }
     }
@@ -220,15 +226,20 @@ impl Site {
 }
 
 /// The user's files, checked with `pi-failover check-config` and written to the card's FAT
-/// partition with `image/qemu/user-files.sh`.
+/// partition with `image/qemu/user-files.sh`. No certificate on the card: the primary's
+/// renewal hook uploaded it beside the site (`source = "s3"`), and the Pi fetches it at its
+/// first boot and keeps it on its data partition.
 fn configure_card(card: &Path, dir: &Path, ca: &TestCa, s3: &S3Server) {
     let files = dir.join("user-files");
     std::fs::create_dir_all(&files).expect("user files dir");
-    ca.issue_to(
-        &[SITE],
-        &files.join("fullchain.pem"),
-        &files.join("privkey.pem"),
-    );
+    let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
+    ca.issue_to(&[SITE], &cert, &key);
+    for (path, name) in [(&cert, "fullchain.pem"), (&key, "privkey.pem")] {
+        s3.bucket.put(
+            &format!("{CERT_PREFIX}{name}"),
+            StoredObject::new(std::fs::read(path).expect("pem")),
+        );
+    }
     s3.write_credentials(&files.join("aws-credentials"));
     let config = format!(
         r#"# Written by tests/it/image_boot.rs, as a user edits the card's example.
@@ -237,6 +248,7 @@ hostnames = ["{SITE}"]
 
 [s3]
 bucket = "{bucket}"
+prefix = "{SITE_PREFIX}"
 endpoint = "http://{GUEST_SERVICE_ADDR}:{port}"
 path_style = true
 region = "us-east-1"
@@ -246,8 +258,8 @@ jitter = "0s"
 request_timeout = "10s"
 
 [[tls.certificates]]
-cert = "fullchain.pem"
-key = "privkey.pem"
+source = "s3"
+prefix = "{CERT_PREFIX}"
 "#,
         bucket = common::s3::BUCKET,
         port = s3.addr.port(),
@@ -260,10 +272,6 @@ key = "privkey.pem"
         .arg(card)
         .arg("--config")
         .arg(files.join("pi-failover.toml"))
-        .arg("--cert")
-        .arg(files.join("fullchain.pem"))
-        .arg("--key")
-        .arg(files.join("privkey.pem"))
         .arg("--credentials")
         .arg(files.join("aws-credentials")));
 }
@@ -769,7 +777,7 @@ fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
         // last good site from the data partition.
         let (home_key, home) = &t.site.files[0];
         t.s3.bucket.put(
-            home_key,
+            &format!("{SITE_PREFIX}{home_key}"),
             StoredObject::new(b"<!doctype html><p>Never synced</p>\n".to_vec())
                 .content_type("text/html"),
         );

@@ -20,5 +20,6 @@ mod serve_limits;
 mod serve_static;
 mod serve_tls;
 mod sync_s3;
+mod tls_acme;
 mod tls_s3;
 mod tls_scan;

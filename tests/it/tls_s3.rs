@@ -64,10 +64,8 @@ fn config(f: &Fixture, s3: &S3Server) -> Config {
     config.s3.as_mut().expect("[s3]").prefix = "site/".into();
     config.tls.certificates = vec![CertificateConfig {
         source: CertificateSource::S3,
-        cert: None,
-        key: None,
-        bucket: None,
         prefix: Some(PREFIX.into()),
+        ..CertificateConfig::default()
     }];
     config
         .validate(&f.path("pi-failover.toml"))

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: a site on disk, certificates from a test CA,
 //! an appliance started in-process on loopback ports, and a real rustls + hyper client.
 
+#[cfg(feature = "system-tests")]
+pub mod acme;
 pub mod fault_proxy;
 pub mod process;
 pub mod s3;
@@ -173,6 +175,8 @@ impl Fixture {
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
+    #[cfg_attr(not(feature = "system-tests"), allow(dead_code))]
+    pem: String,
 }
 
 impl TestCa {
@@ -186,8 +190,15 @@ impl TestCa {
         let cert = params.self_signed(&key).expect("CA cert");
         Self {
             der: cert.der().clone(),
+            pem: cert.pem(),
             issuer: Issuer::new(params, key),
         }
+    }
+
+    /// The CA's certificate as PEM (a trust bundle file).
+    #[cfg(feature = "system-tests")]
+    pub fn cert_pem(&self) -> &str {
+        &self.pem
     }
 
     pub fn cert_der(&self) -> CertificateDer<'static> {
@@ -325,7 +336,12 @@ impl Client {
 
     /// An HTTP/1.1 connection that can carry several requests.
     pub async fn h1(&self, addr: SocketAddr) -> H1 {
-        let tls = self.connect(addr, "localhost", &[b"http/1.1"]).await;
+        self.h1_to(addr, "localhost").await
+    }
+
+    /// An HTTP/1.1 connection to the site name `name` (SNI and certificate check).
+    pub async fn h1_to(&self, addr: SocketAddr, name: &str) -> H1 {
+        let tls = self.connect(addr, name, &[b"http/1.1"]).await;
         h1_over(tls).await
     }
 

@@ -1,0 +1,138 @@
+//! The ACME client's HTTPS: hyper over rustls with ring (the connector the AWS SDK links
+//! already), trusting the system's CA certificates plus, when configured, a bundle for the
+//! directory alone (a private CA, or pebble's test CA in the tests): never verification off.
+//!
+//! It also keeps the last `Retry-After` a CA sent with a refusal (429 rate limits, 503
+//! maintenance), which instant-acme does not surface: the renewal's backoff waits at least
+//! that long.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+/// Longest a CA's `Retry-After` is honoured (a wrong date must not stop renewals for good).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone)]
+pub struct AcmeHttp {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    retry_after: Arc<Mutex<Option<SystemTime>>>,
+}
+
+impl AcmeHttp {
+    /// A client trusting the system's roots and the PEM certificates in `extra_roots`.
+    pub fn new(extra_roots: Option<&Path>) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = extra_roots {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{}: no PEM certificate in it", path.display()));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(super::super::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            retry_after: Arc::default(),
+        })
+    }
+
+    /// The latest `Retry-After` a refusal carried, and forgets it.
+    pub fn take_retry_after(&self) -> Option<SystemTime> {
+        self.retry_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
+impl HttpClient for AcmeHttp {
+    fn request(
+        &self,
+        req: http::Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let response = self.client.request(req);
+        let retry_after = self.retry_after.clone();
+        Box::pin(async move {
+            let response = tokio::time::timeout(Duration::from_secs(60), response)
+                .await
+                .map_err(|_| {
+                    instant_acme::Error::Str("no answer from the ACME server within 60 s")
+                })?
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            let status = response.status().as_u16();
+            if status == 429 || status == 503 {
+                if let Some(at) = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after)
+                {
+                    *retry_after
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
+                }
+            }
+            Ok(BytesResponse::from(response))
+        })
+    }
+}
+
+/// `Retry-After`: seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`] from now.
+fn parse_retry_after(value: &str) -> Option<SystemTime> {
+    let now = SystemTime::now();
+    let at = match value.trim().parse::<u64>() {
+        Ok(secs) => now + Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(value.trim()).ok()?,
+    };
+    Some(at.min(now + MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_in_both_forms_and_capped() {
+        let now = SystemTime::now();
+        let secs = parse_retry_after("120").unwrap();
+        assert!(secs >= now + Duration::from_secs(119) && secs <= now + Duration::from_secs(125));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(3600));
+        let at = parse_retry_after(&date).unwrap();
+        assert!(at > now + Duration::from_secs(3500));
+        let far = parse_retry_after("99999999").unwrap();
+        assert!(far <= SystemTime::now() + MAX_RETRY_AFTER);
+        assert!(parse_retry_after("soon").is_none());
+    }
+}
