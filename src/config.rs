@@ -1235,6 +1235,11 @@ impl Config {
         if shown.status.token.is_some() {
             shown.status.token = Some("<redacted>".into());
         }
+        for cert in &mut shown.tls.certificates {
+            if cert.eab_hmac_key.is_some() {
+                cert.eab_hmac_key = Some("<redacted>".into());
+            }
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
 }
@@ -1679,6 +1684,27 @@ mod tests {
         let shown = c.to_toml();
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn the_printed_config_never_shows_the_acme_account_binding_key() {
+        let text = r#"
+            [site]
+            root = "/srv/site"
+            hostnames = ["example.com"]
+            [[tls.certificates]]
+            source = "acme"
+            hosted_zone_id = "Z1"
+            eab_kid = "kid-1"
+            eab_hmac_key = "c2VjcmV0LWhtYWMta2V5"
+        "#;
+        let c = parse_str(text).expect("parses");
+        let shown = c.to_toml();
+        assert!(!shown.contains("c2VjcmV0LWhtYWMta2V5"), "{shown}");
+        assert!(
+            shown.contains("kid-1") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 
     #[test]
