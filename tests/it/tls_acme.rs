@@ -287,3 +287,41 @@ async fn a_failed_or_interrupted_order_leaves_no_txt_record_behind() {
     );
     app.shutdown().await;
 }
+
+/// A CA that requires External Account Binding: without it the status says so and nothing is
+/// issued; with the key ID and HMAC key its console gives, the account binds and the
+/// certificate comes.
+#[tokio::test]
+async fn external_account_binding_is_sent_when_configured() {
+    const KID: &str = "kid-1";
+    const HMAC: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = Arc::new(Pebble::start_with(Duration::from_secs(3600), Some((KID, HMAC))).await);
+    let route53 = Route53::start(pebble.clone()).await;
+    let f = Fixture::new();
+    let s3 = S3Server::start().await;
+    let client = Client::new(vec![pebble.root().await]);
+
+    let app = Appliance::start(config(&f, &s3, &pebble, &route53))
+        .await
+        .expect("starts");
+    wait_for("the CA's refusal is shown", &app, 30, |s| {
+        s.tls[0].fetch.as_ref().is_some_and(|f| {
+            f.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("externalAccountRequired"))
+        })
+    })
+    .await;
+    assert!(served(&client, &app).await.is_err(), "nothing issued");
+    app.shutdown().await;
+
+    let mut with_eab = config(&f, &s3, &pebble, &route53);
+    with_eab.tls.certificates[0].eab_kid = Some(KID.into());
+    with_eab.tls.certificates[0].eab_hmac_key = Some(HMAC.into());
+    with_eab
+        .validate(&f.path("pi-failover.toml"))
+        .expect("valid with EAB");
+    let app = Appliance::start(with_eab).await.expect("starts");
+    wait_served_other_than(&client, &app, None, 60).await;
+    app.shutdown().await;
+}

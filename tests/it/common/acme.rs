@@ -80,6 +80,12 @@ impl Pebble {
     /// Certificates valid for `validity`; every order needs its challenges answered (no
     /// authorization reuse), validated at once (no random sleeps), no nonce rejected.
     pub async fn start(validity: Duration) -> Self {
+        Self::start_with(validity, None).await
+    }
+
+    /// As [`Pebble::start`]; with `eab`, accounts need External Account Binding with that
+    /// key ID and base64url HMAC key.
+    pub async fn start_with(validity: Duration, eab: Option<(&str, &str)>) -> Self {
         let pebble_bin = require_tool("pebble");
         let challtest_bin = require_tool("pebble-challtestsrv");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -120,7 +126,10 @@ impl Pebble {
                 "httpPort": free_tcp_port(),
                 "tlsPort": free_tcp_port(),
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": false,
+                "externalAccountBindingRequired": eab.is_some(),
+                "externalAccountMACKeys": eab
+                    .map(|(kid, key)| serde_json::json!({ kid: key }))
+                    .unwrap_or_else(|| serde_json::json!({})),
                 "certificateValidityPeriod": validity.as_secs(),
             }
         });
