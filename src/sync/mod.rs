@@ -24,6 +24,7 @@ pub mod precompress;
 pub mod redirect;
 pub mod source;
 pub mod store;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
