@@ -28,6 +28,8 @@ pub enum StartError {
     Site(#[from] IndexError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("tls.certificates: {0}")]
+    Certificates(#[from] crate::config::SlotError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
     #[error("cannot install the signal handlers: {0}")]
@@ -86,7 +88,7 @@ impl Appliance {
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let signals = Signals::install().map_err(StartError::Signals)?;
         let certs = Arc::new(CertResolver::load(
-            config.certificate_slots(),
+            config.certificate_slots()?,
             &config.site.hostnames,
         )?);
         let acceptor = TlsAcceptor::from(tls::server_config(

@@ -1195,30 +1195,14 @@ impl Config {
     }
 
     /// The most descriptors and connection memory this configuration may use.
-    /// The certificates as the TLS module takes them (after [`Config::validate`]).
-    pub fn certificate_slots(&self) -> Vec<crate::tls::CertSlot> {
+    /// The certificates as the TLS module takes them. [`Config::validate`] has reported any
+    /// error this returns, with the file's name.
+    pub fn certificate_slots(&self) -> Result<Vec<crate::tls::CertSlot>, SlotError> {
         self.tls
             .certificates
             .iter()
-            .map(|c| match c.source {
-                CertificateSource::Files => crate::tls::CertSlot::files(
-                    c.cert.clone().unwrap_or_default(),
-                    c.key.clone().unwrap_or_default(),
-                ),
-                CertificateSource::S3 => crate::tls::CertSlot::s3(
-                    c.bucket
-                        .clone()
-                        .or_else(|| self.s3.as_ref().map(|s3| s3.bucket.clone()))
-                        .unwrap_or_default(),
-                    c.prefix.clone().unwrap_or_default(),
-                    &self.storage.data_dir,
-                ),
-                // Validated: the settings build.
-                CertificateSource::Acme => match acme_settings(self, c) {
-                    Ok(settings) => crate::tls::CertSlot::acme(settings, &self.storage.data_dir),
-                    Err(_) => crate::tls::CertSlot::files(PathBuf::new(), PathBuf::new()),
-                },
-            })
+            .enumerate()
+            .map(|(i, c)| certificate_slot(self, i, c))
             .collect()
     }
 
@@ -1522,69 +1506,91 @@ fn acme_settings(
     })
 }
 
-/// Each `[[tls.certificates]]` entry has the keys its source needs and no others, and an
-/// `s3` location can never be reached by the site sync (which would publish the private key).
-fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError> {
-    let err = |key: String, problem: String, fix: &str| key_error(file, &key, problem, fix);
-    let mut seen = BTreeMap::new();
-    for (i, cert) in config.tls.certificates.iter().enumerate() {
-        let at = |what: &str| format!("tls.certificates[{i}].{what}");
-        let present = [
-            ("cert", cert.cert.is_some()),
-            ("key", cert.key.is_some()),
-            ("bucket", cert.bucket.is_some()),
-            ("prefix", cert.prefix.is_some()),
-            ("names", cert.names.is_some()),
-            ("directory", cert.directory.is_some()),
-            ("directory_ca", cert.directory_ca.is_some()),
-            ("contact", cert.contact.is_some()),
-            ("eab_kid", cert.eab_kid.is_some()),
-            ("eab_hmac_key", cert.eab_hmac_key.is_some()),
-            ("hosted_zone_id", cert.hosted_zone_id.is_some()),
-            ("route53_endpoint", cert.route53_endpoint.is_some()),
-        ];
-        let (needs, name): (&[&str], &str) = match cert.source {
-            CertificateSource::Files => (&["cert", "key"], "files"),
-            CertificateSource::S3 => (&["prefix"], "s3"),
-            CertificateSource::Acme => (&["hosted_zone_id"], "acme"),
-        };
-        let allowed: &[&str] = match cert.source {
-            CertificateSource::Files => &["cert", "key"],
-            CertificateSource::S3 => &["bucket", "prefix"],
-            CertificateSource::Acme => &[
-                "names",
-                "directory",
-                "directory_ca",
-                "contact",
-                "eab_kid",
-                "eab_hmac_key",
-                "hosted_zone_id",
-                "route53_endpoint",
-            ],
-        };
-        for (key, is_set) in present {
-            if needs.contains(&key) && !is_set {
-                return Err(err(
-                    at(key),
-                    format!("missing: `source = \"{name}\"` needs it"),
-                    match cert.source {
-                        CertificateSource::Files => "give the PEM file's path, or choose `source = \"s3\"`",
-                        CertificateSource::S3 => "give the prefix the primary's deploy hook uploads fullchain.pem and privkey.pem under, e.g. \"tls/example.com/\"",
-                        CertificateSource::Acme => "give the ID of the Route 53 hosted zone holding the site's names (Route 53 console, Hosted zones, e.g. \"Z0123456789ABCDEFGHIJ\")",
-                    },
-                ));
-            }
-            if is_set && !allowed.contains(&key) {
-                return Err(err(
-                    at(key),
-                    format!("not used by `source = \"{name}\"`"),
-                    "remove it, or set `source` to the kind of certificate it belongs to",
-                ));
-            }
+/// Why a `[[tls.certificates]]` entry cannot become a certificate: the key, the problem and
+/// the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("key `{key}`: {problem}. Fix: {fix}")]
+pub struct SlotError {
+    key: String,
+    problem: String,
+    fix: &'static str,
+}
+
+impl SlotError {
+    fn new(key: String, problem: String, fix: &'static str) -> Self {
+        Self { key, problem, fix }
+    }
+}
+
+/// Entry `i` as the TLS module takes it, when it has the keys its source needs and no others,
+/// and an `s3` location the site sync can never reach (the sync would publish the key).
+fn certificate_slot(
+    config: &Config,
+    i: usize,
+    cert: &CertificateConfig,
+) -> Result<crate::tls::CertSlot, SlotError> {
+    let at = |what: &str| format!("tls.certificates[{i}].{what}");
+    let present = [
+        ("cert", cert.cert.is_some()),
+        ("key", cert.key.is_some()),
+        ("bucket", cert.bucket.is_some()),
+        ("prefix", cert.prefix.is_some()),
+        ("names", cert.names.is_some()),
+        ("directory", cert.directory.is_some()),
+        ("directory_ca", cert.directory_ca.is_some()),
+        ("contact", cert.contact.is_some()),
+        ("eab_kid", cert.eab_kid.is_some()),
+        ("eab_hmac_key", cert.eab_hmac_key.is_some()),
+        ("hosted_zone_id", cert.hosted_zone_id.is_some()),
+        ("route53_endpoint", cert.route53_endpoint.is_some()),
+    ];
+    let (needs, name): (&[&str], &str) = match cert.source {
+        CertificateSource::Files => (&["cert", "key"], "files"),
+        CertificateSource::S3 => (&["prefix"], "s3"),
+        CertificateSource::Acme => (&["hosted_zone_id"], "acme"),
+    };
+    let allowed: &[&str] = match cert.source {
+        CertificateSource::Files => &["cert", "key"],
+        CertificateSource::S3 => &["bucket", "prefix"],
+        CertificateSource::Acme => &[
+            "names",
+            "directory",
+            "directory_ca",
+            "contact",
+            "eab_kid",
+            "eab_hmac_key",
+            "hosted_zone_id",
+            "route53_endpoint",
+        ],
+    };
+    for (key, is_set) in present {
+        if needs.contains(&key) && !is_set {
+            return Err(SlotError::new(
+                at(key),
+                format!("missing: `source = \"{name}\"` needs it"),
+                match cert.source {
+                    CertificateSource::Files => "give the PEM file's path, or choose `source = \"s3\"`",
+                    CertificateSource::S3 => "give the prefix the primary's deploy hook uploads fullchain.pem and privkey.pem under, e.g. \"tls/example.com/\"",
+                    CertificateSource::Acme => "give the ID of the Route 53 hosted zone holding the site's names (Route 53 console, Hosted zones, e.g. \"Z0123456789ABCDEFGHIJ\")",
+                },
+            ));
         }
-        if cert.source == CertificateSource::S3 {
+        if is_set && !allowed.contains(&key) {
+            return Err(SlotError::new(
+                at(key),
+                format!("not used by `source = \"{name}\"`"),
+                "remove it, or set `source` to the kind of certificate it belongs to",
+            ));
+        }
+    }
+    Ok(match cert.source {
+        CertificateSource::Files => crate::tls::CertSlot::files(
+            cert.cert.clone().unwrap_or_default(),
+            cert.key.clone().unwrap_or_default(),
+        ),
+        CertificateSource::S3 => {
             let Some(s3) = &config.s3 else {
-                return Err(err(
+                return Err(SlotError::new(
                     at("source"),
                     "`s3` needs the [s3] table: the certificate is fetched with its endpoint, region and credentials, after each sync".into(),
                     "add the [s3] table, or put the certificate on the card with `source = \"files\"`",
@@ -1597,7 +1603,7 @@ fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError
                     .iter()
                     .any(|name| format!("{prefix}{name}").starts_with(&s3.prefix))
             {
-                return Err(err(
+                return Err(SlotError::new(
                     at("prefix"),
                     format!(
                         "s3://{bucket}/{prefix} lies under the site's prefix `{}`: the sync would download the private key and serve it to anyone",
@@ -1606,19 +1612,40 @@ fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError
                     "keep certificates outside the site: another bucket, or a prefix beside the site's (site under \"site/\", certificates under \"tls/\")",
                 ));
             }
-            let dir = crate::tls::CertSlot::s3(
+            crate::tls::CertSlot::s3(
                 bucket.to_owned(),
                 prefix.to_owned(),
                 &config.storage.data_dir,
             )
-            .managed_dir;
-            if let Some(other) = seen.insert(dir, i) {
-                return Err(err(
-                    at("prefix"),
-                    format!("the same location as tls.certificates[{other}]"),
-                    "list each certificate once",
-                ));
-            }
+        }
+        CertificateSource::Acme => {
+            let settings = acme_settings(config, cert)
+                .map_err(|(key, problem, fix)| SlotError::new(at(key), problem, fix))?;
+            crate::tls::CertSlot::acme(settings, &config.storage.data_dir)
+        }
+    })
+}
+
+/// Every entry makes a certificate, and no two share a place on the data partition.
+fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError> {
+    let mut seen = BTreeMap::new();
+    for (i, cert) in config.tls.certificates.iter().enumerate() {
+        let slot = certificate_slot(config, i, cert)
+            .map_err(|e| key_error(file, &e.key, e.problem, e.fix))?;
+        let Some(dir) = slot.managed_dir else {
+            continue;
+        };
+        if let Some(other) = seen.insert(dir, i) {
+            let key = match cert.source {
+                CertificateSource::S3 => "prefix",
+                _ => "names",
+            };
+            return Err(key_error(
+                file,
+                &format!("tls.certificates[{i}].{key}"),
+                format!("the same certificate as tls.certificates[{other}]"),
+                "list each certificate once",
+            ));
         }
     }
     Ok(())
@@ -1684,6 +1711,42 @@ mod tests {
         let shown = c.to_toml();
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn acme_entries_are_checked_by_validate_with_the_key_and_the_fix() {
+        let file = Path::new("/card/pi-failover.toml");
+        for (entry, key) in [
+            ("names = [\"not a name\"]", "tls.certificates[0].names"),
+            (
+                "directory = \"http://ca.example/dir\"",
+                "tls.certificates[0].directory",
+            ),
+            ("contact = \"nobody\"", "tls.certificates[0].contact"),
+            ("eab_kid = \"k\"", "tls.certificates[0].eab_hmac_key"),
+            (
+                "eab_kid = \"k\"\neab_hmac_key = \"not base64!\"",
+                "tls.certificates[0].eab_hmac_key",
+            ),
+            (
+                "route53_endpoint = \"moto:5000\"",
+                "tls.certificates[0].route53_endpoint",
+            ),
+        ] {
+            let text = format!(
+                "[site]\nroot = \"/srv/site\"\nhostnames = [\"example.com\"]\n[[tls.certificates]]\nsource = \"acme\"\nhosted_zone_id = \"Z1\"\n{entry}\n"
+            );
+            let c = parse_str(&text).expect("parses");
+            let e = c.validate(file).expect_err(entry);
+            assert_eq!(e.key(), Some(key), "{entry}: {e}");
+            assert!(c.certificate_slots().is_err(), "{entry}");
+        }
+        let twice = "[site]\nroot = \"/srv/site\"\nhostnames = [\"example.com\"]\n[[tls.certificates]]\nsource = \"acme\"\nhosted_zone_id = \"Z1\"\n[[tls.certificates]]\nsource = \"acme\"\nhosted_zone_id = \"Z2\"\n";
+        let e = parse_str(twice)
+            .expect("parses")
+            .validate(file)
+            .expect_err("the same names twice");
+        assert_eq!(e.key(), Some("tls.certificates[1].names"), "{e}");
     }
 
     #[test]

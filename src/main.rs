@@ -278,7 +278,7 @@ fn render_oled(mode: ModeArg, size: &str, scale: u32, out: PathBuf) -> anyhow::R
 fn check_config(path: PathBuf) -> anyhow::Result<()> {
     let config = config::load(&path)?;
     // Certificates are checked too: a bad key found at the co-location is a trip there.
-    pi_failover::tls::CertResolver::load(config.certificate_slots(), &config.site.hostnames)
+    pi_failover::tls::CertResolver::load(config.certificate_slots()?, &config.site.hostnames)
         .with_context(|| {
             format!(
                 "{}: key `tls.certificates`: a certificate or key is not usable. Fix: copy the \

@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 use pi_failover::appliance::Appliance;
 use pi_failover::config::{CertificateConfig, CertificateSource, Config};
 use pi_failover::live::mode::Mode;
-use pi_failover::status::Status;
 use rustls::pki_types::CertificateDer;
 
 use crate::common::acme::{Pebble, Route53};
@@ -39,38 +38,9 @@ fn config(f: &Fixture, s3: &S3Server, pebble: &Pebble, route53: &Route53) -> Con
     config
 }
 
-async fn wait_for(
-    what: &str,
-    app: &Appliance,
-    secs: u64,
-    mut condition: impl FnMut(&Status) -> bool,
-) {
-    let mut status = app.status();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if condition(&status.borrow_and_update()) {
-            return;
-        }
-        if tokio::time::timeout_at(deadline, status.changed())
-            .await
-            .is_err()
-        {
-            let s = status.borrow();
-            panic!(
-                "{what}: not within {secs} s; {} {}; {:#?}",
-                s.mode, s.reason, s.tls
-            );
-        }
-    }
-}
-
 /// The leaf a new handshake for `example.test` gets, verified against pebble's root.
 async fn served(client: &Client, app: &Appliance) -> std::io::Result<CertificateDer<'static>> {
-    let config = client.tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS);
-    let tls = client
-        .connect_with(app.https_addr(), "example.test", config)
-        .await?;
-    Ok(tls.get_ref().1.peer_certificates().expect("a chain")[0].clone())
+    client.leaf(app.https_addr(), "example.test").await
 }
 
 async fn wait_served_other_than(
@@ -131,7 +101,7 @@ async fn the_pi_obtains_and_renews_its_own_certificate_without_a_dropped_request
         !sets.contains_key("_acme-challenge.www.example.test"),
         "a set we created alone is removed whole: {sets:?}"
     );
-    wait_for("the status shows the ACME certificate", &app, 10, |s| {
+    common::wait_until(&app, "the status shows the ACME certificate", 10, |s| {
         let c = &s.tls[0];
         c.source == "acme"
             && c.names.iter().any(|n| n == "www.example.test")
@@ -190,7 +160,7 @@ async fn the_pi_obtains_and_renews_its_own_certificate_without_a_dropped_request
     // The CA goes away: attempts fail with a reason and back off; the certificate in use
     // stays served until it expires.
     pebble.stop();
-    wait_for("a failed renewal is shown", &app, 60, |s| {
+    common::wait_until(&app, "a failed renewal is shown", 60, |s| {
         s.tls[0].fetch.as_ref().is_some_and(|f| {
             f.failing_since.is_some()
                 && f.last_error.is_some()
@@ -223,7 +193,7 @@ async fn a_failed_or_interrupted_order_leaves_no_txt_record_behind() {
     let app = Appliance::start(config(&f, &s3, &pebble, &route53))
         .await
         .expect("starts");
-    wait_for("the failed order is shown", &app, 60, |s| {
+    common::wait_until(&app, "the failed order is shown", 60, |s| {
         s.tls[0].fetch.as_ref().is_some_and(|f| {
             f.last_error
                 .as_deref()
@@ -241,7 +211,7 @@ async fn a_failed_or_interrupted_order_leaves_no_txt_record_behind() {
 
     // Stopped while its values are in DNS: the next start removes them, then succeeds.
     let config_again = config(&f, &s3, &pebble, &route53);
-    let dir = config_again.certificate_slots()[0]
+    let dir = config_again.certificate_slots().expect("valid")[0]
         .managed_dir
         .clone()
         .expect("a managed slot");
@@ -304,7 +274,7 @@ async fn external_account_binding_is_sent_when_configured() {
     let app = Appliance::start(config(&f, &s3, &pebble, &route53))
         .await
         .expect("starts");
-    wait_for("the CA's refusal is shown", &app, 30, |s| {
+    common::wait_until(&app, "the CA's refusal is shown", 30, |s| {
         s.tls[0].fetch.as_ref().is_some_and(|f| {
             f.last_error
                 .as_deref()

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 use pi_failover::appliance::Appliance;
 use pi_failover::config::{CertificateConfig, CertificateSource, Config};
 use pi_failover::live::mode::Mode;
-use pi_failover::status::Status;
 use rustls::pki_types::CertificateDer;
 
 use crate::common::s3::S3Server;
@@ -75,33 +74,9 @@ fn config(f: &Fixture, s3: &S3Server) -> Config {
     config
 }
 
-async fn wait_for(what: &str, app: &Appliance, mut condition: impl FnMut(&Status) -> bool) {
-    let mut status = app.status();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if condition(&status.borrow_and_update()) {
-            return;
-        }
-        if tokio::time::timeout_at(deadline, status.changed())
-            .await
-            .is_err()
-        {
-            panic!(
-                "{what}: not within 20 s; status: {:#?}",
-                status.borrow().tls
-            );
-        }
-    }
-}
-
 /// The certificate a new handshake gets, or the handshake's error.
 async fn served(f: &Fixture, app: &Appliance) -> std::io::Result<CertificateDer<'static>> {
-    let client = f.client();
-    let config = client.tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS);
-    let tls = client
-        .connect_with(app.https_addr(), "localhost", config)
-        .await?;
-    Ok(tls.get_ref().1.peer_certificates().expect("a chain")[0].clone())
+    f.client().leaf(app.https_addr(), "localhost").await
 }
 
 async fn wait_served(f: &Fixture, app: &Appliance, want: &CertificateDer<'static>) {
@@ -130,7 +105,7 @@ async fn the_first_certificate_arrives_from_s3_and_renewals_follow_the_sync() {
         served(&f, &app).await.is_err(),
         "no certificate: no handshake"
     );
-    wait_for("the status names the missing object", &app, |s| {
+    common::wait_until(&app, "the status names the missing object", 20, |s| {
         s.mode == Mode::Error
             && s.reason.contains("s3://site/tls/example/")
             && s.reason.contains("NoSuchKey")
@@ -257,7 +232,7 @@ async fn bad_pairs_from_s3_are_refused_and_the_certificate_in_use_is_kept() {
     ];
     for (what, pem, because) in cases {
         upload(&s3, &pem);
-        wait_for(what, &app, |s| {
+        common::wait_until(&app, what, 20, |s| {
             s.tls[0]
                 .refused
                 .as_deref()
@@ -297,7 +272,7 @@ async fn bad_pairs_from_s3_are_refused_and_the_certificate_in_use_is_kept() {
     let renewal = issue_for(&f.ca, 120);
     upload(&s3, &renewal);
     wait_served(&f, &app, &leaf(&renewal)).await;
-    wait_for("the refusal is cleared", &app, |s| {
+    common::wait_until(&app, "the refusal is cleared", 20, |s| {
         s.tls[0].refused.is_none()
             && s.tls[0]
                 .fetch

@@ -54,6 +54,23 @@ struct StoredAccount {
     credentials: AccountCredentials,
 }
 
+/// How an order's state is polled: every second at first, 1.5 times longer each time.
+fn polling(timeout: Duration) -> RetryPolicy {
+    RetryPolicy::new()
+        .initial_delay(Duration::from_secs(1))
+        .backoff(1.5)
+        .timeout(timeout)
+}
+
+/// A problem the CA reports while polling ends the order (it is not resumed); anything else
+/// (the network, a timeout) leaves it to be resumed at the next attempt.
+fn order_failed(e: instant_acme::Error) -> IssueError {
+    match e {
+        instant_acme::Error::Api(problem) => IssueError::Invalid(problem.to_string()),
+        other => IssueError::Acme(other),
+    }
+}
+
 /// An order under way (see the module doc).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Pending {
@@ -208,17 +225,9 @@ impl Issuer<'_> {
         if order.state().status == OrderStatus::Pending {
             self.answer_challenges(order, pending).await?;
             let status = order
-                .poll_ready(
-                    &RetryPolicy::new()
-                        .initial_delay(Duration::from_secs(1))
-                        .backoff(1.5)
-                        .timeout(VALIDATION_TIMEOUT),
-                )
+                .poll_ready(&polling(VALIDATION_TIMEOUT))
                 .await
-                .map_err(|e| match e {
-                    instant_acme::Error::Api(problem) => IssueError::Invalid(problem.to_string()),
-                    other => IssueError::Acme(other),
-                })?;
+                .map_err(order_failed)?;
             if status != OrderStatus::Ready {
                 return Err(IssueError::Invalid(format!(
                     "the CA did not validate the challenges (order {status:?})"
@@ -254,17 +263,9 @@ impl Issuer<'_> {
             ));
         };
         let chain_pem = order
-            .poll_certificate(
-                &RetryPolicy::new()
-                    .initial_delay(Duration::from_secs(1))
-                    .backoff(1.5)
-                    .timeout(ISSUANCE_TIMEOUT),
-            )
+            .poll_certificate(&polling(ISSUANCE_TIMEOUT))
             .await
-            .map_err(|e| match e {
-                instant_acme::Error::Api(problem) => IssueError::Invalid(problem.to_string()),
-                other => IssueError::Acme(other),
-            })?;
+            .map_err(order_failed)?;
         Ok(Issued { chain_pem, key_pem })
     }
 

@@ -339,6 +339,18 @@ impl Client {
         self.h1_to(addr, "localhost").await
     }
 
+    /// The leaf certificate a new handshake for `name` gets (verified against the roots), or
+    /// the handshake's error.
+    pub async fn leaf(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+    ) -> std::io::Result<CertificateDer<'static>> {
+        let config = self.tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS);
+        let tls = self.connect_with(addr, name, config).await?;
+        Ok(tls.get_ref().1.peer_certificates().expect("a chain")[0].clone())
+    }
+
     /// An HTTP/1.1 connection to the site name `name` (SNI and certificate check).
     pub async fn h1_to(&self, addr: SocketAddr, name: &str) -> H1 {
         let tls = self.connect(addr, name, &[b"http/1.1"]).await;
@@ -385,6 +397,33 @@ async fn h1_over(tls: TlsStream<TcpStream>) -> H1 {
         .expect("h1 handshake");
     tokio::spawn(conn);
     H1 { sender }
+}
+
+/// Waits until the appliance's status model meets `condition`, at most `secs` seconds; says
+/// what it waited for, the mode and the certificates' state when it gives up.
+pub async fn wait_until(
+    app: &Appliance,
+    what: &str,
+    secs: u64,
+    mut condition: impl FnMut(&pi_failover::status::Status) -> bool,
+) {
+    let mut status = app.status();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if condition(&status.borrow_and_update()) {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, status.changed())
+            .await
+            .is_err()
+        {
+            let s = status.borrow();
+            panic!(
+                "{what}: not within {secs} s; {} {}; {:#?}",
+                s.mode, s.reason, s.tls
+            );
+        }
+    }
 }
 
 /// A TCP connection to `to` from the loopback address `source` (the whole 127/8 is ours).
