@@ -283,6 +283,29 @@ mod tests {
                 Error,
                 "certificate",
             ),
+            (
+                Facts {
+                    has_certificate: false,
+                    no_certificate_because: Some(
+                        "the certificate from s3://c/ has not arrived".into(),
+                    ),
+                    ..ready()
+                },
+                Standby,
+                Error,
+                "no usable TLS certificate: the certificate from s3://c/ has not arrived",
+            ),
+            (
+                Facts {
+                    certificate_trouble: Some(
+                        "fetching the certificate from s3://c/ has failed for 49 h".into(),
+                    ),
+                    ..ready()
+                },
+                Standby,
+                Attention,
+                "has failed for 49 h",
+            ),
             (readers(3, 3), Standby, Live, "3 readers in the last minute"),
             (
                 Facts {

@@ -431,3 +431,77 @@ pub mod rfc3339_option {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn fetched(not_after: Option<SystemTime>, fetch: FetchView) -> CertificateStatus {
+        CertificateStatus {
+            source: "s3",
+            origin: "s3://certs/tls/".into(),
+            names: vec!["example.com".into()],
+            not_after,
+            days_left: None,
+            expiring: false,
+            refused: None,
+            fetch: Some(fetch),
+        }
+    }
+
+    fn fetch(failing_since: Option<SystemTime>, last_attempt: Option<SystemTime>) -> FetchView {
+        FetchView {
+            last_attempt,
+            last_success: None,
+            failing_since,
+            last_error: failing_since.map(|_| "NoSuchKey".to_owned()),
+            next_attempt: None,
+        }
+    }
+
+    /// A source is a concern only once it has failed for the allowance, and the words name the
+    /// source and the error; a certificate not usable says why.
+    #[test]
+    fn a_failing_source_is_a_concern_after_its_allowance_and_says_why() {
+        let now = SystemTime::now();
+        let allowance = 48 * HOUR;
+        let valid = Some(now + 30 * 24 * HOUR);
+        let cases = [
+            (fetch(None, Some(now)), valid, None, None),
+            (fetch(Some(now - 47 * HOUR), Some(now)), valid, None, None),
+            (
+                fetch(Some(now - 49 * HOUR), Some(now)),
+                valid,
+                Some(
+                    "fetching the certificate from s3://certs/tls/ has failed for 49 h: NoSuchKey",
+                ),
+                None,
+            ),
+            (
+                fetch(None, None),
+                None,
+                None,
+                Some("the certificate from s3://certs/tls/ is being fetched"),
+            ),
+            (
+                fetch(Some(now), Some(now)),
+                None,
+                None,
+                Some("the certificate from s3://certs/tls/ has not arrived: NoSuchKey"),
+            ),
+            (
+                fetch(None, Some(now)),
+                Some(now - HOUR),
+                None,
+                Some("the certificate from s3://certs/tls/ has expired"),
+            ),
+        ];
+        for (fetch, not_after, trouble, unusable) in cases {
+            let c = fetched(not_after, fetch);
+            assert_eq!(c.trouble(now, allowance).as_deref(), trouble, "{c:?}");
+            assert_eq!(c.why_not_usable(now).as_deref(), unusable, "{c:?}");
+        }
+    }
+}
