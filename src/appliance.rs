@@ -481,7 +481,5 @@ async fn serve_current(site: &Arc<Site>, generation: Option<&str>) {
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { key, addr, source })
+    crate::listener::bind(addr).map_err(|source| StartError::Bind { key, addr, source })
 }

@@ -628,7 +628,7 @@ fn default_probe_threshold() -> u32 {
     3
 }
 fn default_status_listen() -> Listen {
-    Listen::On(SocketAddr::from(([0, 0, 0, 0], 8080)))
+    Listen::On(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 8080)))
 }
 fn default_status_allow() -> Vec<ipnet::IpNet> {
     [
@@ -654,11 +654,12 @@ fn default_health_path() -> String {
 fn default_hsts_max_age() -> Duration {
     Duration::from_secs(365 * 24 * 3600)
 }
+// `[::]`: IPv6 and IPv4 readers on one dual-stack socket (src/listener.rs).
 fn default_https_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 443))
+    SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 443))
 }
 fn default_http_listen() -> Listen {
-    Listen::On(SocketAddr::from(([0, 0, 0, 0], 80)))
+    Listen::On(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 80)))
 }
 fn default_source_failing_attention() -> Duration {
     Duration::from_secs(2 * 86_400)
@@ -1789,8 +1790,16 @@ mod tests {
         let c = parse_str(MINIMAL).expect("minimal config parses");
         assert_eq!(c.site.powered_by, "raspberry-pi");
         assert_eq!(c.site.health_path, "/up.txt");
-        assert_eq!(c.listen.https.port(), 443);
-        assert_eq!(c.listen.http.addr().map(|a| a.port()), Some(80));
+        // Dual-stack: IPv6 readers too (the guide has the owner publish AAAA records).
+        assert_eq!(c.listen.https, "[::]:443".parse().expect("address"));
+        assert_eq!(
+            c.listen.http.addr(),
+            Some("[::]:80".parse().expect("address"))
+        );
+        assert_eq!(
+            c.status.listen.addr(),
+            Some("[::]:8080".parse().expect("address"))
+        );
         assert_eq!(c.limits.header_read_timeout, Duration::from_secs(15));
     }
 

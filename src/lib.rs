@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod format;
 pub mod indicators;
+pub mod listener;
 pub mod live;
 pub mod pacing;
 pub mod per_address;

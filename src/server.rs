@@ -215,7 +215,8 @@ fn admit_address(ctx: &ServerContext, peer: SocketAddr) -> Option<crate::per_add
     slot
 }
 
-/// The listener's next connection, or `None` once `shutdown` is cancelled. Accept errors
+/// The listener's next connection (its peer in canonical form: an IPv4 client of a
+/// dual-stack listener as IPv4), or `None` once `shutdown` is cancelled. Accept errors
 /// (EMFILE and friends) back off instead of spinning; the client retries.
 pub async fn accept_next(
     listener: &TcpListener,
@@ -225,7 +226,7 @@ pub async fn accept_next(
         tokio::select! {
             _ = shutdown.cancelled() => return None,
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => return Some(accepted),
+                Ok((tcp, peer)) => return Some((tcp, crate::listener::canonical(peer))),
                 Err(e) => {
                     // EMFILE repeats every 50 ms while it lasts: one line a minute, with the count.
                     static ACCEPT_ERRORS: crate::throttle::Throttle = crate::throttle::Throttle::new();

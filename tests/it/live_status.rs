@@ -287,6 +287,37 @@ async fn the_status_page_answers_the_allow_list_or_the_token_and_nobody_else() {
     app.shutdown().await;
 }
 
+/// The default listeners are dual-stack (`[::]`, issue 15: they were IPv4-only while the guide
+/// has the owner publish AAAA records): IPv6 readers get the site, and an IPv4 client, which
+/// such a socket sees as `::ffff:127.0.0.1`, is still known by its IPv4 address.
+#[tokio::test]
+async fn dual_stack_listeners_serve_both_families_and_know_ipv4_clients_as_ipv4() {
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let app = f
+        .start_with(|c| {
+            c.listen.https = "[::]:0".parse().expect("address");
+            c.status.listen = pi_failover::config::Listen::On("[::]:0".parse().expect("address"));
+            c.status.allow = vec!["127.0.0.1/32".parse().expect("net")];
+        })
+        .await;
+    assert_eq!(status_page(&app, "127.0.0.1", "/", &[]).await.0, 200);
+    assert_eq!(status_page(&app, "127.0.0.9", "/", &[]).await.0, 403);
+    assert_eq!(
+        status_page(&app, "::1", "/", &[]).await.0,
+        403,
+        "::1 is not allowed"
+    );
+    for source in ["127.0.0.1", "::1"] {
+        assert_eq!(
+            read_page(&f, &app, source, "Mozilla/5.0").await,
+            200,
+            "from {source}"
+        );
+    }
+    app.shutdown().await;
+}
+
 /// 32 connections from an address outside the allow-list, pipelining requests and never
 /// reading, once held every permit of the status page (issue 13, item 4): the owner and the
 /// LAN got nothing. Now a 403 closes its connection and one address holds at most a few.

@@ -427,11 +427,27 @@ pub async fn wait_until(
 }
 
 /// A TCP connection to `to` from the loopback address `source` (the whole 127/8 is ours).
+/// A connection from `source` (IPv4 or IPv6) to `to`; a wildcard `to` (a listener on
+/// `[::]` or `0.0.0.0`) is reached through the loopback address of `source`'s family.
 pub async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    let source: std::net::IpAddr = source.parse().expect("ip");
+    let socket = match source {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .expect("socket");
     socket
-        .bind(SocketAddr::new(source.parse().expect("ip"), 0))
+        .bind(SocketAddr::new(source, 0))
         .expect("bind source address");
+    let to = if to.ip().is_unspecified() {
+        let loopback = match source {
+            std::net::IpAddr::V4(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            std::net::IpAddr::V6(_) => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        };
+        SocketAddr::new(loopback, to.port())
+    } else {
+        to
+    };
     socket.connect(to).await.expect("connect")
 }
 
