@@ -195,6 +195,7 @@ impl Appliance {
             probe,
             dns,
             data_dir: config.storage.data_dir.clone(),
+            clock_state: config.clock.state_file.clone(),
             hostnames: config.site.hostnames.clone(),
             live: config.live.clone(),
             certificate_attention_after: config.tls.attention_after_failing,

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::tls::CipherPreference;
 
+mod clock;
+pub use clock::{check_https_url, ClockConfig};
+
 /// Where `pi-failover run` looks when `--config` is not given: the FAT boot partition,
 /// which the user edits from any computer before shipping the Pi.
 pub const DEFAULT_CONFIG_PATH: &str = "/boot/pi-failover.toml";
@@ -50,6 +53,9 @@ pub struct Config {
     /// The status OLED.
     #[serde(default)]
     pub oled: OledConfig,
+    /// Where the time comes from (NTP, and an HTTPS `Date` when NTP is blocked).
+    #[serde(default)]
+    pub clock: ClockConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -905,6 +911,7 @@ impl Config {
             absolutize(root);
         }
         absolutize(&mut self.storage.data_dir);
+        self.clock.resolve_relative_paths(base);
         if let Some(file) = self.s3.as_mut().and_then(|s3| s3.credentials_file.as_mut()) {
             absolutize(file);
         }
@@ -956,7 +963,7 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        self.clock.check_files(file)
     }
 
     /// Checks what the types cannot: values that parse but cannot work.
@@ -983,6 +990,7 @@ impl Config {
         if let Some(s3) = &self.s3 {
             validate_s3(s3, file)?;
         }
+        self.clock.validate(file)?;
         if self.site.hostnames.is_empty() {
             return Err(err(
                 "site.hostnames",

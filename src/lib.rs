@@ -4,6 +4,7 @@
 pub mod appliance;
 pub mod aws;
 pub mod budget;
+pub mod clock;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -74,6 +74,12 @@ enum Command {
         #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// The clock (the Pi has no real-time clock): the NTP servers for the image's ntpd, and
+    /// the HTTPS `Date` fallback for sites that block NTP.
+    Clock {
+        #[command(subcommand)]
+        action: ClockAction,
+    },
     /// Serve a built-in sample site over HTTPS on localhost with a self-signed certificate.
     #[cfg(feature = "demo")]
     Demo {
@@ -81,6 +87,30 @@ enum Command {
         /// sample site (the rest of the file is not used).
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClockAction {
+    /// Print `clock.ntp_servers`, one per line (the image's /etc/init.d/S48ntpd asks).
+    NtpServers {
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Ask the `clock.https_date` servers for the time and print how far this clock is off.
+    /// Sets nothing.
+    Check {
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Run the HTTPS fallback beside ntpd (as root: it sets the clock), recording the
+    /// clock's source in `clock.state_file` for the status page.
+    Watch {
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// A program to run after the clock was stepped (the image saves the time).
+        #[arg(long)]
+        after_step: Option<String>,
     },
 }
 
@@ -102,6 +132,7 @@ fn main() -> ExitCode {
             out,
         } => render_oled(mode, &size, scale, out),
         Command::IndicatorsOff { config } => indicators_off(&config),
+        Command::Clock { action } => clock(action),
         #[cfg(feature = "demo")]
         Command::Demo { config } => demo(config),
     };
@@ -230,6 +261,58 @@ fn indicators_off(file: &std::path::Path) -> anyhow::Result<()> {
         "not every indicator could be switched off"
     );
     Ok(())
+}
+
+/// The config for the clock's commands: parsed and validated, but not `config::load` (a
+/// certificate file gone missing must not stop the clock being set).
+fn clock_settings(file: &std::path::Path) -> anyhow::Result<pi_failover::clock::ClockSettings> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let config = config::parse(&text, file)?;
+    config.validate(file)?;
+    config.clock.check_files(file)?;
+    init_logging(&config.log.level);
+    Ok(pi_failover::clock::ClockSettings::new(&config))
+}
+
+fn clock(action: ClockAction) -> anyhow::Result<()> {
+    use pi_failover::clock::watch;
+    match action {
+        ClockAction::NtpServers { config } => {
+            for server in clock_settings(&config)?.ntp_servers {
+                println!("{server}");
+            }
+            Ok(())
+        }
+        ClockAction::Check { config } => {
+            let settings = clock_settings(&config)?;
+            anyhow::ensure!(
+                !settings.https_date.is_empty(),
+                "{}: no HTTPS time source: set clock.https_date (or [s3], whose endpoint is the default)",
+                config.display()
+            );
+            let state =
+                runtime()?.block_on(watch::check(&settings, false, &watch::Hooks::default()));
+            match (&state.url, state.offset_seconds) {
+                (Some(url), Some(offset)) => {
+                    println!("{url}: this clock is {offset:+.0} s from the server's Date");
+                    Ok(())
+                }
+                _ => anyhow::bail!(
+                    "no time from any clock.https_date server: {}",
+                    state.last_error.unwrap_or_default()
+                ),
+            }
+        }
+        ClockAction::Watch { config, after_step } => {
+            let settings = clock_settings(&config)?;
+            let hooks = watch::Hooks {
+                after_step: after_step.map(|program| vec![program]),
+            };
+            runtime()?.block_on(watch::run(&settings, &hooks));
+            Ok(())
+        }
+    }
 }
 
 #[cfg(feature = "demo")]

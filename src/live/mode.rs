@@ -63,6 +63,9 @@ pub struct Facts {
     /// The soonest certificate expiry, when it falls inside the warning period.
     pub certificate_expires_in: Option<Duration>,
     pub clock_synchronised: Option<bool>,
+    /// The data partition went read-only (a filesystem error): syncs and certificate
+    /// renewals cannot write until a reboot checks and repairs it.
+    pub data_read_only: bool,
 }
 
 /// The mode the facts call for now, and why, in words.
@@ -122,6 +125,13 @@ pub fn target(facts: &Facts, current: Mode) -> (Mode, String) {
     }
     if facts.clock_synchronised == Some(false) {
         concerns.push("the clock is not synchronised".to_owned());
+    }
+    if facts.data_read_only {
+        concerns.push(
+            "the data partition is read-only after a filesystem error: syncs cannot write; \
+             a reboot checks and repairs it"
+                .to_owned(),
+        );
     }
     if !concerns.is_empty() {
         return (Mode::Attention, concerns.join("; "));
@@ -381,6 +391,26 @@ mod tests {
                 Standby,
                 Attention,
                 "expires in 5 days",
+            ),
+            (
+                Facts {
+                    data_read_only: true,
+                    ..ready()
+                },
+                Standby,
+                Attention,
+                "data partition is read-only",
+            ),
+            (
+                Facts {
+                    data_read_only: true,
+                    readers_1m: 10,
+                    readers_5m: 10,
+                    ..ready()
+                },
+                Standby,
+                Live,
+                "10 readers",
             ),
             (
                 Facts {

@@ -160,6 +160,8 @@ pub struct Sources {
     pub probe: Option<watch::Receiver<ProbeStatus>>,
     pub dns: Option<watch::Receiver<DnsStatus>>,
     pub data_dir: PathBuf,
+    /// The clock watcher's record (`clock.state_file`).
+    pub clock_state: PathBuf,
     pub hostnames: Vec<String>,
     pub live: crate::config::LiveConfig,
     /// A certificate source failing this long is a concern (`tls.attention_after_failing`).
@@ -174,7 +176,7 @@ impl Sources {
     fn gather(&self) -> Gathered {
         let traffic = self.traffic.snapshot();
         let tls = self.certificates();
-        let system = system::read(&self.data_dir);
+        let system = system::read(&self.data_dir, &self.clock_state);
         let facts = self.facts(&traffic, &tls, &system);
         (traffic, tls, system, facts)
     }
@@ -212,7 +214,12 @@ impl Sources {
             certificate_expires_in: soonest
                 .and_then(|t| t.duration_since(now).ok())
                 .filter(|left| *left < warning),
-            clock_synchronised: system.clock_synchronised.filter(|_| self.live.clock_check),
+            // A fresh HTTPS check counts: the clock is then right to a couple of seconds.
+            clock_synchronised: system
+                .clock_synchronised
+                .map(|synced| synced || system.clock_coarse.is_some())
+                .filter(|_| self.live.clock_check),
+            data_read_only: system.data_read_only == Some(true),
         }
     }
 

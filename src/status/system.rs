@@ -3,6 +3,9 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::clock::state::ClockState;
 
 use serde::Serialize;
 
@@ -18,17 +21,43 @@ pub struct SystemStatus {
     pub data_free_bytes: Option<u64>,
     pub data_total_bytes: Option<u64>,
     pub addresses: Vec<IpAddr>,
+    /// The data partition is mounted read-only: the kernel found a filesystem error
+    /// (`errors=remount-ro`). The site in use is still served; syncs cannot write.
+    pub data_read_only: Option<bool>,
     /// Whether the kernel's clock is synchronised (NTP); `None` where it cannot be read.
     pub clock_synchronised: Option<bool>,
+    /// NTP is silent, but the clock was checked against an HTTPS server's `Date` recently
+    /// (`pi-failover clock watch`): right to a couple of seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_coarse: Option<CoarseClock>,
+    /// NTP is silent and the HTTPS fallback failed: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_fallback_error: Option<String>,
 }
 
-pub fn read(data_dir: &Path) -> SystemStatus {
-    let (data_free_bytes, data_total_bytes) = match rustix::fs::statvfs(data_dir) {
+/// A clock set (or confirmed) from an HTTPS `Date` header.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoarseClock {
+    pub url: String,
+    #[serde(with = "super::rfc3339")]
+    pub checked_at: SystemTime,
+    /// How far the clock was off before the check (server minus local).
+    pub offset_seconds: f64,
+}
+
+pub fn read(data_dir: &Path, clock_state: &Path) -> SystemStatus {
+    let (data_free_bytes, data_total_bytes, data_read_only) = match rustix::fs::statvfs(data_dir) {
         Ok(s) => (
             Some(s.f_bavail.saturating_mul(s.f_frsize)),
             Some(s.f_blocks.saturating_mul(s.f_frsize)),
+            Some(s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY)),
         ),
-        Err(_) => (None, None),
+        Err(_) => (None, None, None),
+    };
+    let clock_synchronised = crate::clock::kernel_synchronised();
+    let (clock_coarse, clock_fallback_error) = match clock_synchronised {
+        Some(true) => (None, None),
+        _ => coarse_clock(ClockState::read(clock_state), SystemTime::now()),
     };
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     SystemStatus {
@@ -42,8 +71,30 @@ pub fn read(data_dir: &Path) -> SystemStatus {
         data_free_bytes,
         data_total_bytes,
         addresses: addresses(),
-        clock_synchronised: clock_synchronised(),
+        data_read_only,
+        clock_synchronised,
+        clock_coarse,
+        clock_fallback_error,
     }
+}
+
+/// What the clock watcher's state says about an unsynchronised clock.
+fn coarse_clock(
+    state: Option<ClockState>,
+    now: SystemTime,
+) -> (Option<CoarseClock>, Option<String>) {
+    let Some(state) = state else {
+        return (None, None);
+    };
+    if state.coarse_and_fresh(now) {
+        let coarse = CoarseClock {
+            url: state.url.unwrap_or_default(),
+            checked_at: SystemTime::UNIX_EPOCH + Duration::from_secs(state.checked_at),
+            offset_seconds: state.offset_seconds.unwrap_or_default(),
+        };
+        return (Some(coarse), None);
+    }
+    (None, state.last_error)
 }
 
 pub fn hostname() -> String {
@@ -96,13 +147,43 @@ fn addresses() -> Vec<IpAddr> {
     out
 }
 
-/// adjtimex(2) with no changes: TIME_ERROR or STA_UNSYNC mean the clock is free-running.
-fn clock_synchronised() -> Option<bool> {
-    // SAFETY: a zeroed timex with modes = 0 only reads the kernel's state into it.
-    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    let state = unsafe { libc::adjtimex(&mut tx) };
-    if state < 0 {
-        return None;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(source: &str, checked_at: u64, error: Option<&str>) -> ClockState {
+        ClockState {
+            source: source.into(),
+            url: Some("https://s3.eu-west-1.amazonaws.com/".into()),
+            checked_at,
+            offset_seconds: Some(-7.0),
+            last_error: error.map(Into::into),
+        }
     }
-    Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
+
+    /// An unsynchronised clock, as the watcher's record leaves it: coarse when a check worked
+    /// in the last three hours, the fallback's error when it failed, nothing when there is no
+    /// record (ntpd may still answer).
+    #[test]
+    fn the_watchers_record_says_coarse_or_why_not() {
+        let at = 1_800_000_000;
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(at + 600);
+        let (coarse, error) = coarse_clock(Some(state("https-date", at, None)), now);
+        let coarse = coarse.expect("coarse");
+        assert_eq!(coarse.offset_seconds, -7.0);
+        assert_eq!(error, None);
+
+        let stale = SystemTime::UNIX_EPOCH + Duration::from_secs(at + 4 * 3600);
+        assert_eq!(
+            coarse_clock(Some(state("https-date", at, None)), stale),
+            (None, None)
+        );
+
+        let failed = state("none", at, Some("s3: connection refused"));
+        assert_eq!(
+            coarse_clock(Some(failed), now),
+            (None, Some("s3: connection refused".into()))
+        );
+        assert_eq!(coarse_clock(None, now), (None, None));
+    }
 }

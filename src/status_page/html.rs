@@ -231,10 +231,23 @@ fn system_rows(s: &Status) -> Vec<Row> {
         ("Up", text(sys.uptime_seconds.map_or("-".into(), duration))),
         (
             "Clock",
-            match sys.clock_synchronised {
-                Some(true) => text("synchronised"),
-                Some(false) => bad("not synchronised"),
-                None => text("-"),
+            match (
+                sys.clock_synchronised,
+                &sys.clock_coarse,
+                &sys.clock_fallback_error,
+            ) {
+                (Some(true), _, _) => text("synchronised (NTP)"),
+                (_, Some(c), _) => text(format_args!(
+                    "coarse: NTP is silent; checked against {} at {} ({:+.0} s)",
+                    c.url,
+                    humantime::format_rfc3339_seconds(c.checked_at),
+                    c.offset_seconds
+                )),
+                (Some(false), _, Some(e)) => {
+                    bad(format_args!("not synchronised; HTTPS fallback: {e}"))
+                }
+                (Some(false), _, None) => bad("not synchronised"),
+                (None, _, _) => text("-"),
             },
         ),
     ];
@@ -257,6 +270,12 @@ fn system_rows(s: &Status) -> Vec<Row> {
         rows.push((
             "Data partition free",
             text(format_args!("{} of {}", bytes(free), bytes(total))),
+        ));
+    }
+    if sys.data_read_only == Some(true) {
+        rows.push((
+            "Data partition",
+            bad("read-only after a filesystem error: syncs cannot write; a reboot repairs it"),
         ));
     }
     rows

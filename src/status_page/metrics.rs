@@ -147,6 +147,17 @@ pub fn render(s: &Status) -> String {
             "1 when NTP has set the clock.",
             sys.clock_synchronised.map(|v| f64::from(u8::from(v))),
         ),
+        (
+            "pi_failover_clock_coarse",
+            "1 when NTP is silent and the clock was checked against an HTTPS Date instead.",
+            sys.clock_synchronised
+                .map(|_| f64::from(u8::from(sys.clock_coarse.is_some()))),
+        ),
+        (
+            "pi_failover_data_read_only",
+            "1 when the data partition went read-only after a filesystem error.",
+            sys.data_read_only.map(|v| f64::from(u8::from(v))),
+        ),
     ] {
         if let Some(value) = value {
             m.family(name, "gauge", help);

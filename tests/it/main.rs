@@ -8,6 +8,7 @@
 mod common;
 
 mod cli;
+mod clock;
 mod image_boot;
 mod indicators_led;
 mod indicators_oled;

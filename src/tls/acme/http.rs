@@ -17,8 +17,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 
 /// Longest a CA's `Retry-After` is honoured (a wrong date must not stop renewals for good).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -32,23 +30,7 @@ pub struct AcmeHttp {
 impl AcmeHttp {
     /// A client trusting the system's roots and the PEM certificates in `extra_roots`.
     pub fn new(extra_roots: Option<&Path>) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if let Some(path) = extra_roots {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!("{}: no PEM certificate in it", path.display()));
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-        }
+        let roots = crate::tls::roots(extra_roots)?;
         let tls = rustls::ClientConfig::builder_with_provider(super::super::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?

@@ -175,7 +175,6 @@ impl Fixture {
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
-    #[cfg_attr(not(feature = "system-tests"), allow(dead_code))]
     pem: String,
 }
 
@@ -196,7 +195,6 @@ impl TestCa {
     }
 
     /// The CA's certificate as PEM (a trust bundle file).
-    #[cfg(feature = "system-tests")]
     pub fn cert_pem(&self) -> &str {
         &self.pem
     }
