@@ -186,6 +186,7 @@ required=(
 	"BR2_PACKAGE_HOST_GENIMAGE=y"
 	"BR2_PACKAGE_HOST_DOSFSTOOLS=y"
 	"BR2_PACKAGE_HOST_MTOOLS=y"
+	"# BR2_TARGET_ENABLE_ROOT_LOGIN is not set"
 )
 path_options=(
 	BR2_ROOTFS_OVERLAY
@@ -246,12 +247,26 @@ for dc in "${defconfigs[@]}"; do
 
 	# What the appliance needs from the fragments and config.txt.
 	bbfrag=$(ext_path "$(defconfig_value "$dc" BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES)")
-	lxfrag=$(ext_path "$(defconfig_value "$dc" BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES)")
+	# Ours, among Buildroot's own (the Pi 5 adds its 4K-page fragment).
+	lxfrag=''
+	for f in $(ext_path "$(defconfig_value "$dc" BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES)"); do
+		case "$f" in "$here"/*) lxfrag=$f ;; esac
+	done
 	cfgtxt=$(ext_path "$(defconfig_value "$dc" BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE)")
 	cmdline=$(ext_path "$(defconfig_value "$dc" BR2_PACKAGE_RPI_FIRMWARE_CMDLINE_FILE)")
 	[ -f "$cfgtxt" ] && config_txts+=("$dc|$cfgtxt")
 	[ -f "$cmdline" ] && cmdline_txts+=("$cmdline")
+	# One artifact: the card's binary is the static musl one CI tests (pi-failover.mk).
+	if grep -qE '^BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_AARCH64_MUSL_(STABLE|BLEEDING_EDGE)=y$' "$dc"; then
+		ok "$d: Bootlin's aarch64 musl toolchain (the static binary .ci/run measures and boots)"
+	else
+		fail "$d: must use BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_AARCH64_MUSL_STABLE=y: the package builds aarch64-unknown-linux-musl, the binary CI tests"
+	fi
+	if grep -q '^BR2_SYSTEM_DHCP=' "$dc"; then
+		fail "$d: BR2_SYSTEM_DHCP brings eth0 up once at boot; the overlay's respawned network script does it (a late USB NIC)"
+	fi
 	for want in "$bbfrag|CONFIG_NTPD=y|an NTP client (BusyBox ntpd)" \
+		"$lxfrag|CONFIG_IPV6=y|IPv6 built in (the Pi defconfigs make it a module nothing loads)" \
 		"$bbfrag|CONFIG_TIMEOUT=y|timeout (the watchdog feeder's probe)" \
 		"$lxfrag|CONFIG_BCM2835_WDT=y|the hardware watchdog driver" \
 		"$lxfrag|CONFIG_SQUASHFS=y|a built-in squashfs for the root" \
@@ -337,27 +352,32 @@ if [ ${#copied[@]} -gt 0 ]; then
 	note "also rsynced into the build directory (not needed by cargo): ${copied[*]}"
 fi
 
-profile_ok=1
-for pair in opt-level:OPT_LEVEL lto:LTO codegen-units:CODEGEN_UNITS; do
-	key=${pair%%:*}
-	envname=CARGO_PROFILE_RELEASE_${pair#*:}
-	# The image's binary is the `pi` profile's: its own keys, else the release ones it inherits.
-	want=$(toml_value "$repo/Cargo.toml" profile.pi "$key")
-	[ -n "$want" ] || want=$(toml_value "$repo/Cargo.toml" profile.release "$key")
-	got=$(mk_block PI_FAILOVER_CARGO_ENV | sed -n "s/.*$envname=\"\{0,1\}\([^\" \\\\]*\)\"\{0,1\}.*/\1/p")
-	if [ -z "$want" ] && [ -z "$got" ]; then
-		continue
-	elif [ "$want" != "$got" ]; then
-		fail "PI_FAILOVER_CARGO_ENV has $envname=${got:-(unset)} but Cargo.toml [profile.pi] (inheriting [profile.release]) has $key = ${want:-(unset)}"
-		profile_ok=0
-	fi
-done
-[ "$profile_ok" -eq 1 ] && ok "PI_FAILOVER_CARGO_ENV restores Cargo.toml's [profile.pi] (opt-level, lto, codegen-units)"
-# The card's binary is the one .ci/run measures and the booted-image test boots: no demo.
-if [ "$(mk_value PI_FAILOVER_CARGO_BUILD_OPTS)" = "--no-default-features" ]; then
-	ok "the package builds without the demo (PI_FAILOVER_CARGO_BUILD_OPTS = --no-default-features), as .ci/run does"
+# One artifact: the package's cargo arguments are .ci/run's cross build's (target, profile,
+# features), it installs what that build writes, and [profile.pi] sets every key pkg-cargo.mk
+# exports for the release profile (an inherited key would take Buildroot's value).
+ci_build=$(grep -E '^[[:space:]]*cargo build .*--target aarch64' "$repo/.ci/run" | head -n 1)
+words_of() { sed 's/\\/ /g' | tr -s '[:space:]' '\n' | grep -v -e '^$' -e '^--locked$' -e '^--offline$' | sort | tr '\n' ' '; }
+ci_args=$(sed -E 's/^[[:space:]]*cargo build[[:space:]]+//' <<<"$ci_build" | words_of)
+mk_args=$(mk_block PI_FAILOVER_CARGO_BUILD_OPTS | sed -E 's/^PI_FAILOVER_CARGO_BUILD_OPTS[[:space:]]*=//' | words_of)
+if [ -n "$ci_args" ] && [ "$ci_args" = "$mk_args" ]; then
+	ok "the package builds with .ci/run's cargo arguments: $mk_args"
 else
-	fail "pi-failover.mk must set PI_FAILOVER_CARGO_BUILD_OPTS = --no-default-features (.ci/run builds the Pi's binary so)"
+	fail "PI_FAILOVER_CARGO_BUILD_OPTS ($mk_args) differ from .ci/run's cross build ($ci_args): the card would carry another binary than CI tests"
+fi
+ci_bin=$(sed -n 's/^[[:space:]]*bin=//p' "$repo/.ci/run" | head -n 1)
+if [ -n "$ci_bin" ] && grep -qF "\$(@D)/$ci_bin" "$mk"; then
+	ok "the package installs $ci_bin, the file .ci/run measures"
+else
+	fail "pi-failover.mk must install \$(@D)/${ci_bin:-target/...} (.ci/run's bin=)"
+fi
+missing_keys=()
+for key in opt-level lto codegen-units debug incremental split-debuginfo debug-assertions overflow-checks; do
+	[ -n "$(toml_value "$repo/Cargo.toml" profile.pi "$key")" ] || missing_keys+=("$key")
+done
+if [ ${#missing_keys[@]} -eq 0 ]; then
+	ok "Cargo.toml [profile.pi] sets every key pkg-cargo.mk exports for release"
+else
+	fail "Cargo.toml [profile.pi] must set ${missing_keys[*]} itself: pkg-cargo.mk's CARGO_PROFILE_RELEASE_* would reach it through inherits"
 fi
 
 last=$(grep -v '^[[:space:]]*$' "$mk" | tail -n 1)
@@ -430,6 +450,11 @@ for pair in "${config_txts[@]}"; do
 	elif [ -n "$want" ]; then
 		ok "$rel boots kernel=$kernel, the format $(basename "$dc") builds"
 	fi
+	for line in enable_uart=1 dtparam=i2c_arm_baudrate=400000; do
+		grep -qx "$line" "$cfg" || fail "$rel lacks $line"
+	done
+	grep -qx 'dtoverlay=miniuart-bt' "$cfg" &&
+		fail "$rel: dtoverlay=miniuart-bt puts Bluetooth on the PL011's clock-bound twin; use dtoverlay=disable-bt"
 	start=$(sed -n 's/^start_file=//p' "$cfg" | tail -n 1)
 	variant_file=''
 	for sym in "${!firmware_start[@]}"; do
@@ -470,6 +495,38 @@ if fstab_check / squashfs ro && fstab_check /boot vfat ro && fstab_check /data e
 else
 	fail "etc/fstab must mount / (squashfs) ro, /boot (vfat) ro and /data (ext4) rw"
 fi
+
+# The fragment check the kernel build runs (external.mk): it passes on a config that keeps
+# every fragment line, and names the line on one where olddefconfig dropped it.
+kcheck=$here/board/pi-failover/kernel-config-check.sh
+lxfrag=$here/board/pi-failover/linux.fragment
+kdir=$(mktemp -d)
+grep -E '^(CONFIG_|# CONFIG_)' "$lxfrag" > "$kdir/kept"
+grep -v -x 'CONFIG_SQUASHFS_ZSTD=y' "$kdir/kept" > "$kdir/lost"
+echo '# CONFIG_SQUASHFS_ZSTD is not set' >> "$kdir/lost"
+if "$kcheck" "$lxfrag" -- "$kdir/kept" >/dev/null 2>&1 &&
+	! out=$("$kcheck" "$lxfrag" -- "$kdir/lost" 2>&1) &&
+	grep -q "CONFIG_SQUASHFS_ZSTD=y' is lost" <<<"$out"; then
+	ok "kernel-config-check.sh passes a config with every fragment line and names a dropped one"
+else
+	fail "board/pi-failover/kernel-config-check.sh does not tell a kept fragment from a dropped line"
+fi
+rm -rf "$kdir"
+if grep -q 'LINUX_POST_CONFIGURE_HOOKS += PI_FAILOVER_KERNEL_FRAGMENT_CHECK' "$here/external.mk"; then
+	ok "external.mk runs the fragment check after the kernel is configured"
+else
+	fail "external.mk must add PI_FAILOVER_KERNEL_FRAGMENT_CHECK to LINUX_POST_CONFIGURE_HOOKS"
+fi
+
+# The overlay's respawned services: post-build.sh's inittab lines name executable scripts.
+for helper in network clock-watch; do
+	f=$here/board/pi-failover/rootfs-overlay/usr/libexec/pi-failover/$helper
+	if [ -x "$f" ] && grep -qF "::respawn:/usr/libexec/pi-failover/$helper'" "$here/board/pi-failover/post-build.sh"; then
+		ok "inittab respawns /usr/libexec/pi-failover/$helper, an executable in the overlay"
+	else
+		fail "post-build.sh must respawn /usr/libexec/pi-failover/$helper, an executable of rootfs-overlay/"
+	fi
+done
 
 # ---------------------------------------------------------------------------
 section "shellcheck"
@@ -624,6 +681,13 @@ else
 	export PYTHON
 	br_version=$(sed -n 's/^export BR2_VERSION := //p' "$BUILDROOT/Makefile")
 	note "Buildroot $br_version at $BUILDROOT"
+	# The release the tree is built and checked with, in one place (docs/building-the-image.md).
+	pinned=$(head -n 1 "$here/buildroot-version")
+	if [ "$br_version" = "$pinned" ]; then
+		ok "Buildroot $br_version is the pinned release (buildroot-overlay/buildroot-version)"
+	else
+		fail "BUILDROOT is $br_version but buildroot-overlay/buildroot-version pins $pinned: check out tag $pinned (or update the pin after checking the tree with the new one)"
+	fi
 
 	for dc in "${defconfigs[@]}"; do
 		d=$(basename "$dc")
@@ -636,6 +700,8 @@ else
 
 		# The kernel Buildroot's Raspberry Pi defconfig pins, with its hash.
 		theirs=$BUILDROOT/configs/raspberrypi${d#pifailover_rpi}
+		# The Pi 5 has no 32-bit defconfig, so Buildroot's has no _64 in its name.
+		[ -f "$theirs" ] || theirs=${theirs/_64_defconfig/_defconfig}
 		ours_tb=$(defconfig_value "$dc" BR2_LINUX_KERNEL_CUSTOM_TARBALL_LOCATION)
 		if [ ! -f "$theirs" ]; then
 			fail "$d: Buildroot has no $(basename "$theirs") to compare the kernel with"

@@ -6,6 +6,7 @@
 #
 # Usage: image/qemu/user-files.sh IMAGE --config FILE
 #            [--cert FILE] [--key FILE] [--credentials FILE]
+#            [--console-password FILE] [--file FILE]...
 #
 #   IMAGE               an image from image/mkimage.sh (its FAT partition
 #                       starts at 4 MiB), or a card written from one
@@ -13,6 +14,10 @@
 #   --cert FILE         becomes fullchain.pem
 #   --key FILE          becomes privkey.pem
 #   --credentials FILE  becomes aws-credentials
+#   --console-password FILE
+#                       becomes console-password: a crypt hash (openssl
+#                       passwd -6) that unlocks root on the serial console
+#   --file FILE         any other file the config names, under its own name
 #
 # pi-failover.toml names the other files; relative names are relative to
 # it. Check it first: pi-failover check-config FILE.
@@ -34,6 +39,8 @@ while [ $# -gt 0 ]; do
 	--cert) files+=("${2:?--cert needs a file}=fullchain.pem"); shift 2 ;;
 	--key) files+=("${2:?--key needs a file}=privkey.pem"); shift 2 ;;
 	--credentials) files+=("${2:?--credentials needs a file}=aws-credentials"); shift 2 ;;
+	--console-password) files+=("${2:?--console-password needs a file}=console-password"); shift 2 ;;
+	--file) files+=("${2:?--file needs a file}=$(basename "${2}")"); shift 2 ;;
 	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) [ -z "$image" ] || die "one image only"; image=$1; shift ;;

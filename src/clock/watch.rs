@@ -13,11 +13,18 @@ use super::{kernel_synchronised, ClockSettings};
 /// has one-second resolution and the round trip adds its own error.
 pub const STEP_THRESHOLD: f64 = 2.0;
 /// How often the synchronisation flag is looked at.
-const POLL: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_secs(10);
 /// How often a working fallback checks again (the Pi's crystal drifts seconds a day).
 const RECHECK: Duration = Duration::from_secs(3600);
-/// How soon a failed fallback tries again.
-const RETRY: Duration = Duration::from_secs(300);
+/// How soon a failed fallback tries again: 30 s after the first failure (at boot the network
+/// is often not up yet when NTP's allowance runs out), doubling to 5 minutes.
+fn retry_after(failures: u32) -> Duration {
+    Duration::from_secs(
+        30u64
+            .saturating_mul(1 << failures.saturating_sub(1).min(4))
+            .min(300),
+    )
+}
 
 /// What to run after the clock was stepped (the image saves the time on the data
 /// partition, as ntpd's hook does after its own steps).
@@ -31,11 +38,13 @@ pub async fn run(settings: &ClockSettings, hooks: &Hooks) {
     // The fallback is due `fallback_after` from boot, not from this process's start (it is
     // respawned after a crash).
     let fallback_due = Instant::now() + settings.fallback_after.saturating_sub(uptime());
-    let mut last_check: Option<(Instant, bool)> = None;
+    let mut last_check: Option<Instant> = None;
+    let mut failures: u32 = 0;
     let mut last_written: Option<ClockState> = None;
     loop {
         let state = if kernel_synchronised() == Some(true) {
             last_check = None;
+            failures = 0;
             Some(ClockState {
                 source: "ntp".into(),
                 url: None,
@@ -56,12 +65,23 @@ pub async fn run(settings: &ClockSettings, hooks: &Hooks) {
                     humantime::format_duration(settings.fallback_after)
                 )),
             })
-        } else if last_check.is_some_and(|(at, ok)| at.elapsed() < if ok { RECHECK } else { RETRY })
-        {
+        } else if last_check.is_some_and(|at| {
+            at.elapsed()
+                < if failures == 0 {
+                    RECHECK
+                } else {
+                    retry_after(failures)
+                }
+        }) {
             None
         } else {
             let state = check(settings, true, hooks).await;
-            last_check = Some((Instant::now(), state.last_error.is_none()));
+            last_check = Some(Instant::now());
+            failures = if state.last_error.is_none() {
+                0
+            } else {
+                failures.saturating_add(1)
+            };
             Some(state)
         };
         if let Some(state) = state {
@@ -143,7 +163,7 @@ fn step_clock(reading: &DateReading) -> std::io::Result<()> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_err(std::io::Error::other)?;
     let ts = libc::timespec {
-        tv_sec: libc::time_t::try_from(target.as_secs()).map_err(std::io::Error::other)?,
+        tv_sec: target.as_secs().try_into().map_err(std::io::Error::other)?,
         tv_nsec: target.subsec_nanos().into(),
     };
     // SAFETY: a valid timespec, read by the kernel only.
@@ -176,4 +196,16 @@ fn uptime() -> Duration {
         .ok()
         .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(Duration::ZERO, Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_fallback_retries_after_30_s_doubling_to_5_minutes() {
+        let secs: Vec<u64> = (1..=7).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(secs, [30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(retry_after(u32::MAX).as_secs(), 300);
+    }
 }

@@ -3,74 +3,26 @@
 //! boots with a clock months behind), and refused when anything about the server is wrong.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pi_failover::clock::watch::{self, Hooks};
 use pi_failover::clock::ClockSettings;
-use rustls_pki_types::pem::PemObject;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{Fixture, TestCa};
 
-const DAY: Duration = Duration::from_secs(86_400);
-
-/// An HTTPS server for `localhost` whose every answer carries `Date: date`, with a leaf
-/// valid from `not_before` to `not_after`. Returns its URL.
+/// `common::date_server` for `localhost`: its URL.
 async fn date_server(
     dir: &Path,
     ca: &TestCa,
     names: &[&str],
     validity: (SystemTime, SystemTime),
-    date: SystemTime,
+    ahead: Duration,
 ) -> String {
-    let (cert, key) = (dir.join("date-cert.pem"), dir.join("date-key.pem"));
-    ca.issue_valid(names, validity.0, validity.1, &cert, &key);
-    let chain = rustls_pki_types::CertificateDer::pem_file_iter(&cert)
-        .expect("cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("cert parses");
-    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let date = httpdate::fmt_http_date(date);
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let date = date.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nDate: {date}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                let _ = tls.write_all(answer.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
+    let port = crate::common::date_server(dir, ca, names, validity, ahead).await;
     format!("https://localhost:{port}/")
 }
+
+const DAY: Duration = Duration::from_secs(86_400);
 
 fn settings(url: &str, ca_file: Option<&Path>) -> ClockSettings {
     ClockSettings {
@@ -95,7 +47,7 @@ async fn a_servers_date_is_taken_although_its_certificate_is_not_valid_by_this_c
         &f.ca,
         &["localhost"],
         (now + 30 * DAY, now + 120 * DAY),
-        now + 60 * DAY,
+        60 * DAY,
     )
     .await;
     let state = watch::check(&settings(&url, Some(&ca_file)), false, &Hooks::default()).await;
@@ -119,7 +71,7 @@ async fn a_date_outside_the_servers_own_certificate_is_refused() {
         &f.ca,
         &["localhost"],
         (now - DAY, now + DAY),
-        now + 400 * DAY,
+        400 * DAY,
     )
     .await;
     let state = watch::check(&settings(&url, Some(&ca_file)), false, &Hooks::default()).await;
@@ -139,7 +91,7 @@ async fn a_server_with_the_wrong_name_or_an_untrusted_ca_gives_no_time() {
         &f.ca,
         &["other.example"],
         (now - DAY, now + DAY),
-        now,
+        Duration::ZERO,
     )
     .await;
     let state = watch::check(
@@ -155,7 +107,7 @@ async fn a_server_with_the_wrong_name_or_an_untrusted_ca_gives_no_time() {
         &f.ca,
         &["localhost"],
         (now - DAY, now + DAY),
-        now,
+        Duration::ZERO,
     )
     .await;
     let state = watch::check(&settings(&untrusted, None), false, &Hooks::default()).await;
@@ -176,7 +128,7 @@ async fn the_clock_commands_print_the_offset_and_the_ntp_servers() {
         &f.ca,
         &["localhost"],
         (now - DAY, now + DAY),
-        now + Duration::from_secs(3600),
+        Duration::from_secs(3600),
     )
     .await;
     f.site_file("index.html", "hello");

@@ -21,6 +21,8 @@ add_inittab() {
 add_inittab '# pi-failover: the appliance, and the watchdog feeder that checks it'
 add_inittab '::respawn:/usr/libexec/pi-failover/run'
 add_inittab '::respawn:/usr/libexec/pi-failover/watchdog'
+add_inittab '# wired networking: waits for a NIC that registers late, keeps DHCP running'
+add_inittab '::respawn:/usr/libexec/pi-failover/network'
 add_inittab '# the clock: the time from HTTPS when NTP is blocked (pi-failover clock watch)'
 add_inittab '::respawn:/usr/libexec/pi-failover/clock-watch'
 

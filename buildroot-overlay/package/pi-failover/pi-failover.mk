@@ -11,6 +11,7 @@ PI_FAILOVER_VERSION = 0.1.0
 PI_FAILOVER_SITE = $(realpath $(BR2_EXTERNAL_PIFAILOVER_PATH)/..)
 PI_FAILOVER_SITE_METHOD = local
 PI_FAILOVER_LICENSE = Apache-2.0 or MIT
+PI_FAILOVER_LICENSE_FILES = LICENSE-APACHE LICENSE-MIT
 
 # Only Cargo.toml, Cargo.lock, build.rs, src/ and (when present) vendor/ are
 # needed. /.cargo is the developer's cross-compilation config: Buildroot
@@ -28,19 +29,32 @@ PI_FAILOVER_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude=/output \
 	--exclude='*.img'
 
-# pkg-cargo.mk derives the release profile from BR2_OPTIMIZE_* and
-# BR2_ENABLE_LTO (-O2, no LTO, 16 codegen units by default). Put back the
-# size-tuned [profile.pi] of Cargo.toml (what the qemu boot test boots);
-# these come later on cargo's command line, so they win. check.sh keeps
-# them equal to Cargo.toml.
-# The Pi's binary has no demo (the sample site, its certificate generator, the simulated OLED):
-# what .ci/run measures against the 8 MiB budget and the booted-image test boots.
-PI_FAILOVER_CARGO_BUILD_OPTS = --no-default-features
+# One artifact: the card carries the binary .ci/run measures against the
+# 8 MiB budget and the booted-image test boots. Same target (static musl:
+# the defconfigs use Bootlin's musl toolchain, Config.in depends on it),
+# same profile (Cargo.toml's size-tuned [profile.pi], whose keys are all
+# explicit so that the CARGO_PROFILE_RELEASE_* pkg-cargo.mk exports cannot
+# reach it), same features (no demo). check.sh fails when these arguments
+# and .ci/run's cross build differ.
+PI_FAILOVER_CARGO_BUILD_OPTS = \
+	--locked \
+	--profile pi \
+	--target aarch64-unknown-linux-musl \
+	--no-default-features
 
-PI_FAILOVER_CARGO_ENV = \
-	CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
-	CARGO_PROFILE_RELEASE_LTO=fat \
-	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+# pkg-cargo.mk's build passes --release, which cargo refuses next to
+# --profile: the same command otherwise.
+define PI_FAILOVER_BUILD_CMDS
+	cd $(PI_FAILOVER_SRCDIR) && \
+	$(TARGET_MAKE_ENV) \
+		$(TARGET_CONFIGURE_OPTS) \
+		$(PKG_CARGO_ENV) \
+		$(PI_FAILOVER_CARGO_ENV) \
+		cargo build \
+			--offline \
+			--manifest-path Cargo.toml \
+			$(PI_FAILOVER_CARGO_BUILD_OPTS)
+endef
 
 # Buildroot vendors a cargo package's crates when it downloads the package
 # (support/download/cargo-post-process runs "cargo vendor" and repacks the
@@ -71,9 +85,10 @@ PI_FAILOVER_PRE_CONFIGURE_HOOKS += PI_FAILOVER_VENDOR_CRATES
 
 # Install the binary cargo build made, rather than letting "cargo install"
 # compile it a second time (fat LTO is the slow part of the build).
+# target/<target>/<profile>/, the path .ci/run measures.
 define PI_FAILOVER_INSTALL_TARGET_CMDS
 	$(INSTALL) -D -m 0755 \
-		$(@D)/target/$(RUSTC_TARGET_NAME)/$(if $(BR2_ENABLE_DEBUG),debug,release)/pi-failover \
+		$(@D)/target/aarch64-unknown-linux-musl/pi/pi-failover \
 		$(TARGET_DIR)/usr/bin/pi-failover
 	$(INSTALL) -D -m 0755 $(PI_FAILOVER_PKGDIR)/pi-failover-run \
 		$(TARGET_DIR)/usr/libexec/pi-failover/run

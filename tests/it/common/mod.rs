@@ -256,6 +256,65 @@ fn leaf_params(names: &[&str]) -> CertificateParams {
     CertificateParams::new(names).expect("leaf params")
 }
 
+/// An HTTPS server on 127.0.0.1 whose every answer carries a `Date` `ahead` of this clock
+/// (a clock source for
+/// `pi-failover clock`), with a leaf from `ca` for `names` valid from `validity.0` to
+/// `validity.1`. Returns its port.
+pub async fn date_server(
+    dir: &Path,
+    ca: &TestCa,
+    names: &[&str],
+    validity: (std::time::SystemTime, std::time::SystemTime),
+    ahead: std::time::Duration,
+) -> u16 {
+    use rustls_pki_types::pem::PemObject;
+    let (cert, key) = (dir.join("date-cert.pem"), dir.join("date-key.pem"));
+    ca.issue_valid(names, validity.0, validity.1, &cert, &key);
+    let chain = CertificateDer::pem_file_iter(&cert)
+        .expect("cert")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("cert parses");
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let date = httpdate::fmt_http_date(std::time::SystemTime::now() + ahead);
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nDate: {date}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
 /// A real TLS client: rustls (ring), trusting only the given roots.
 #[derive(Clone)]
 pub struct Client {
