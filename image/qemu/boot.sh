@@ -15,7 +15,7 @@
 #                      card on its SD host (mmcblk0), network through a USB
 #                      network device; its card's size must be a power of 2.
 #                      Needs fdtput (device-tree-compiler) to apply what
-#                      config.txt's dtoverlay=miniuart-bt changes
+#                      config.txt's dtoverlay=disable-bt changes
 #   --card FILE        the card: a copy of pi-failover.img, usually grown
 #                      (truncate -s 256M), as a real card is larger than
 #                      the image. qemu writes to it.
@@ -118,10 +118,11 @@ virt)
 raspi3b)
 	[ -n "$dtb" ] || die "config.txt names no device_tree= (the Pi 3 DTB)"
 	fat_get "$dtb"
-	# The firmware applies config.txt's dtoverlay=miniuart-bt: the PL011
-	# (ttyAMA0, the serial console) no longer drives the Bluetooth chip,
-	# which would take its input. qemu has no firmware: do that part.
-	if grep -q '^[[:space:]]*dtoverlay=miniuart-bt' "$state/boot/config.txt"; then
+	# The firmware applies config.txt's dtoverlay=disable-bt (or the older
+	# miniuart-bt): the PL011 (ttyAMA0, the serial console) no longer drives
+	# the Bluetooth chip, which would take its input. qemu has no firmware:
+	# do that part.
+	if grep -qE '^[[:space:]]*dtoverlay=(disable-bt|miniuart-bt)' "$state/boot/config.txt"; then
 		need fdtput device-tree-compiler
 		fdtput -t s "$state/boot/$dtb" "$PL011_BLUETOOTH" status disabled ||
 			die "cannot disable $PL011_BLUETOOTH in $dtb"
