@@ -16,9 +16,13 @@ pub const STEP_THRESHOLD: f64 = 2.0;
 const POLL: Duration = Duration::from_secs(10);
 /// How often a working fallback checks again (the Pi's crystal drifts seconds a day).
 const RECHECK: Duration = Duration::from_secs(3600);
-/// How soon a failed fallback tries again: 30 s after the first failure (at boot the network
-/// is often not up yet when NTP's allowance runs out), doubling to 5 minutes.
-fn retry_after(failures: u32) -> Duration {
+/// How long after a check the next one is due: [`RECHECK`] after a success; after failures,
+/// 30 s (at boot the network is often not up yet when NTP's allowance runs out), doubling to
+/// 5 minutes.
+fn next_check_after(failures: u32) -> Duration {
+    if failures == 0 {
+        return RECHECK;
+    }
     Duration::from_secs(
         30u64
             .saturating_mul(1 << failures.saturating_sub(1).min(4))
@@ -65,14 +69,7 @@ pub async fn run(settings: &ClockSettings, hooks: &Hooks) {
                     humantime::format_duration(settings.fallback_after)
                 )),
             })
-        } else if last_check.is_some_and(|at| {
-            at.elapsed()
-                < if failures == 0 {
-                    RECHECK
-                } else {
-                    retry_after(failures)
-                }
-        }) {
+        } else if last_check.is_some_and(|at| at.elapsed() < next_check_after(failures)) {
             None
         } else {
             let state = check(settings, true, hooks).await;
@@ -203,9 +200,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failing_fallback_retries_after_30_s_doubling_to_5_minutes() {
-        let secs: Vec<u64> = (1..=7).map(|n| retry_after(n).as_secs()).collect();
-        assert_eq!(secs, [30, 60, 120, 240, 300, 300, 300]);
-        assert_eq!(retry_after(u32::MAX).as_secs(), 300);
+    fn a_failing_fallback_retries_after_30_s_doubling_to_5_minutes_a_working_one_hourly() {
+        let secs: Vec<u64> = (0..=7).map(|n| next_check_after(n).as_secs()).collect();
+        assert_eq!(secs, [3600, 30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(next_check_after(u32::MAX).as_secs(), 300);
     }
 }

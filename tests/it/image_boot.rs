@@ -45,12 +45,15 @@ const SITE_PREFIX: &str = "site/";
 const CERT_PREFIX: &str = "tls/www.example.test/";
 /// Where the guest finds this machine's services (`image/qemu/boot.sh --host-service`).
 const GUEST_SERVICE_ADDR: &str = "10.0.2.100";
-/// The card the image is written to: larger than the image, as a real card is, and a power
-/// of two, as qemu's raspi3b wants.
 /// The serial console's root password, and its hash as the owner puts it on the card
 /// (`openssl passwd -6 -salt pifailovertest console-test-password`): without it root is locked.
 const CONSOLE_PASSWORD: &str = "console-test-password";
 const CONSOLE_PASSWORD_HASH: &str = "$6$pifailovertest$X4qFkMkxRxZvoWgWOcIlqwHBgOj1vFtN1GY384Y.Btjk3yGBvoxE/EB5oU5E/b8NsUNlOU3lKKhWjE8SEjqZp/\n";
+/// How far ahead of the host the guest's HTTPS clock source runs: NTP is unreachable from the
+/// guest, so its clock watcher takes the time from that server's `Date` and steps.
+const CLOCK_AHEAD: Duration = Duration::from_secs(120);
+/// The card the image is written to: larger than the image, as a real card is, and a power
+/// of two, as qemu's raspi3b wants.
 const CARD_BYTES: u64 = 256 << 20;
 /// Generous: software emulation on a busy two-core machine.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -232,13 +235,9 @@ impl Site {
 /// The user's files, checked with `pi-failover check-config` and written to the card's FAT
 /// partition with `image/qemu/user-files.sh`. No certificate on the card: the primary's
 /// renewal hook uploaded it beside the site (`source = "s3"`), and the Pi fetches it at its
-/// first boot and keeps it on its data partition.
-/// How far ahead of the host the clock source the guest is given runs: NTP is unreachable
-/// from the guest, so its clock watcher takes the time from this server's `Date` and steps.
-const CLOCK_AHEAD: Duration = Duration::from_secs(120);
-
-/// `date_port`: the guest's HTTPS clock source, or `None` for none (`clock.https_date = []`).
-fn configure_card(card: &Path, dir: &Path, ca: &TestCa, s3: &S3Server, date_port: Option<u16>) {
+/// first boot and keeps it on its data partition. `date_port`: the guest's HTTPS clock
+/// source (`clock.https_date`), the test's `common::date_server`; root's console password.
+fn configure_card(card: &Path, dir: &Path, ca: &TestCa, s3: &S3Server, date_port: u16) {
     let files = dir.join("user-files");
     std::fs::create_dir_all(&files).expect("user files dir");
     let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
@@ -273,15 +272,12 @@ source = "s3"
 prefix = "{CERT_PREFIX}"
 
 [clock]
-https_date = [{https_date}]
+https_date = ["https://{GUEST_SERVICE_ADDR}:{date_port}/"]
 ca_file = "clock-ca.pem"
 fallback_after = "10s"
 "#,
         bucket = common::s3::BUCKET,
         port = s3.addr.port(),
-        https_date = date_port
-            .map(|port| format!("\"https://{GUEST_SERVICE_ADDR}:{port}/\""))
-            .unwrap_or_default(),
     );
     std::fs::write(files.join("pi-failover.toml"), config).expect("config");
     run(Command::new(env!("CARGO_BIN_EXE_pi-failover"))
@@ -481,12 +477,18 @@ impl Guest {
         }
     }
 
-    /// The status page, from the host (slirp makes it 10.0.2.2: a private address, allowed
-    /// without a token), reports a ready standby serving a generation. The model is
-    /// recomputed every second, so the page may trail the site by that much.
-    async fn check_status_page(&mut self) {
+    /// Polls `/api/status` (from the host: slirp makes it 10.0.2.2, a private address allowed
+    /// without a token) until `wanted` finds what it looks for in the JSON, or fails after
+    /// `within` with `what` and the last answer. The model is recomputed every second, so the
+    /// page may trail the guest by that much.
+    async fn wait_for_status<T>(
+        &mut self,
+        within: Duration,
+        what: &str,
+        wanted: impl Fn(&serde_json::Value) -> Option<T>,
+    ) -> T {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.ports.status));
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + within;
         loop {
             let json: serde_json::Value = match http_get(addr, "/api/status").await {
                 Ok(reply) if reply.status == 200 => serde_json::from_slice(&reply.body)
@@ -494,64 +496,62 @@ impl Guest {
                 Ok(reply) => self.fail(&format!("status page: status {}", reply.status)),
                 Err(e) => self.fail(&format!("status page: {e}")),
             };
-            // Serving a synced site, nobody reading: STANDBY, or ATTENTION for the guest's
-            // clock (no NTP server is reachable from the test); never ERROR.
-            let mode = json.get("mode").and_then(|m| m.as_str());
-            let generation = json.pointer("/site/generation").and_then(|g| g.as_str());
-            if let (Some(mode @ ("STANDBY" | "ATTENTION")), Some(generation)) = (mode, generation) {
-                println!(
-                    "image_boot: {}: the status page says {mode} ({}), generation {generation}",
-                    self.name,
-                    json.get("reason").and_then(|r| r.as_str()).unwrap_or("")
-                );
-                return;
+            if let Some(found) = wanted(&json) {
+                return found;
             }
             if Instant::now() > deadline {
-                self.fail(&format!(
-                    "/api/status: not a ready standby serving a generation: {json}"
-                ));
+                self.fail(&format!("/api/status: {what}: {json}"));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// The status page reports a ready standby serving a generation.
+    async fn check_status_page(&mut self) {
+        // Serving a synced site, nobody reading: STANDBY, or ATTENTION while the guest's clock
+        // is unsynchronised (no NTP server is reachable from the test); never ERROR.
+        let (mode, reason, generation) = self
+            .wait_for_status(
+                Duration::from_secs(10),
+                "not a ready standby serving a generation",
+                |json| {
+                    let mode = json.get("mode")?.as_str()?;
+                    let generation = json.pointer("/site/generation")?.as_str()?;
+                    let reason = json.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+                    matches!(mode, "STANDBY" | "ATTENTION")
+                        .then(|| (mode.to_owned(), reason.to_owned(), generation.to_owned()))
+                },
+            )
+            .await;
+        println!(
+            "image_boot: {}: the status page says {mode} ({reason}), generation {generation}",
+            self.name
+        );
     }
 
     /// NTP is unreachable from the guest: its clock watcher takes the time from the test's
     /// HTTPS `Date` server ([`CLOCK_AHEAD`] ahead), steps the clock, and the status page says
     /// the clock is coarse, with the offset.
     async fn check_coarse_clock(&mut self) {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.ports.status));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let json: serde_json::Value = match http_get(addr, "/api/status").await {
-                Ok(reply) if reply.status == 200 => {
-                    serde_json::from_slice(&reply.body).unwrap_or_default()
-                }
-                _ => serde_json::Value::Null,
-            };
-            let offset = json
-                .pointer("/system/clock_coarse/offset_seconds")
-                .and_then(serde_json::Value::as_f64);
-            if let Some(offset) = offset {
-                // The guest starts at most at the host's time (virt has an RTC; raspi3b none,
-                // so it starts from the image's build time, further behind): the step is at
-                // least the server's lead, and not wildly more.
-                let ahead = CLOCK_AHEAD.as_secs_f64();
-                if !(ahead - 10.0..ahead + 900.0).contains(&offset) {
-                    self.fail(&format!(
-                        "the clock was {offset} s off by the status, the Date server {ahead} s ahead"
-                    ));
-                }
-                println!(
-                    "image_boot: {}: coarse clock, stepped {offset:+.0} s",
-                    self.name
-                );
-                return;
-            }
-            if Instant::now() > deadline {
-                self.fail(&format!("/api/status never showed a coarse clock: {json}"));
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        let offset = self
+            .wait_for_status(Duration::from_secs(120), "never a coarse clock", |json| {
+                json.pointer("/system/clock_coarse/offset_seconds")?
+                    .as_f64()
+            })
+            .await;
+        // The guest starts at most at the host's time (virt has an RTC; raspi3b none, so it
+        // starts from the image's build time, further behind): the step is at least the
+        // server's lead, and not wildly more.
+        let ahead = CLOCK_AHEAD.as_secs_f64();
+        if !(ahead - 10.0..ahead + 900.0).contains(&offset) {
+            self.fail(&format!(
+                "the clock was {offset} s off by the status, the Date server {ahead} s ahead"
+            ));
         }
+        println!(
+            "image_boot: {}: coarse clock, stepped {offset:+.0} s",
+            self.name
+        );
     }
 
     /// Types into the serial console (the first call connects to it).
@@ -781,7 +781,7 @@ impl Setup {
             CLOCK_AHEAD,
         )
         .await;
-        configure_card(&card, &dir, &ca, &s3, Some(date_port));
+        configure_card(&card, &dir, &ca, &s3, date_port);
         let client = Client::new(vec![ca.cert_der()]);
         Self {
             machine,

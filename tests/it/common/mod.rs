@@ -256,10 +256,9 @@ fn leaf_params(names: &[&str]) -> CertificateParams {
     CertificateParams::new(names).expect("leaf params")
 }
 
-/// An HTTPS server on 127.0.0.1 whose every answer carries a `Date` `ahead` of this clock
-/// (a clock source for
-/// `pi-failover clock`), with a leaf from `ca` for `names` valid from `validity.0` to
-/// `validity.1`. Returns its port.
+/// An HTTPS server on 127.0.0.1 whose every answer carries a `Date` `ahead` of this clock (a
+/// clock source for `pi-failover clock`), with a leaf from `ca` for `names` valid from
+/// `validity.0` to `validity.1`. Returns its port.
 pub async fn date_server(
     dir: &Path,
     ca: &TestCa,
