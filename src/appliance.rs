@@ -108,7 +108,7 @@ impl Appliance {
         };
         let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
         let status_listener = match config.status.listen.addr() {
-            Some(addr) => Some(bind(addr, "status.listen").await?),
+            Some(addr) => Some(bind_status(addr, &config.status).await?),
             None => None,
         };
         let status_addr = status_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -483,4 +483,26 @@ async fn serve_current(site: &Arc<Site>, generation: Option<&str>) {
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
     crate::listener::bind(addr).map_err(|source| StartError::Bind { key, addr, source })
+}
+
+/// The status listener, behind a packet filter for `status.allow` when no token is set (a
+/// token lets any address in, so then every address must reach the page). The page checks
+/// the address itself as well: a kernel that refuses the filter costs the port's stealth, not
+/// its access control, so that is a warning rather than a Pi that does not start.
+async fn bind_status(
+    addr: SocketAddr,
+    status: &crate::config::StatusConfig,
+) -> Result<TcpListener, StartError> {
+    let listener = bind(addr, "status.listen").await?;
+    if status.token.is_none() {
+        match crate::listener::admit::admit_only(&listener, &status.allow) {
+            Ok(()) => {
+                tracing::debug!(%addr, networks = status.allow.len(), "status port filtered to status.allow")
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "status.allow: no packet filter on the status port; the page still refuses other addresses")
+            }
+        }
+    }
+    Ok(listener)
 }

@@ -660,7 +660,7 @@ fn default_health_path() -> String {
 fn default_hsts_max_age() -> Duration {
     Duration::from_secs(365 * 24 * 3600)
 }
-// `[::]`: IPv6 and IPv4 readers on one dual-stack socket (src/listener.rs).
+// `[::]`: IPv6 and IPv4 readers on one dual-stack socket (src/listener/).
 fn default_https_listen() -> SocketAddr {
     SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 443))
 }
@@ -1293,6 +1293,17 @@ fn validate_live(config: &Config, file: &Path) -> Result<(), ConfigError> {
             "use 0x3C, or 0x3D for a module with its SA0 jumper moved (0x78/0x7A are the 8-bit forms)",
         ));
     }
+    if config.status.allow.len() > crate::listener::admit::MAX_NETWORKS {
+        return Err(err(
+            "status.allow",
+            format!(
+                "{} networks; the status port's packet filter takes at most {}",
+                config.status.allow.len(),
+                crate::listener::admit::MAX_NETWORKS
+            ),
+            "merge neighbouring networks into wider prefixes, or set status.token and reach the page from anywhere with it",
+        ));
+    }
     if let Some(token) = &config.status.token {
         if token.len() < 16 || http::HeaderValue::from_str(token).is_err() {
             return Err(err(
@@ -1791,6 +1802,27 @@ mod tests {
             message.contains("status.token") && message.contains("openssl rand"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_status_allow_list_longer_than_the_packet_filter_takes_is_refused_with_the_fix() {
+        let nets: Vec<String> = (0..=crate::listener::admit::MAX_NETWORKS)
+            .map(|i| format!("\"10.{i}.0.0/16\""))
+            .collect();
+        let text = format!("{MINIMAL}\n[status]\nallow = [{}]\n", nets.join(", "));
+        let c = parse_str(&text).expect("parses");
+        let message = c
+            .validate(Path::new("pi-failover.toml"))
+            .expect_err("too many networks")
+            .to_string();
+        assert!(
+            message.contains("status.allow") && message.contains("wider prefixes"),
+            "{message}"
+        );
+        let fits = format!("{MINIMAL}\n[status]\nallow = [{}]\n", nets[1..].join(", "));
+        let c = parse_str(&fits).expect("parses");
+        c.validate(Path::new("pi-failover.toml"))
+            .expect("64 networks fit");
     }
 
     #[test]

@@ -486,6 +486,19 @@ pub async fn wait_until(
 /// A connection from `source` (IPv4 or IPv6) to `to`; a wildcard `to` (a listener on
 /// `[::]` or `0.0.0.0`) is reached through the loopback address of `source`'s family.
 pub async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    try_connect_from(source, to).await.expect("connect")
+}
+
+/// Whether a SYN from `source` to `to` goes unanswered (a packet filter dropped it): the
+/// connect neither completes nor is refused within `within`.
+pub async fn syn_is_dropped(source: &str, to: SocketAddr, within: std::time::Duration) -> bool {
+    tokio::time::timeout(within, try_connect_from(source, to))
+        .await
+        .is_err()
+}
+
+/// [`connect_from`], with the connect's error for the caller.
+pub async fn try_connect_from(source: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
     let source: std::net::IpAddr = source.parse().expect("ip");
     let socket = match source {
         std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
@@ -504,7 +517,7 @@ pub async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
     } else {
         to
     };
-    socket.connect(to).await.expect("connect")
+    socket.connect(to).await
 }
 
 pub fn get(path: &str) -> Request<Empty<Bytes>> {

@@ -17,6 +17,8 @@
 //! back to `0.0.0.0` on the same port, with a warning, rather than leaving the Pi unable to
 //! serve. A specific IPv6 address is what the owner asked for: that fails as configured.
 
+pub mod admit;
+
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
