@@ -83,9 +83,46 @@ impl Signals {
     }
 }
 
+/// The appliance's sockets, bound (and the status port filtered) before anything else runs.
+/// These are the only privileged steps of `pi-failover run`: ports below 1024, and
+/// `SO_ATTACH_FILTER` on a TCP socket, which Linux 6.12.y and later allow only with
+/// CAP_NET_ADMIN. So the binary binds them first, single-threaded, then gives up every
+/// capability for good, then starts the async runtime (capabilities are per thread: dropping
+/// them once the runtime's threads exist would leave those threads privileged).
+pub struct Listeners {
+    https: std::net::TcpListener,
+    http: Option<std::net::TcpListener>,
+    status: Option<std::net::TcpListener>,
+}
+
+impl Listeners {
+    pub fn bind(config: &Config) -> Result<Self, StartError> {
+        let https = bind(config.listen.https, "listen.https")?;
+        let http = match config.listen.http.addr() {
+            Some(addr) => Some(bind(addr, "listen.http")?),
+            None => None,
+        };
+        let status = match config.status.listen.addr() {
+            Some(addr) => Some(bind_status(addr, &config.status)?),
+            None => None,
+        };
+        Ok(Self {
+            https,
+            http,
+            status,
+        })
+    }
+}
+
 impl Appliance {
     /// Loads the site and certificates, binds the listeners and starts serving.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        let listeners = Listeners::bind(&config)?;
+        Self::start_on(config, listeners).await
+    }
+
+    /// [`Appliance::start`] on listeners bound beforehand ([`Listeners::bind`]).
+    pub async fn start_on(config: Config, listeners: Listeners) -> Result<Self, StartError> {
         let signals = Signals::install().map_err(StartError::Signals)?;
         let certs = Arc::new(CertResolver::load(
             config.certificate_slots()?,
@@ -96,20 +133,20 @@ impl Appliance {
             config.tls.cipher_preference,
         )?);
 
-        let https = bind(config.listen.https, "listen.https").await?;
+        let https = into_tokio(listeners.https, config.listen.https, "listen.https")?;
         let https_addr = https.local_addr().map_err(|source| StartError::Bind {
             key: "listen.https",
             addr: config.listen.https,
             source,
         })?;
-        let http = match config.listen.http.addr() {
-            Some(addr) => Some(bind(addr, "listen.http").await?),
-            None => None,
+        let http = match (listeners.http, config.listen.http.addr()) {
+            (Some(l), Some(addr)) => Some(into_tokio(l, addr, "listen.http")?),
+            _ => None,
         };
         let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
-        let status_listener = match config.status.listen.addr() {
-            Some(addr) => Some(bind_status(addr, &config.status).await?),
-            None => None,
+        let status_listener = match (listeners.status, config.status.listen.addr()) {
+            (Some(l), Some(addr)) => Some(into_tokio(l, addr, "status.listen")?),
+            _ => None,
         };
         let status_addr = status_listener.as_ref().and_then(|l| l.local_addr().ok());
 
@@ -391,14 +428,16 @@ fn spawn_checks(config: &Config, tracker: &TaskTracker, shutdown: &CancellationT
     (probe, dns)
 }
 
-/// Syncs at once, then every interval (plus jitter); each new generation is swapped into the
-/// site server as soon as it is current.
+/// Syncs at once, then every interval (plus jitter), sooner after a failure
+/// ([`crate::sync::retry_after`]); each new generation is swapped into the site server as soon
+/// as it is current.
 async fn sync_loop(
     syncer: crate::sync::Syncer,
     site: Arc<Site>,
     status: Arc<tokio::sync::watch::Sender<crate::sync::SyncStatus>>,
     stop: CancellationToken,
 ) {
+    let mut failures = 0u32;
     loop {
         // A sync interrupted by shutdown leaves only staging files, removed at next start.
         let started = std::time::SystemTime::now();
@@ -407,8 +446,9 @@ async fn sync_loop(
             result = syncer.sync_once(false) => result,
         };
         status.send_modify(|s| s.record(started, &result));
-        match result {
+        let delay = match result {
             Ok(report) => {
+                failures = 0;
                 if report.switched || !site.has_content() || site.behind_current() {
                     serve_current(&site, report.generation.as_deref()).await;
                 }
@@ -427,14 +467,18 @@ async fn sync_loop(
                     seconds = report.duration.as_secs_f64(),
                     "sync done"
                 );
+                syncer.next_delay(failures)
             }
             Err(e) => {
-                tracing::error!(error = %e, "sync failed; still serving the last good generation")
+                failures = failures.saturating_add(1);
+                let retry = syncer.next_delay(failures);
+                tracing::error!(error = %e, retry_in_seconds = retry.as_secs(), "sync failed; still serving the last good generation");
+                retry
             }
-        }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(syncer.next_delay()) => {}
+            _ = tokio::time::sleep(delay) => {}
         }
     }
 }
@@ -481,26 +525,34 @@ async fn serve_current(site: &Arc<Site>, generation: Option<&str>) {
     }
 }
 
-async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
+fn bind(addr: SocketAddr, key: &'static str) -> Result<std::net::TcpListener, StartError> {
     crate::listener::bind(addr).map_err(|source| StartError::Bind { key, addr, source })
+}
+
+fn into_tokio(
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    key: &'static str,
+) -> Result<TcpListener, StartError> {
+    TcpListener::from_std(listener).map_err(|source| StartError::Bind { key, addr, source })
 }
 
 /// The status listener, behind a packet filter for `status.allow` when no token is set (a
 /// token lets any address in, so then every address must reach the page). The page checks
 /// the address itself as well: a kernel that refuses the filter costs the port's stealth, not
 /// its access control, so that is a warning rather than a Pi that does not start.
-async fn bind_status(
+fn bind_status(
     addr: SocketAddr,
     status: &crate::config::StatusConfig,
-) -> Result<TcpListener, StartError> {
-    let listener = bind(addr, "status.listen").await?;
+) -> Result<std::net::TcpListener, StartError> {
+    let listener = bind(addr, "status.listen")?;
     if status.token.is_none() {
         match crate::listener::admit::admit_only(&listener, &status.allow) {
             Ok(()) => {
                 tracing::debug!(%addr, networks = status.allow.len(), "status port filtered to status.allow")
             }
             Err(e) => {
-                tracing::warn!(%addr, error = %e, "status.allow: no packet filter on the status port; the page still refuses other addresses")
+                tracing::warn!(%addr, error = %e, "status.allow: no packet filter on the status port (it needs CAP_NET_ADMIN at start, which the image's run script grants); the page still refuses other addresses")
             }
         }
     }

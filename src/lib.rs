@@ -14,6 +14,7 @@ pub mod listener;
 pub mod live;
 pub mod pacing;
 pub mod per_address;
+pub mod privileges;
 pub mod server;
 pub mod site;
 pub mod status;

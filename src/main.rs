@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pi_failover::appliance::Appliance;
+use pi_failover::appliance::{Appliance, Listeners};
 use pi_failover::budget::Budget;
 use pi_failover::config::{self, DEFAULT_CONFIG_PATH};
 #[cfg(feature = "demo")]
@@ -227,8 +227,14 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = config::load(&path)?;
     init_logging(&config.log.level);
     raise_descriptor_limit(&config.budget())?;
+    // The privileged steps, then no privileges: still one thread here (src/privileges.rs).
+    let listeners = Listeners::bind(&config)?;
+    match pi_failover::privileges::drop_all() {
+        Ok(()) => tracing::debug!("capabilities dropped"),
+        Err(e) => tracing::warn!(error = %e, "cannot drop capabilities; serving with them"),
+    }
     runtime()?.block_on(async {
-        let appliance = Appliance::start(config).await?;
+        let appliance = Appliance::start_on(config, listeners).await?;
         appliance.run_until_signal().await;
         anyhow::Ok(())
     })

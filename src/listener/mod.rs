@@ -22,13 +22,15 @@ pub mod admit;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use tokio::net::TcpListener;
+use std::net::TcpListener;
 
 /// The kernel's accept queue: tokio's own default for `TcpListener::bind`.
 const BACKLOG: i32 = 1024;
 
 /// Binds `addr` for accepting: `[::]` as dual-stack (falling back to `0.0.0.0` on a kernel
-/// without IPv6), any other address as given.
+/// without IPv6), any other address as given. Non-blocking, for tokio's
+/// `TcpListener::from_std`; a plain socket so that it can be bound before the async runtime
+/// starts (and before the process gives up the privileges binding needed).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     match addr.ip() {
         IpAddr::V6(ip) if ip.is_unspecified() => match bind_socket(addr, Some(false)) {
@@ -61,7 +63,7 @@ fn bind_socket(addr: SocketAddr, only_v6: Option<bool>) -> io::Result<TcpListene
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// The errors a kernel without IPv6 gives for an IPv6 socket or bind.
@@ -90,8 +92,8 @@ mod tests {
         assert_eq!(canonical(v4), v4);
     }
 
-    #[tokio::test]
-    async fn the_wildcard_takes_both_families_and_reports_ipv4_peers_as_ipv4() {
+    #[test]
+    fn the_wildcard_takes_both_families_and_reports_ipv4_peers_as_ipv4() {
         let listener = bind("[::]:0".parse().expect("address")).expect("binds");
         let port = listener.local_addr().expect("bound").port();
         for (connect, expected) in [
@@ -105,14 +107,15 @@ mod tests {
             ),
         ] {
             let client = std::thread::spawn(move || TcpStream::connect(connect));
-            let (_, peer) = listener.accept().await.expect("accepts");
+            listener.set_nonblocking(false).expect("blocking accept");
+            let (_, peer) = listener.accept().expect("accepts");
             client.join().expect("joins").expect("connects");
             assert_eq!(canonical(peer).ip(), expected, "connecting to {connect}");
         }
     }
 
-    #[tokio::test]
-    async fn a_specific_ipv6_address_is_ipv6_only() {
+    #[test]
+    fn a_specific_ipv6_address_is_ipv6_only() {
         let listener = bind("[::1]:0".parse().expect("address")).expect("binds");
         let socket = socket2::SockRef::from(&listener);
         assert!(socket.only_v6().expect("reads IPV6_V6ONLY"));

@@ -210,17 +210,15 @@ impl Traffic {
     }
 }
 
-/// IPv4 addresses as they are; IPv6 by their /64 (IPv4-mapped ones as IPv4).
+/// IPv4 addresses as they are; IPv6 by their /64. Peers arrive canonical (an IPv4 client of
+/// a dual-stack listener as IPv4: `listener::canonical`, at accept).
 fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
     }
 }
 

@@ -284,9 +284,14 @@ impl Syncer {
         &self.store
     }
 
-    /// The wait before the next sync: the interval plus a random share of the jitter.
-    pub fn next_delay(&self) -> Duration {
-        self.config.interval + self.config.jitter.mul_f64(fastrand::f64())
+    /// The wait before the next sync: the interval plus a random share of the jitter; after
+    /// `failures` syncs in a row failed, sooner ([`retry_after`]).
+    pub fn next_delay(&self, failures: u32) -> Duration {
+        let interval = self.config.interval + self.config.jitter.mul_f64(fastrand::f64());
+        match failures {
+            0 => interval,
+            n => retry_after(n).min(interval),
+        }
     }
 
     /// Runs one sync. With `dry_run`, lists and plans but writes nothing.
@@ -802,9 +807,33 @@ fn link_with_siblings(
     Ok(())
 }
 
+/// The wait after `failures` (≥ 1) failed syncs in a row: 10 s, doubling to 5 minutes (never
+/// more than the interval, [`Syncer::next_delay`]). A Pi often starts before its network: a
+/// USB Ethernet chip that registers late, a switch that boots slower after a power cut. Its
+/// first sync then fails at once, and waiting a whole interval for the next (an hour, if the
+/// owner set one) would leave it serving nothing, or without its certificate, for that long.
+/// Doubling keeps a bucket that refuses every request from being asked more than once every
+/// 5 minutes.
+pub fn retry_after(failures: u32) -> Duration {
+    const FIRST: u64 = 10;
+    const MOST: u64 = 300;
+    Duration::from_secs(
+        FIRST
+            .saturating_mul(1u64 << failures.saturating_sub(1).min(6))
+            .min(MOST),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_sync_is_retried_soon_then_less_often() {
+        let seconds: Vec<u64> = (1..=9).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(seconds, [10, 20, 40, 80, 160, 300, 300, 300, 300]);
+        assert_eq!(retry_after(u32::MAX).as_secs(), 300, "no overflow");
+    }
 
     #[test]
     fn status_counts_failures_until_a_sync_succeeds() {

@@ -455,6 +455,41 @@ async fn sighup_reloads_the_certificate_of_a_running_appliance() {
     );
 }
 
+/// Once its listeners are bound, `pi-failover run` holds no capability on any of its threads:
+/// on the card it starts with CAP_NET_BIND_SERVICE and CAP_NET_ADMIN (the status port's packet
+/// filter) and must not keep them while facing the internet. Run as root (as CI runs), the old
+/// code kept root's whole set.
+#[tokio::test]
+async fn a_running_appliance_holds_no_capabilities() {
+    let f = Fixture::new();
+    let (running, served) = common::process::run_appliance(&plain_https_config(&f));
+    served
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the appliance serves");
+    let tasks = format!("/proc/{}/task", running.0.id());
+    let threads: Vec<_> = std::fs::read_dir(&tasks)
+        .expect("its threads")
+        .map(|t| t.expect("thread").path())
+        .collect();
+    assert!(threads.len() > 1, "the runtime's threads are there too");
+    for thread in threads {
+        let status = std::fs::read_to_string(thread.join("status")).expect("status");
+        for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+            let value = status
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{set}:")))
+                .map(str::trim)
+                .unwrap_or_else(|| panic!("no {set} in {}", thread.display()));
+            assert_eq!(
+                u64::from_str_radix(value, 16).expect("hex"),
+                0,
+                "{set} of {}",
+                thread.display()
+            );
+        }
+    }
+}
+
 /// A certificate-renewal hook may send SIGHUP at any moment after the appliance starts,
 /// including the very one it says it is serving: SIGHUP's default action is to kill.
 #[tokio::test]

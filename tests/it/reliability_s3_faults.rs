@@ -293,3 +293,51 @@ async fn a_corrupted_body_is_caught_by_its_md5_and_never_served() {
     let every_object = u32::try_from(KEYS.len()).expect("few keys");
     fault_is_retried_or_fails_visibly(Fault::Corrupt, every_object, &["corrupt body"]).await;
 }
+
+/// A Pi often starts before its network (a USB Ethernet chip that registers late, a switch
+/// slower to boot after a power cut): its first sync fails at once. The booted-image test
+/// found the old loop then waited a whole `s3.interval` (an hour here) before trying again,
+/// serving nothing meanwhile. A failed sync is retried after 10 s, doubling.
+#[tokio::test]
+async fn a_first_sync_that_fails_is_retried_in_seconds_not_after_the_interval() {
+    let f = Fixture::new();
+    let s3 = S3Server::start().await;
+    publish(&s3, 1);
+    s3.bucket
+        .fail_always(Some(common::s3::Fault::InternalError));
+    let mut config = f.s3_config(&s3);
+    let sync = config.s3.as_mut().expect("[s3]");
+    sync.interval = Duration::from_secs(3600);
+    sync.jitter = Duration::ZERO;
+    sync.request_timeout = REQUEST_TIMEOUT;
+    let app = Appliance::start(config).await.expect("appliance starts");
+    let client = f.client();
+
+    // The first sync fails (S3 answers 500 to every try of every download: about 6 s of
+    // backoff, docs/sync.md), then the network "comes up".
+    let deadline = tokio::time::Instant::now() + SYNC_DEADLINE;
+    while s3.bucket.requests().1 < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first sync did not try five times"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    s3.bucket.fail_always(None);
+
+    let healed = tokio::time::Instant::now();
+    loop {
+        let reply = client.get(app.https_addr(), "/index.html").await;
+        if reply.status == 200 && reply.body == body("index.html", 1) {
+            break;
+        }
+        assert!(
+            healed.elapsed() < Duration::from_secs(45),
+            "not served within 45 s of S3 answering again (s3.interval is an hour): status {}",
+            reply.status
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    app.shutdown().await;
+}
