@@ -55,6 +55,12 @@
 #   CHECK_IMAGE        auto: skip the image test when genimage, mkdosfs,
 #                      mcopy, mksquashfs or sfdisk is missing (default);
 #                      require: fail then; off: skip it
+#   CHECK_KERNEL       off: skip the fragment merge below (default; it needs
+#                      the network once); require: run
+#                      image/qemu/kernel-fragment.sh, which merges
+#                      board/pi-failover/linux.fragment into Debian's arm64
+#                      6.12 config with the 6.12 Kconfig tree and fails when a
+#                      line does not survive (.ci/run requires it)
 #   CARGO_HOME         where the cargo registry is (default: ~/.cargo)
 #
 # Exit status: 0 all checks passed, 1 a check failed, 2 setup error.
@@ -512,6 +518,20 @@ else
 	fail "board/pi-failover/kernel-config-check.sh does not tell a kept fragment from a dropped line"
 fi
 rm -rf "$kdir"
+# The same check on a real 6.12 merge (the Raspberry Pi kernel's series): Debian's arm64
+# config and Kconfig tree, downloaded once (image/qemu/kernel-fragment.sh).
+case "${CHECK_KERNEL:-off}" in
+require)
+	if out=$("$repo/image/qemu/kernel-fragment.sh" "$lxfrag" 2>&1); then
+		ok "linux.fragment survives a merge into Debian's arm64 $(sed -n 's/^KERNEL_SERIES=//p' "$repo/image/qemu/lib.sh") config (olddefconfig)"
+	else
+		fail "linux.fragment against Debian's 6.12 config (image/qemu/kernel-fragment.sh):"
+		printf '%s\n' "$out" | sed 's/^/      /'
+	fi
+	;;
+off) note "CHECK_KERNEL=off: the fragment is not merged into a real 6.12 config" ;;
+*) die "CHECK_KERNEL=${CHECK_KERNEL}: off or require" ;;
+esac
 if grep -q 'LINUX_POST_CONFIGURE_HOOKS += PI_FAILOVER_KERNEL_FRAGMENT_CHECK' "$here/external.mk"; then
 	ok "external.mk runs the fragment check after the kernel is configured"
 else

@@ -1,31 +1,36 @@
 #!/usr/bin/env bash
-# Assembles the qemu boot test's SD-card image: the layout and the
-# appliance's files of the real image, on Debian's arm64 kernel and
-# BusyBox instead of Buildroot's. It goes through image/mkimage.sh like the
+# Assembles the qemu boot test's SD-card images, one per board the test
+# boots: the layout and the appliance's files of the real image, on
+# Debian's arm64 kernel (6.12, the Raspberry Pi kernel's series) and
+# BusyBox instead of Buildroot's. They go through image/mkimage.sh like the
 # Buildroot image.
 #
 # Usage: image/qemu/build.sh --binary FILE [--out DIR]
 #
 #   --binary FILE  the static aarch64 pi-failover
 #                  (cargo build --profile pi --target aarch64-unknown-linux-musl)
-#   --out DIR      where pi-failover.img goes (default: out/ in the work
-#                  directory, see lib.sh)
+#   --out DIR      where the cards go, DIR/<board>/pi-failover.img
+#                  (default: out/ in the work directory, see lib.sh)
+#
+# Prints one line per card on stdout: "BOARD PATH" (rpi3-64: qemu's
+# raspi3b and virt; rpi4-64: qemu's raspi4b).
 #
 # The root filesystem (squashfs, read-only) is made as Buildroot makes it,
-# in the same order:
+# in the same order, and is the same on every card:
 #   1. the skeleton: image/qemu/skeleton/ stands in for Buildroot's (BusyBox
-#      init, rcS/rcK, syslogd, DHCP on eth0, a getty on the console), users
-#      from package/pi-failover/pi-failover.mk, hostname from the defconfig;
+#      init, rcS/rcK, syslogd, mdev, DHCP on eth0, a getty on the console),
+#      users from package/pi-failover/pi-failover.mk, hostname from the
+#      defconfig;
 #   2. packages: setpriv, partx, mountpoint (util-linux), sfdisk,
 #      e2fsprogs and their shared libraries, CA certificates, then BusyBox
 #      for every other command; pi-failover installed where pi-failover.mk
 #      installs it (binary, run, watchdog, S99pi-failover);
 #   3. the board's rootfs overlay (board/pi-failover/rootfs-overlay);
 #   4. the board's post-build script (board/pi-failover/post-build.sh).
-# The FAT partition gets the gzip-compressed kernel, an initramfs that
-# loads the modules Buildroot's kernel has built in (see initramfs-init),
-# the Pi 3 DTB, the Pi 3 config.txt (plus the initramfs) and the board's
-# cmdline.txt (without "quiet").
+# Each card's FAT partition gets the gzip-compressed kernel, an initramfs
+# that loads the modules Buildroot's kernel has built in (see
+# initramfs-init), the board's DTB (upstream's name), the board's
+# config.txt (plus the initramfs) and cmdline.txt (without "quiet").
 set -euo pipefail
 
 # shellcheck source=image/qemu/lib.sh
@@ -37,7 +42,15 @@ set -euo pipefail
 COMMON_MODULES="squashfs crc32c_generic ext4 vfat nls_cp437 nls_ascii"
 VIRT_MODULES="virtio_mmio virtio_blk virtio_net virtio-rng $COMMON_MODULES"
 # Not bcm2835_wdt: qemu's raspi3b resets the moment the watchdog is started.
+# cdc_ether: qemu's usb-net stands in for the boards' USB Ethernet chips.
 RASPI3B_MODULES="bcm2835 sdhci-iproc phy-generic dwc2 cdc_ether $COMMON_MODULES"
+# The Pi 4's card is on its second SDHCI (emmc2); qemu's raspi4b has one
+# SD controller, the first, which boot.sh enables in the DTB instead.
+RASPI4B_MODULES="sdhci-iproc phy-generic dwc2 cdc_ether $COMMON_MODULES"
+
+# board:DTB, the cards this builds; the board names Buildroot's
+# board/pi-failover/<board>/config.txt.
+BOARDS="rpi3-64:bcm2837-rpi-3-b.dtb rpi4-64:bcm2711-rpi-4-b.dtb"
 
 board=$repo/buildroot-overlay/board/pi-failover
 pkgdir=$repo/buildroot-overlay/package/pi-failover
@@ -61,6 +74,7 @@ need readelf binutils
 need mksquashfs squashfs-tools
 need cpio cpio
 need gzip gzip
+need xz xz-utils
 
 readelf -h "$binary" | grep -q 'Machine:[[:space:]]*AArch64' ||
 	die "$binary is not an aarch64 binary: $build_cmd"
@@ -186,9 +200,19 @@ modules=$deb/lib/modules/$kver/kernel
 declare -A module_path
 while IFS= read -r -d '' ko; do
 	name=${ko##*/}
+	name=${name%.xz}
 	name=${name%.ko}
 	module_path[${name//-/_}]=$ko
-done < <(find "$modules" -name '*.ko' -print0)
+done < <(find "$modules" \( -name '*.ko' -o -name '*.ko.xz' \) -print0)
+
+# module_bytes FILE: the module, uncompressed (Debian's 6.12 packages ship
+# .ko.xz; the initramfs's BusyBox insmod takes plain .ko).
+module_bytes() {
+	case "$1" in
+	*.xz) xz -dc "$1" ;;
+	*) cat "$1" ;;
+	esac
+}
 
 declare -A module_done
 module_order=()
@@ -199,7 +223,7 @@ add_module() {
 	ko=${module_path[$key]:-}
 	[ -n "$ko" ] || die "no module $1 in $kver"
 	module_done[$key]=1
-	for dep in $(tr '\0' '\n' < "$ko" | sed -n 's/^depends=//p' | tr ',' ' '); do
+	for dep in $(module_bytes "$ko" | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' ' '); do
 		add_module "$dep"
 	done
 	module_order+=("$key")
@@ -210,12 +234,13 @@ mkdir -p "$initramfs"/{bin,sbin,usr/bin,usr/sbin,etc,lib/modules}
 install -m 0755 "$deb/bin/busybox" "$initramfs/bin/busybox"
 ln -s busybox "$initramfs/bin/sh"
 install -m 0755 "$qemu_dir/initramfs-init" "$initramfs/init"
-for machine in virt raspi3b; do
+for machine in virt raspi3b raspi4b; do
 	module_done=()
 	module_order=()
 	case "$machine" in
 	virt) list=$VIRT_MODULES ;;
 	raspi3b) list=$RASPI3B_MODULES ;;
+	raspi4b) list=$RASPI4B_MODULES ;;
 	esac
 	for m in $list; do
 		add_module "$m"
@@ -223,39 +248,45 @@ for machine in virt raspi3b; do
 	printf '%s\n' "${module_order[@]}" > "$initramfs/etc/modules.$machine"
 	for key in "${module_order[@]}"; do
 		# Not stripped: that would drop the signature and taint the kernel.
-		cp "${module_path[$key]}" "$initramfs/lib/modules/$key.ko"
+		module_bytes "${module_path[$key]}" > "$initramfs/lib/modules/$key.ko"
 	done
 done
 
-boot=$build/boot
-mkdir -p "$boot"
+initrd=$build/initrd.img
 (cd "$initramfs" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) |
-	gzip -9 -n > "$boot/initrd.img"
+	gzip -9 -n > "$initrd"
+gzip -9 -n < "$deb/boot/vmlinuz-$kver" > "$build/Image.gz"
 
 # ---------------------------------------------------------------------------
-# The FAT partition
-
-gzip -9 -n < "$deb/boot/vmlinuz-$kver" > "$boot/Image.gz"
-cp "$deb/usr/lib/linux-image-$kver/broadcom/bcm2837-rpi-3-b.dtb" "$boot/"
-{
-	cat "$board/rpi3-64/config.txt"
-	cat <<'EOF'
-
-# qemu boot test (image/qemu/build.sh): Debian's kernel loads its drivers
-# from an initramfs, and the Pi 3's device tree has upstream's name.
-initramfs initrd.img followkernel
-device_tree=bcm2837-rpi-3-b.dtb
-EOF
-} > "$boot/config.txt"
-sed -e 's/[[:space:]]quiet\b//' "$board/cmdline.txt" > "$boot/cmdline.txt"
-
-if ! "$repo/image/mkimage.sh" --boot "$boot" --rootfs "$build/rootfs.squashfs" \
-	--out "$out" --work "$build/genimage" > "$build/mkimage.log" 2>&1; then
-	cat "$build/mkimage.log" >&2
-	die "image/mkimage.sh failed"
-fi
+# The cards: one FAT partition per board, the same root filesystem
 
 size() { du -k --apparent-size "$1" | awk '{ printf "%.1f MiB", $1 / 1024 }'; }
-note "kernel $kver: Image.gz $(size "$boot/Image.gz"), initrd.img $(size "$boot/initrd.img"); root $(size "$build/rootfs.squashfs")"
-note "$out/pi-failover.img: $(size "$out/pi-failover.img")"
-echo "$out/pi-failover.img"
+note "kernel $kver: Image.gz $(size "$build/Image.gz"), initrd.img $(size "$initrd"); root $(size "$build/rootfs.squashfs")"
+for entry in $BOARDS; do
+	name=${entry%%:*}
+	dtb=${entry#*:}
+	boot=$build/boot-$name
+	mkdir -p "$boot"
+	cp "$build/Image.gz" "$initrd" "$boot/"
+	cp "$deb/usr/lib/linux-image-$kver/broadcom/$dtb" "$boot/"
+	[ -f "$board/$name/config.txt" ] || die "no $board/$name/config.txt"
+	{
+		cat "$board/$name/config.txt"
+		cat <<EOF
+
+# qemu boot test (image/qemu/build.sh): Debian's kernel loads its drivers
+# from an initramfs, and the board's device tree has upstream's name.
+initramfs initrd.img followkernel
+device_tree=$dtb
+EOF
+	} > "$boot/config.txt"
+	sed -e 's/[[:space:]]quiet\b//' "$board/cmdline.txt" > "$boot/cmdline.txt"
+
+	if ! "$repo/image/mkimage.sh" --boot "$boot" --rootfs "$build/rootfs.squashfs" \
+		--out "$out/$name" --work "$build/genimage-$name" > "$build/mkimage-$name.log" 2>&1; then
+		cat "$build/mkimage-$name.log" >&2
+		die "image/mkimage.sh failed for $name"
+	fi
+	note "$out/$name/pi-failover.img: $(size "$out/$name/pi-failover.img")"
+	echo "$name $out/$name/pi-failover.img"
+done

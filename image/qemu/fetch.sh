@@ -13,18 +13,23 @@
 #                        (root; what .ci/run does)
 #
 # What it unpacks:
-#   debian/arm64/  Debian's arm64 kernel (linux-image-arm64's current ABI:
-#                  Image, modules, the Pi 3 DTB), busybox-static, and what
+#   debian/arm64/  Debian's arm64 kernel of the Raspberry Pi kernel's series
+#                  (KERNEL_SERIES, 6.12: linux-image-6.12-arm64's current
+#                  ABI from the release's security or backports suite:
+#                  Image, modules, the Pi 3 and Pi 4 DTBs), busybox-static,
+#                  and what
 #                  Buildroot's image has that this BusyBox lacks or that
 #                  comes from other packages: util-linux's setpriv, partx
 #                  and mountpoint, sfdisk, e2fsprogs, their shared libraries
 #                  (glibc), CA certificates
 #   debian/host/   busybox-static for this machine's architecture, the same
 #                  version: its --list-full says where each applet goes
-#   qemu/          qemu-system-aarch64 from qemu-system-arm and
-#                  qemu-system-data, unless one is on PATH. Not installed:
-#                  on a machine with qemu-utils 10 from backports,
-#                  apt-get install qemu-system-arm (7.2) removes it.
+#   qemu/          qemu-system-aarch64 from <release>-backports'
+#                  qemu-system-arm and qemu-system-data (10.0: the raspi4b
+#                  machine arrived in 9.0; bookworm's own 7.2 lacks it),
+#                  unless the one on PATH has raspi4b. Unpacked, not
+#                  installed: installing it would replace the system's qemu
+#                  packages.
 set -euo pipefail
 
 # shellcheck source=image/qemu/lib.sh
@@ -66,7 +71,7 @@ qemu_missing_packages() {
 }
 
 check_qemu() {
-	command -v qemu-system-aarch64 >/dev/null && return 0
+	path_qemu_will_do && return 0
 	local missing
 	missing=$(qemu_missing_packages)
 	[ -z "$missing" ] && return 0
@@ -81,28 +86,15 @@ check_qemu() {
 		"$work/qemu/usr/bin/qemu-system-aarch64" | awk '/not found/ { printf "%s ", $1 }')): apt-get install --no-install-recommends $missing"
 }
 
-wanted=$(printf '%s\n' "${ARM64_PACKAGES[@]}" "host:$(host_arch)" \
-	"qemu:$(command -v qemu-system-aarch64 >/dev/null && echo path || echo deb)")
+wanted=$(printf '%s\n' "${ARM64_PACKAGES[@]}" "host:$(host_arch)" "linux:$KERNEL_SERIES" \
+	"qemu:$(path_qemu_will_do && echo path || echo backports)")
 if [ "$refresh" -eq 0 ] && [ -f "$work/debian/complete" ] &&
 	[ "$(cat "$work/debian/complete")" = "$wanted" ]; then
 	check_qemu
 	exit 0
 fi
 
-mkdir -p "$work/apt/state/lists/partial" "$work/apt/cache/archives/partial"
-touch "$work/apt/state/status"
-if [ "$refresh" -eq 1 ] || ! ls "$work"/apt/state/lists/*_Packages* >/dev/null 2>&1; then
-	note "updating the private package lists (arm64 and $(host_arch))"
-	private_apt_get update >/dev/null
-fi
-
-# The kernel's package name carries its ABI, which moves with security
-# updates: take whatever linux-image-arm64 depends on today.
-kernel_package() {
-	private_apt_cache depends linux-image-arm64 |
-		sed -n 's/^[[:space:]]*Depends:[[:space:]]*\(linux-image-[0-9][^[:space:]]*-arm64\)[[:space:]]*$/\1/p' |
-		head -n 1
-}
+private_apt_lists "$refresh"
 
 download() {
 	rm -rf "$work/debs"
@@ -111,8 +103,10 @@ download() {
 	kernel=$(kernel_package)
 	[ -n "$kernel" ] || return 1
 	local pkgs=("$kernel" "${ARM64_PACKAGES[@]}" "busybox-static:$(host_arch)")
-	if ! command -v qemu-system-aarch64 >/dev/null; then
-		pkgs+=("qemu-system-arm:$(host_arch)" qemu-system-data)
+	if ! path_qemu_will_do; then
+		local backports
+		backports=$(. /etc/os-release && echo "$VERSION_CODENAME")-backports
+		pkgs+=("qemu-system-arm:$(host_arch)/$backports" "qemu-system-data/$backports")
 	fi
 	(cd "$work/debs" && private_apt_get download "${pkgs[@]}" >/dev/null)
 }

@@ -24,8 +24,10 @@ need() {
 }
 
 # apt-get and apt-cache on a private state under $work/apt, for arm64 and
-# the host's architecture: the system's sources, but not its package lists,
-# its dpkg database or its architectures (no dpkg --add-architecture).
+# the host's architecture: the system's sources plus the release's
+# backports (backports_source; the 6.12 kernel's series and qemu 10 come
+# from there), but not its package lists, its dpkg database or its
+# architectures (no dpkg --add-architecture).
 host_arch() {
 	dpkg --print-architecture
 }
@@ -36,11 +38,49 @@ apt_opts() {
 		-o "Dir::State=$a/state" \
 		-o "Dir::State::status=$a/state/status" \
 		-o "Dir::Cache=$a/cache" \
+		-o "Dir::Etc::SourceList=$a/backports.list" \
 		-o "APT::Architecture=arm64" \
 		-o "APT::Architectures::=arm64" \
 		-o "APT::Architectures::=$(host_arch)" \
 		-o "APT::Sandbox::User=$(id -un)" \
 		-o "Debug::NoLocking=1"
+}
+
+# The host release's backports, in the private apt state's own source list
+# (Dir::Etc::SourceList replaces sources.list only: the sources.list.d
+# files of the system still apply).
+backports_source() {
+	local codename
+	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+	[ -n "$codename" ] || die "cannot tell the Debian release from /etc/os-release"
+	mkdir -p "$work/apt"
+	printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s-backports main\n' \
+		"$codename" > "$work/apt/backports.list"
+}
+
+# The Raspberry Pi kernel's series (raspberrypi/linux rpi-6.12.y, what
+# Buildroot's Pi defconfigs build): the booted test runs the same one, and
+# the kernel fragment is checked against it (kernel-fragment.sh).
+KERNEL_SERIES=6.12
+
+# private_apt_lists [REFRESH]: the private state's directories and package
+# lists, updated when REFRESH is 1 or they are missing.
+private_apt_lists() {
+	mkdir -p "$work/apt/state/lists/partial" "$work/apt/cache/archives/partial"
+	touch "$work/apt/state/status"
+	backports_source
+	if [ "${1:-0}" -eq 1 ] || ! ls "$work"/apt/state/lists/*-backports_*_Packages* >/dev/null 2>&1; then
+		note "updating the private package lists (arm64 and $(host_arch))"
+		private_apt_get update >/dev/null
+	fi
+}
+
+# The kernel's package name carries its ABI, which moves with security
+# updates: take whatever linux-image-$KERNEL_SERIES-arm64 depends on today.
+kernel_package() {
+	private_apt_cache depends "linux-image-$KERNEL_SERIES-arm64" |
+		sed -n 's/^[[:space:]]*Depends:[[:space:]]*\(linux-image-[0-9][^[:space:]]*-arm64\)[[:space:]]*$/\1/p' |
+		head -n 1
 }
 
 private_apt_get() {
@@ -55,10 +95,17 @@ private_apt_cache() {
 	apt-cache "${opts[@]}" "$@"
 }
 
-# The qemu-system-aarch64 to run, one word per line: the one on PATH if
-# any, else the one fetch.sh extracted (with -L for its data directory).
+# Whether the qemu-system-aarch64 on PATH, if any, can boot every machine
+# the test boots: raspi4b arrived in qemu 9.0 (bookworm's own qemu is 7.2).
+path_qemu_will_do() {
+	command -v qemu-system-aarch64 >/dev/null &&
+		qemu-system-aarch64 -machine help 2>/dev/null | grep -q '^raspi4b '
+}
+
+# The qemu-system-aarch64 to run, one word per line: the one on PATH if it
+# will do, else the one fetch.sh extracted (with -L for its data directory).
 qemu_command() {
-	if command -v qemu-system-aarch64 >/dev/null; then
+	if path_qemu_will_do; then
 		command -v qemu-system-aarch64
 	elif [ -x "$work/qemu/usr/bin/qemu-system-aarch64" ]; then
 		printf '%s\n' "$work/qemu/usr/bin/qemu-system-aarch64" -L "$work/qemu/usr/share/qemu"
