@@ -10,6 +10,11 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
+/// `n` and the noun in the number English wants: "1 reader", "0 readers", "-1 days left".
+pub fn count(n: impl Into<i128> + std::fmt::Display + Copy, one: &str, many: &str) -> String {
+    format!("{n} {}", if n.into() == 1 { one } else { many })
+}
+
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut value = n as f64;
@@ -28,6 +33,14 @@ pub fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_is_singular_and_every_other_count_plural() {
+        assert_eq!(count(0u64, "reader", "readers"), "0 readers");
+        assert_eq!(count(1u64, "reader", "readers"), "1 reader");
+        assert_eq!(count(2u64, "day left", "days left"), "2 days left");
+        assert_eq!(count(-1i64, "day left", "days left"), "-1 days left");
+    }
 
     #[test]
     fn sizes_and_durations_read_naturally() {

@@ -15,7 +15,7 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 
 use super::frame::Frame;
-use crate::format::{bytes, duration};
+use crate::format::{bytes, count, duration};
 use crate::live::mode::Mode;
 use crate::status::Status;
 
@@ -115,7 +115,10 @@ pub fn compose(status: &Status, size: PanelSize, page: u64, now: SystemTime) -> 
         Some(generation) => format!("gen {generation}"),
         None => format!("{} files", status.site.files),
     };
-    let readers = format!("{} readers/min", status.traffic.readers_1m);
+    let readers = format!(
+        "{}/min",
+        count(status.traffic.readers_1m, "reader", "readers")
+    );
     let sent = format!("{}/s sent", bytes(status.traffic.bytes_per_second as u64));
     let since = format!("for {for_how_long}");
     let banner = |lines: Vec<String>, per_page: usize| {

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use maud::{html, Markup, DOCTYPE};
 
-use crate::format::{bytes, duration};
+use crate::format::{bytes, count, duration};
 use crate::indicators::glow::Glow;
 use crate::live::mode::Mode;
 use crate::status::Status;
@@ -149,7 +149,7 @@ fn tls_rows(s: &Status, now: SystemTime) -> Vec<Row> {
     for c in &s.tls {
         let served = match (c.days_left, c.names.is_empty()) {
             (Some(days), false) => {
-                let left = format!("{days} days left");
+                let left = count(days, "day left", "days left");
                 let names = c.names.join(", ");
                 if c.expiring {
                     html! { (names) " — " span.bad { (left) } }
