@@ -16,8 +16,9 @@
 #               its post-build/post-image scripts are executable
 #   package     pi-failover.mk: every variable is PI_FAILOVER_*; the
 #               version and license are Cargo.toml's; license files (if
-#               listed) exist; SITE is the repository, SITE_METHOD local;
-#               the rsync exclusions keep target/ and the other non-crate
+#               listed) exist; SITE is the repository's dist/ (release.sh's
+#               tarball), SITE_METHOD file; for a working copy
+#               (OVERRIDE_SRCDIR) the rsync exclusions keep target/ and the other non-crate
 #               trees out; the cargo profile it forces equals Cargo.toml's
 #               [profile.pi] (the size-tuned profile of the Pi's binary); it ends with one $(eval $(cargo-package));
 #               every file it installs exists; Config.in, S99pi-failover,
@@ -33,6 +34,12 @@
 #               partitions, FAT contents and size (<= 64 MiB) are checked
 #   vendor      if the repository has vendor/, it holds every crate of
 #               Cargo.lock
+#   release     with CHECK_RELEASE=require: release.sh makes the source
+#               tarball twice (the same bytes: reproducible), its hash file
+#               matches it, it holds VENDOR/ with every crate of Cargo.lock
+#               and nothing but the crate's files, and the unpacked release
+#               resolves every dependency with no network at all (cargo
+#               metadata --offline inside "unshare -n" when root can)
 #
 # With BUILDROOT=/path/to/a/buildroot/checkout, also:
 #   - ../shared/tools/br-external-check --lint --rsync on each defconfig:
@@ -61,6 +68,8 @@
 #                      board/pi-failover/linux.fragment into Debian's arm64
 #                      6.12 config with the 6.12 Kconfig tree and fails when a
 #                      line does not survive (.ci/run requires it)
+#   CHECK_RELEASE      off: skip the release check (default; it needs the
+#                      crates once); require: run it (.ci/run does)
 #   CARGO_HOME         where the cargo registry is (default: ~/.cargo)
 #
 # Exit status: 0 all checks passed, 1 a check failed, 2 setup error.
@@ -327,11 +336,17 @@ else
 	done
 fi
 
-if [ "$(mk_value PI_FAILOVER_SITE_METHOD)" = local ] &&
-	mk_value PI_FAILOVER_SITE | grep -qF '$(BR2_EXTERNAL_PIFAILOVER_PATH)/..'; then
-	ok "PI_FAILOVER_SITE is the repository (\$(BR2_EXTERNAL_PIFAILOVER_PATH)/..), SITE_METHOD = local"
+if [ "$(mk_value PI_FAILOVER_SITE_METHOD)" = file ] &&
+	mk_value PI_FAILOVER_SITE | grep -qF '$(BR2_EXTERNAL_PIFAILOVER_PATH)/..)/dist'; then
+	ok "PI_FAILOVER_SITE is the repository's dist/ (release.sh's tarball), SITE_METHOD = file"
 else
-	fail "PI_FAILOVER_SITE must be \$(BR2_EXTERNAL_PIFAILOVER_PATH)/.. with PI_FAILOVER_SITE_METHOD = local"
+	fail "PI_FAILOVER_SITE must be \$(realpath \$(BR2_EXTERNAL_PIFAILOVER_PATH)/..)/dist with PI_FAILOVER_SITE_METHOD = file"
+fi
+if grep -qx '/buildroot-overlay/package/pi-failover/pi-failover.hash' "$repo/.gitignore" &&
+	grep -qx '/dist' "$repo/.gitignore"; then
+	ok "dist/ and the generated pi-failover.hash are gitignored (release.sh writes them)"
+else
+	fail ".gitignore must list /dist and /buildroot-overlay/package/pi-failover/pi-failover.hash"
 fi
 
 exclusions=$(mk_block PI_FAILOVER_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS)
@@ -674,8 +689,73 @@ if [ -d "$repo/vendor" ]; then
 		fail "vendor/ lacks $(grep -c . <<<"$absent") crates of Cargo.lock (run: cargo vendor --locked vendor), e.g. $(head -n 3 <<<"$absent" | tr '\n' ' ')"
 	fi
 else
-	note "no vendor/: the Buildroot build runs 'cargo vendor' itself and needs crates.io once (docs/building-the-image.md)"
+	note "no vendor/: a working copy built with PI_FAILOVER_OVERRIDE_SRCDIR runs 'cargo vendor' and needs crates.io once; the release tarball (release.sh) carries its crates (docs/building-the-image.md)"
 fi
+
+# ---------------------------------------------------------------------------
+section "source release (release.sh)"
+case "${CHECK_RELEASE:-off}" in
+off) note "CHECK_RELEASE=off: release.sh not run" ;;
+require)
+	rel=$(mktemp -d)
+	hashfile=$pkgdir/pi-failover.hash
+	had_hash=$(cat "$hashfile" 2>/dev/null || true)
+	if ! one=$("$here/release.sh" --out "$rel/one" 2>&1) || ! two=$("$here/release.sh" --out "$rel/two" 2>&1); then
+		fail "release.sh failed: ${one:-} ${two:-}"
+	else
+		name=$(basename "$one")
+		if cmp -s "$one" "$two"; then
+			ok "release.sh is reproducible: $name twice, the same $(stat -c %s "$one") bytes"
+		else
+			fail "release.sh made two different $name from one commit"
+		fi
+		sum=$(sha256sum "$one" | cut -d' ' -f1)
+		if grep -qx "sha256  $sum  $name" "$hashfile"; then
+			ok "pi-failover.hash holds the tarball's sha256 (and the license files')"
+		else
+			fail "pi-failover.hash does not hold $name's sha256 $sum"
+		fi
+		top=$(tar -tzf "$one" | cut -d/ -f1 | sort -u)
+		entries=$(tar -tzf "$one" | cut -d/ -f2 | sort -u | grep -v '^$' | tr '\n' ' ')
+		if [ "$top" = "${name%.tar.gz}" ] &&
+			[ "$entries" = ".cargo Cargo.lock Cargo.toml LICENSE-APACHE LICENSE-MIT README.md VENDOR build.rs src " ]; then
+			ok "the tarball holds ${name%.tar.gz}/ with the crate's files, VENDOR/ and .cargo/ only"
+		else
+			fail "the tarball's layout is wrong: top '$top', entries '$entries'"
+		fi
+		mkdir -p "$rel/x"
+		tar -xzf "$one" -C "$rel/x"
+		src=$rel/x/${name%.tar.gz}
+		released=$(crate_dirs "$src"/VENDOR/*/ | cut -d' ' -f1,2 | sort -u)
+		absent=$(comm -23 <(printf '%s\n' "$locked") <(printf '%s\n' "$released"))
+		if [ -z "$absent" ]; then
+			ok "VENDOR/ holds all $(grep -c . <<<"$locked") crates of Cargo.lock"
+		else
+			fail "VENDOR/ lacks $(grep -c . <<<"$absent") crates of Cargo.lock, e.g. $(head -n 3 <<<"$absent" | tr '\n' ' ')"
+		fi
+		# The proof that a build from the downloaded release needs no network: every
+		# dependency resolves from VENDOR/ with cargo offline, in an empty cargo home, and
+		# (as root) in a network namespace with no interface but loopback.
+		resolve=(env CARGO_HOME="$rel/cargo-home" cargo metadata --offline --locked --format-version 1
+			--manifest-path "$src/Cargo.toml")
+		how="offline, empty cargo home"
+		if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
+			resolve=(unshare -n "${resolve[@]}")
+			how="$how, no network (unshare -n)"
+		fi
+		if out=$(cd "$src" && "${resolve[@]}" 2>&1 >/dev/null); then
+			ok "the unpacked release resolves every dependency: $how"
+		else
+			fail "the unpacked release does not resolve offline ($how):"
+			printf '%s\n' "$out" | tail -n 5 | sed 's/^/      /'
+		fi
+	fi
+	# The check's own releases must not leave a hash for a tarball that is not in dist/.
+	if [ -n "$had_hash" ]; then printf '%s\n' "$had_hash" > "$hashfile"; else rm -f "$hashfile"; fi
+	rm -rf "$rel"
+	;;
+*) die "CHECK_RELEASE=${CHECK_RELEASE}: off or require" ;;
+esac
 
 # ---------------------------------------------------------------------------
 section "Buildroot"

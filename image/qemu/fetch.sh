@@ -105,7 +105,7 @@ download() {
 	local pkgs=("$kernel" "${ARM64_PACKAGES[@]}" "busybox-static:$(host_arch)")
 	if ! path_qemu_will_do; then
 		local backports
-		backports=$(. /etc/os-release && echo "$VERSION_CODENAME")-backports
+		backports=$(host_codename)-backports
 		pkgs+=("qemu-system-arm:$(host_arch)/$backports" "qemu-system-data/$backports")
 	fi
 	(cd "$work/debs" && private_apt_get download "${pkgs[@]}" >/dev/null)

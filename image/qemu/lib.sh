@@ -46,12 +46,17 @@ apt_opts() {
 		-o "Debug::NoLocking=1"
 }
 
+# The host's Debian release (bookworm), read rather than sourced.
+host_codename() {
+	sed -n 's/^VERSION_CODENAME=//p' /etc/os-release | tr -d '"'
+}
+
 # The host release's backports, in the private apt state's own source list
 # (Dir::Etc::SourceList replaces sources.list only: the sources.list.d
 # files of the system still apply).
 backports_source() {
 	local codename
-	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+	codename=$(host_codename)
 	[ -n "$codename" ] || die "cannot tell the Debian release from /etc/os-release"
 	mkdir -p "$work/apt"
 	printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s-backports main\n' \

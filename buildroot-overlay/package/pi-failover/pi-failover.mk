@@ -4,18 +4,28 @@
 #
 ################################################################################
 
-# The crate is the repository this BR2_EXTERNAL tree lives in: it is built
-# from the working copy (rsynced into the build directory), never
-# downloaded. check.sh keeps the version equal to Cargo.toml's.
+# The source is a release of the repository this BR2_EXTERNAL tree lives
+# in: buildroot-overlay/release.sh makes dist/pi-failover-VERSION.tar.gz
+# (the crate with every dependency vendored in VENDOR/) and the hash
+# Buildroot checks it against (pi-failover.hash, generated next to this
+# file). "make source" copies it into the download directory; nothing in
+# the build needs the network, and "make legal-info" saves the tarball.
+# check.sh keeps the version equal to Cargo.toml's.
+#
+# Developers build their working copy instead, with
+#   PI_FAILOVER_OVERRIDE_SRCDIR = /path/to/pi-failover
+# in the output directory's local.mk (docs/building-the-image.md): it is
+# rsynced (the exclusions below) and vendored by the hook further down.
 PI_FAILOVER_VERSION = 0.1.0
-PI_FAILOVER_SITE = $(realpath $(BR2_EXTERNAL_PIFAILOVER_PATH)/..)
-PI_FAILOVER_SITE_METHOD = local
+PI_FAILOVER_SITE = $(realpath $(BR2_EXTERNAL_PIFAILOVER_PATH)/..)/dist
+PI_FAILOVER_SITE_METHOD = file
 PI_FAILOVER_LICENSE = Apache-2.0 or MIT
 PI_FAILOVER_LICENSE_FILES = LICENSE-APACHE LICENSE-MIT
 
-# Only Cargo.toml, Cargo.lock, build.rs, src/ and (when present) vendor/ are
-# needed. /.cargo is the developer's cross-compilation config: Buildroot
-# sets the toolchain itself, and the vendoring hook below writes its own.
+# A working copy (PI_FAILOVER_OVERRIDE_SRCDIR) needs only Cargo.toml,
+# Cargo.lock, build.rs, src/ and (when present) vendor/. /.cargo is the
+# developer's cross-compilation config: Buildroot sets the toolchain itself,
+# and the vendoring hook below writes its own.
 PI_FAILOVER_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude=/target \
 	--exclude=/buildroot-overlay \
@@ -27,6 +37,7 @@ PI_FAILOVER_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude=/.ci \
 	--exclude=/.cargo \
 	--exclude=/output \
+	--exclude=/dist \
 	--exclude='*.img'
 
 # One artifact: the card carries the binary .ci/run measures against the
@@ -56,20 +67,21 @@ define PI_FAILOVER_BUILD_CMDS
 			$(PI_FAILOVER_CARGO_BUILD_OPTS)
 endef
 
-# Buildroot vendors a cargo package's crates when it downloads the package
-# (support/download/cargo-post-process runs "cargo vendor" and repacks the
-# tarball). A SITE_METHOD = local package is rsynced, not downloaded, so
-# that never happens here: "cargo build --offline" would find no crates.
-# Vendor before configuring instead (host-rustc is built by then):
-#  - if the repository has a vendor/ directory ("cargo vendor --locked
-#    vendor" run once on a machine with network, or shipped in a source
-#    release), use it: the build fetches nothing;
+# The release tarball carries VENDOR/ and the .cargo/config.toml that points
+# cargo at it (Buildroot's cargo post-process leaves such a tarball as it
+# is). A working copy rsynced from PI_FAILOVER_OVERRIDE_SRCDIR is never
+# downloaded, so nothing vendors it: vendor before configuring (host-rustc is
+# built by then):
+#  - if the working copy has a vendor/ directory ("cargo vendor --locked
+#    vendor" run once on a machine with network), use it;
 #  - otherwise run the same "cargo vendor --locked" Buildroot runs at
 #    download time, with Buildroot's cargo home as the crate cache: this
 #    needs network (crates.io) once.
 define PI_FAILOVER_VENDOR_CRATES
 	mkdir -p $(@D)/.cargo $(BR_CARGO_HOME)
-	if [ -d $(@D)/vendor ]; then \
+	if [ -d $(@D)/VENDOR ]; then \
+		true; \
+	elif [ -d $(@D)/vendor ]; then \
 		printf '%s\n' '[source.crates-io]' \
 			'replace-with = "vendored-sources"' '' \
 			'[source.vendored-sources]' 'directory = "vendor"' \
