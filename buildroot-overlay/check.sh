@@ -680,14 +680,19 @@ crate_dirs() { # DIR...: "name version dir" of every crate source below DIR
 			"$(toml_value "$d/Cargo.toml" package version)" "$d"
 	done
 }
-if [ -d "$repo/vendor" ]; then
-	vendored=$(crate_dirs "$repo"/vendor/*/ | cut -d' ' -f1,2 | sort -u)
-	absent=$(comm -23 <(printf '%s\n' "$locked") <(printf '%s\n' "$vendored"))
+# holds_every_crate DIR LABEL: DIR (a cargo vendor directory) holds every crate of Cargo.lock.
+holds_every_crate() {
+	local present absent
+	present=$(crate_dirs "$1"/*/ | cut -d' ' -f1,2 | sort -u)
+	absent=$(comm -23 <(printf '%s\n' "$locked") <(printf '%s\n' "$present"))
 	if [ -z "$absent" ]; then
-		ok "vendor/ holds all $(grep -c . <<<"$locked") crates of Cargo.lock: the Buildroot build fetches nothing"
+		ok "$2 holds all $(grep -c . <<<"$locked") crates of Cargo.lock"
 	else
-		fail "vendor/ lacks $(grep -c . <<<"$absent") crates of Cargo.lock (run: cargo vendor --locked vendor), e.g. $(head -n 3 <<<"$absent" | tr '\n' ' ')"
+		fail "$2 lacks $(grep -c . <<<"$absent") crates of Cargo.lock, e.g. $(head -n 3 <<<"$absent" | tr '\n' ' ')"
 	fi
+}
+if [ -d "$repo/vendor" ]; then
+	holds_every_crate "$repo/vendor" "vendor/ (refresh it with: cargo vendor --locked vendor)"
 else
 	note "no vendor/: a working copy built with PI_FAILOVER_OVERRIDE_SRCDIR runs 'cargo vendor' and needs crates.io once; the release tarball (release.sh) carries its crates (docs/building-the-image.md)"
 fi
@@ -726,13 +731,7 @@ require)
 		mkdir -p "$rel/x"
 		tar -xzf "$one" -C "$rel/x"
 		src=$rel/x/${name%.tar.gz}
-		released=$(crate_dirs "$src"/VENDOR/*/ | cut -d' ' -f1,2 | sort -u)
-		absent=$(comm -23 <(printf '%s\n' "$locked") <(printf '%s\n' "$released"))
-		if [ -z "$absent" ]; then
-			ok "VENDOR/ holds all $(grep -c . <<<"$locked") crates of Cargo.lock"
-		else
-			fail "VENDOR/ lacks $(grep -c . <<<"$absent") crates of Cargo.lock, e.g. $(head -n 3 <<<"$absent" | tr '\n' ' ')"
-		fi
+		holds_every_crate "$src/VENDOR" "the release's VENDOR/"
 		# The proof that a build from the downloaded release needs no network: every
 		# dependency resolves from VENDOR/ with cargo offline, in an empty cargo home, and
 		# (as root) in a network namespace with no interface but loopback.

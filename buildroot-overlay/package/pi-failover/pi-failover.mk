@@ -38,6 +38,9 @@ PI_FAILOVER_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude=/.cargo \
 	--exclude=/output \
 	--exclude=/dist \
+	--exclude=/fuzz \
+	--exclude=/cross.toml \
+	--exclude=/deny.toml \
 	--exclude='*.img'
 
 # One artifact: the card carries the binary .ci/run measures against the
