@@ -90,22 +90,33 @@ impl Signals {
 /// capability for good, then starts the async runtime (capabilities are per thread: dropping
 /// them once the runtime's threads exist would leave those threads privileged).
 pub struct Listeners {
-    https: std::net::TcpListener,
-    http: Option<std::net::TcpListener>,
-    status: Option<std::net::TcpListener>,
+    https: Bound,
+    http: Option<Bound>,
+    status: Option<Bound>,
+}
+
+/// A bound socket, with the config key and address it was bound for (for errors).
+struct Bound {
+    listener: std::net::TcpListener,
+    key: &'static str,
+    addr: SocketAddr,
 }
 
 impl Listeners {
     pub fn bind(config: &Config) -> Result<Self, StartError> {
         let https = bind(config.listen.https, "listen.https")?;
-        let http = match config.listen.http.addr() {
-            Some(addr) => Some(bind(addr, "listen.http")?),
-            None => None,
-        };
-        let status = match config.status.listen.addr() {
-            Some(addr) => Some(bind_status(addr, &config.status)?),
-            None => None,
-        };
+        let http = config
+            .listen
+            .http
+            .addr()
+            .map(|addr| bind(addr, "listen.http"))
+            .transpose()?;
+        let status = config
+            .status
+            .listen
+            .addr()
+            .map(|addr| bind_status(addr, &config.status))
+            .transpose()?;
         Ok(Self {
             https,
             http,
@@ -133,22 +144,13 @@ impl Appliance {
             config.tls.cipher_preference,
         )?);
 
-        let https = into_tokio(listeners.https, config.listen.https, "listen.https")?;
-        let https_addr = https.local_addr().map_err(|source| StartError::Bind {
-            key: "listen.https",
-            addr: config.listen.https,
-            source,
-        })?;
-        let http = match (listeners.http, config.listen.http.addr()) {
-            (Some(l), Some(addr)) => Some(into_tokio(l, addr, "listen.http")?),
-            _ => None,
-        };
-        let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
-        let status_listener = match (listeners.status, config.status.listen.addr()) {
-            (Some(l), Some(addr)) => Some(into_tokio(l, addr, "status.listen")?),
-            _ => None,
-        };
-        let status_addr = status_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let (https, https_addr) = into_tokio(listeners.https)?;
+        let http = listeners.http.map(into_tokio).transpose()?;
+        let http_addr = http.as_ref().map(|(_, addr)| *addr);
+        let http = http.map(|(l, _)| l);
+        let status = listeners.status.map(into_tokio).transpose()?;
+        let status_addr = status.as_ref().map(|(_, addr)| *addr);
+        let status_listener = status.map(|(l, _)| l);
 
         let mut site = Site::new(&config)?;
         site.set_https_port(https_addr.port());
@@ -437,7 +439,6 @@ async fn sync_loop(
     status: Arc<tokio::sync::watch::Sender<crate::sync::SyncStatus>>,
     stop: CancellationToken,
 ) {
-    let mut failures = 0u32;
     loop {
         // A sync interrupted by shutdown leaves only staging files, removed at next start.
         let started = std::time::SystemTime::now();
@@ -446,9 +447,10 @@ async fn sync_loop(
             result = syncer.sync_once(false) => result,
         };
         status.send_modify(|s| s.record(started, &result));
-        let delay = match result {
+        // The status counts the failures in a row; the next wait follows from it.
+        let delay = syncer.next_delay(status.borrow().consecutive_failures);
+        match result {
             Ok(report) => {
-                failures = 0;
                 if report.switched || !site.has_content() || site.behind_current() {
                     serve_current(&site, report.generation.as_deref()).await;
                 }
@@ -467,15 +469,11 @@ async fn sync_loop(
                     seconds = report.duration.as_secs_f64(),
                     "sync done"
                 );
-                syncer.next_delay(failures)
             }
             Err(e) => {
-                failures = failures.saturating_add(1);
-                let retry = syncer.next_delay(failures);
-                tracing::error!(error = %e, retry_in_seconds = retry.as_secs(), "sync failed; still serving the last good generation");
-                retry
+                tracing::error!(error = %e, retry_in_seconds = delay.as_secs(), "sync failed; still serving the last good generation");
             }
-        };
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
@@ -525,16 +523,27 @@ async fn serve_current(site: &Arc<Site>, generation: Option<&str>) {
     }
 }
 
-fn bind(addr: SocketAddr, key: &'static str) -> Result<std::net::TcpListener, StartError> {
-    crate::listener::bind(addr).map_err(|source| StartError::Bind { key, addr, source })
+fn bind(addr: SocketAddr, key: &'static str) -> Result<Bound, StartError> {
+    let listener =
+        crate::listener::bind(addr).map_err(|source| StartError::Bind { key, addr, source })?;
+    Ok(Bound {
+        listener,
+        key,
+        addr,
+    })
 }
 
-fn into_tokio(
-    listener: std::net::TcpListener,
-    addr: SocketAddr,
-    key: &'static str,
-) -> Result<TcpListener, StartError> {
-    TcpListener::from_std(listener).map_err(|source| StartError::Bind { key, addr, source })
+/// A socket [`Listeners::bind`] made, for tokio, with the address it is bound to (port 0 in
+/// the config becomes the kernel's choice).
+fn into_tokio(bound: Bound) -> Result<(TcpListener, SocketAddr), StartError> {
+    let Bound {
+        listener,
+        key,
+        addr,
+    } = bound;
+    let error = |source| StartError::Bind { key, addr, source };
+    let local = listener.local_addr().map_err(error)?;
+    Ok((TcpListener::from_std(listener).map_err(error)?, local))
 }
 
 /// The status listener, behind a packet filter for `status.allow` when no token is set (a
@@ -544,10 +553,10 @@ fn into_tokio(
 fn bind_status(
     addr: SocketAddr,
     status: &crate::config::StatusConfig,
-) -> Result<std::net::TcpListener, StartError> {
-    let listener = bind(addr, "status.listen")?;
+) -> Result<Bound, StartError> {
+    let bound = bind(addr, "status.listen")?;
     if status.token.is_none() {
-        match crate::listener::admit::admit_only(&listener, &status.allow) {
+        match crate::listener::admit::admit_only(&bound.listener, &status.allow) {
             Ok(()) => {
                 tracing::debug!(%addr, networks = status.allow.len(), "status port filtered to status.allow")
             }
@@ -556,5 +565,5 @@ fn bind_status(
             }
         }
     }
-    Ok(listener)
+    Ok(bound)
 }

@@ -3,6 +3,7 @@
 
 pub mod appliance;
 pub mod aws;
+pub mod backoff;
 pub mod budget;
 pub mod clock;
 pub mod config;

@@ -30,11 +30,6 @@ pub fn drop_all() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The calling thread's capabilities, for logs and tests.
-pub fn held() -> std::io::Result<CapabilitySets> {
-    Ok(thread::capabilities(None)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,7 +41,7 @@ mod tests {
     fn after_dropping_a_thread_holds_nothing_and_cannot_take_anything_back() {
         std::thread::spawn(|| {
             drop_all().expect("drops");
-            let now = held().expect("reads");
+            let now = thread::capabilities(None).expect("reads");
             assert!(now.effective.is_empty(), "{now:?}");
             assert!(now.permitted.is_empty(), "{now:?}");
             assert!(now.inheritable.is_empty(), "{now:?}");

@@ -23,10 +23,10 @@ fn next_check_after(failures: u32) -> Duration {
     if failures == 0 {
         return RECHECK;
     }
-    Duration::from_secs(
-        30u64
-            .saturating_mul(1 << failures.saturating_sub(1).min(4))
-            .min(300),
+    crate::backoff::doubling(
+        Duration::from_secs(30),
+        failures - 1,
+        Duration::from_secs(300),
     )
 }
 

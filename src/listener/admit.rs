@@ -26,7 +26,7 @@
 //! networks' own `contains` for random addresses and prefixes, as well as on a real socket.
 
 use std::io;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 use std::os::fd::AsFd;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -186,23 +186,10 @@ const fn insn(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
     Insn { code, jt, jf, k }
 }
 
-/// What the filter does with a packet from `source`, said with the networks' own `contains`:
-/// the property the tests hold the program to.
-pub fn admits(allowed: &[IpNet], source: IpAddr) -> bool {
-    allowed.iter().any(|n| n.contains(&source))
-        || match source {
-            IpAddr::V4(v4) => allowed.iter().any(|n| match n {
-                IpNet::V6(n) => mapped_v4(n).is_some_and(|m| m.contains(&v4)),
-                IpNet::V4(_) => false,
-            }),
-            IpAddr::V6(_) => false,
-        }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
     use std::time::Duration;
 
     /// Runs `program` on a packet from `source`, as the kernel's classic BPF interpreter
@@ -243,6 +230,19 @@ mod tests {
             }
         }
         panic!("the program did not return")
+    }
+
+    /// What the filter does with a packet from `source`, said with the networks' own `contains`:
+    /// the property the tests hold the program to.
+    fn admits(allowed: &[IpNet], source: IpAddr) -> bool {
+        allowed.iter().any(|n| n.contains(&source))
+            || match source {
+                IpAddr::V4(v4) => allowed.iter().any(|n| match n {
+                    IpNet::V6(n) => mapped_v4(n).is_some_and(|m| m.contains(&v4)),
+                    IpNet::V4(_) => false,
+                }),
+                IpAddr::V6(_) => false,
+            }
     }
 
     fn nets(list: &[&str]) -> Vec<IpNet> {

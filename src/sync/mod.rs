@@ -815,12 +815,10 @@ fn link_with_siblings(
 /// Doubling keeps a bucket that refuses every request from being asked more than once every
 /// 5 minutes.
 pub fn retry_after(failures: u32) -> Duration {
-    const FIRST: u64 = 10;
-    const MOST: u64 = 300;
-    Duration::from_secs(
-        FIRST
-            .saturating_mul(1u64 << failures.saturating_sub(1).min(6))
-            .min(MOST),
+    crate::backoff::doubling(
+        Duration::from_secs(10),
+        failures.saturating_sub(1),
+        Duration::from_secs(300),
     )
 }
 

@@ -526,7 +526,8 @@ where
 
 /// Exponential backoff with jitter: 0.4 s, 0.8 s, 1.6 s ... capped at 10 s, each 50–100 % of that.
 fn backoff(attempt: u32) -> Duration {
-    let cap = Duration::from_millis(200 * 2u64.pow(attempt.min(6))).min(Duration::from_secs(10));
+    let cap =
+        crate::backoff::doubling(Duration::from_millis(200), attempt, Duration::from_secs(10));
     cap.mul_f64(0.5 + fastrand::f64() / 2.0)
 }
 

@@ -861,12 +861,17 @@ fn data_partition(card: &Path) -> DataPartition {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// Runs one scenario alone: the heavy tests one at a time, one guest at a time (software
+/// emulation keeps the cores busy), on a runtime of its own.
+fn one_guest(scenario: impl std::future::Future<Output = ()>) {
+    let _alone = common::exclusive_blocking();
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime")
+        .block_on(scenario)
 }
 
 /// A fresh card for one test: the image with the user's files for a bucket seeded with the
@@ -995,9 +1000,7 @@ impl Setup {
 /// last good site; a clean shutdown.
 #[test]
 fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
-    let _alone = common::exclusive_blocking();
-    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    runtime().block_on(async {
+    one_guest(async {
         let t = Setup::new("virt").await;
         let guest = t.first_boot(Nic::AtPowerOn).await;
 
@@ -1043,9 +1046,7 @@ fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
 /// late); first boot, sync, HTTPS, a clean shutdown, a second boot with the NIC present.
 #[test]
 fn raspi3b_waits_for_a_late_nic_and_serves_the_synced_site() {
-    let _alone = common::exclusive_blocking();
-    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    runtime().block_on(async {
+    one_guest(async {
         let t = Setup::new("raspi3b").await;
         let guest = t.first_boot(Nic::Late).await;
         t.shut_down_cleanly(guest).await;
@@ -1062,9 +1063,7 @@ fn raspi3b_waits_for_a_late_nic_and_serves_the_synced_site() {
 /// IPv6 (the default listeners are dual-stack), a clean shutdown.
 #[test]
 fn raspi4b_boots_the_pi4_card_and_answers_over_ipv6() {
-    let _alone = common::exclusive_blocking();
-    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    runtime().block_on(async {
+    one_guest(async {
         let t = Setup::new("raspi4b").await;
         let mut guest = t.first_boot(Nic::AtPowerOn).await;
         guest.check_ipv6().await;
