@@ -703,9 +703,9 @@ case "${CHECK_RELEASE:-off}" in
 off) note "CHECK_RELEASE=off: release.sh not run" ;;
 require)
 	rel=$(mktemp -d)
-	hashfile=$pkgdir/pi-failover.hash
-	had_hash=$(cat "$hashfile" 2>/dev/null || true)
-	if ! one=$("$here/release.sh" --out "$rel/one" 2>&1) || ! two=$("$here/release.sh" --out "$rel/two" 2>&1); then
+	hashfile=$rel/pi-failover.hash
+	if ! one=$("$here/release.sh" --out "$rel/one" --hash-file "$hashfile" 2>&1) ||
+		! two=$("$here/release.sh" --out "$rel/two" --hash-file "$hashfile" 2>&1); then
 		fail "release.sh failed: ${one:-} ${two:-}"
 	else
 		name=$(basename "$one")
@@ -749,8 +749,6 @@ require)
 			printf '%s\n' "$out" | tail -n 5 | sed 's/^/      /'
 		fi
 	fi
-	# The check's own releases must not leave a hash for a tarball that is not in dist/.
-	if [ -n "$had_hash" ]; then printf '%s\n' "$had_hash" > "$hashfile"; else rm -f "$hashfile"; fi
 	rm -rf "$rel"
 	;;
 *) die "CHECK_RELEASE=${CHECK_RELEASE}: off or require" ;;

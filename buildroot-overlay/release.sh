@@ -7,12 +7,14 @@
 # legal-info" saves this tarball (the crates' sources and licenses with it),
 # not a working copy with target/ in it.
 #
-# Usage: buildroot-overlay/release.sh [--out DIR] [--commit REV]
+# Usage: buildroot-overlay/release.sh [--out DIR] [--commit REV] [--hash-file FILE]
 #
 #   --out DIR     where the tarball goes (default: dist/ in the repository,
 #                 which is where pi-failover.mk looks; gitignored)
 #   --commit REV  the commit to release (default: HEAD). Only committed
 #                 files are released: uncommitted changes are not in it.
+#   --hash-file FILE  where the hash goes (default: pi-failover.hash next to the
+#                 package's .mk, where Buildroot reads it)
 #
 # Writes DIR/pi-failover-VERSION.tar.gz and, next to the package's .mk,
 # pi-failover.hash (generated, gitignored: its sha256 and the license
@@ -33,10 +35,12 @@ pkgdir=$here/package/pi-failover
 
 out=$repo/dist
 commit=HEAD
+hash_file=$pkgdir/pi-failover.hash
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) out=${2:?--out needs a directory}; shift 2 ;;
 	--commit) commit=${2:?--commit needs a revision}; shift 2 ;;
+	--hash-file) hash_file=${2:?--hash-file needs a file}; shift 2 ;;
 	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "release.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -88,5 +92,5 @@ sum() { sha256sum "$1" | cut -d' ' -f1; }
 	for f in LICENSE-APACHE LICENSE-MIT; do
 		echo "sha256  $(sum "$work/$name/$f")  $f"
 	done
-} > "$pkgdir/pi-failover.hash"
+} > "$hash_file"
 echo "$tarball"
