@@ -313,17 +313,13 @@ async fn a_first_sync_that_fails_is_retried_in_seconds_not_after_the_interval() 
     let app = Appliance::start(config).await.expect("appliance starts");
     let client = f.client();
 
-    // The first sync fails (S3 answers 500 to every try of every download: about 6 s of
-    // backoff, docs/sync.md), then the network "comes up".
-    let deadline = tokio::time::Instant::now() + SYNC_DEADLINE;
-    while s3.bucket.requests().1 < 5 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first sync did not try five times"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The first sync fails (S3 answers 500 to every try of every download), then the
+    // network "comes up".
+    let mut sync = app.sync_status();
+    tokio::time::timeout(SYNC_DEADLINE, sync.wait_for(|s| s.consecutive_failures > 0))
+        .await
+        .expect("the first sync fails within the deadline")
+        .expect("sync status");
     s3.bucket.fail_always(None);
 
     let healed = tokio::time::Instant::now();
