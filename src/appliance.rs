@@ -439,6 +439,10 @@ async fn sync_loop(
     status: Arc<tokio::sync::watch::Sender<crate::sync::SyncStatus>>,
     stop: CancellationToken,
 ) {
+    // The status counts the same failures; reading them back from it (`status.borrow()`)
+    // instead made tls_acme::a_failed_or_interrupted_order_leaves_no_txt_record_behind fail
+    // every time (2026-12-06, not yet understood: see the tenth session's note). Kept local.
+    let mut failures = 0u32;
     loop {
         // A sync interrupted by shutdown leaves only staging files, removed at next start.
         let started = std::time::SystemTime::now();
@@ -447,8 +451,12 @@ async fn sync_loop(
             result = syncer.sync_once(false) => result,
         };
         status.send_modify(|s| s.record(started, &result));
-        // The status counts the failures in a row; the next wait follows from it.
-        let delay = syncer.next_delay(status.borrow().consecutive_failures);
+        failures = if result.is_ok() {
+            0
+        } else {
+            failures.saturating_add(1)
+        };
+        let delay = syncer.next_delay(failures);
         match result {
             Ok(report) => {
                 if report.switched || !site.has_content() || site.behind_current() {
