@@ -451,10 +451,13 @@ async fn sync_loop(
             result = syncer.sync_once(false) => result,
         };
         status.send_modify(|s| s.record(started, &result));
-        failures = if result.is_ok() {
-            0
-        } else {
-            failures.saturating_add(1)
+        failures = match &result {
+            Ok(_) => 0,
+            // Another sync holds the lock (`pi-failover sync --once`): it does the work, and
+            // `follow_current` serves its result. Retrying in seconds would only make the
+            // owner's command find the lock taken in turn.
+            Err(crate::sync::SyncError::Busy { .. }) => failures,
+            Err(_) => failures.saturating_add(1),
         };
         let delay = syncer.next_delay(failures);
         match result {
