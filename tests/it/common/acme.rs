@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_route53::types::{ChangeAction, RrType};
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -251,7 +252,14 @@ impl Route53 {
     pub async fn start(pebble: Arc<Pebble>) -> Arc<Self> {
         let moto = require_tool("moto_server");
         let port = free_tcp_port();
-        let child = spawn(&moto, &["-H", "127.0.0.1", "-p", &port.to_string()], &[]);
+        // moto/sitecustomize.py mends two of moto's Route 53 checks (see there); Python loads
+        // it at start-up from PYTHONPATH.
+        let mends = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/common/moto");
+        let child = spawn(
+            &moto,
+            &["-H", "127.0.0.1", "-p", &port.to_string()],
+            &[("PYTHONPATH", mends)],
+        );
         let moto_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         wait_listening(moto_addr, "moto_server").await;
         let credentials = aws_sdk_route53::config::Credentials::new("AK", "SK", None, None, "test");
@@ -294,6 +302,7 @@ impl Route53 {
             paused: route53.paused.clone(),
             hold: route53.hold.clone(),
         };
+        route53.check_mended().await;
         route53.proxy = Some(tokio::spawn(proxy(listener, moto_addr, Arc::new(copier))));
         Arc::new(route53)
     }
@@ -305,9 +314,18 @@ impl Route53 {
 
     /// Writes a TXT set as another party would (the primary validating the same name).
     pub async fn put_txt(&self, name: &str, values: &[&str]) {
-        use aws_sdk_route53::types::{
-            Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-        };
+        self.change(ChangeAction::Upsert, name, values)
+            .await
+            .expect("put TXT");
+    }
+
+    async fn change(
+        &self,
+        action: ChangeAction,
+        name: &str,
+        values: &[&str],
+    ) -> Result<(), String> {
+        use aws_sdk_route53::types::{Change, ChangeBatch, ResourceRecord, ResourceRecordSet};
         let records = values
             .iter()
             .map(|v| {
@@ -325,7 +343,7 @@ impl Route53 {
             .build()
             .expect("set");
         let change = Change::builder()
-            .action(ChangeAction::Upsert)
+            .action(action)
             .resource_record_set(set)
             .build()
             .expect("change");
@@ -340,7 +358,33 @@ impl Route53 {
             )
             .send()
             .await
-            .expect("put TXT");
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// Fails unless moto runs with moto/sitecustomize.py's mends: a set created, deleted and
+    /// created again while a set sorting after it exists (the resumed ACME order), and a DELETE
+    /// whose values no longer match (a stale read).
+    async fn check_mended(&self) {
+        use ChangeAction::{Create, Delete};
+        let (a, b) = ("_mend-check.example.test", "_mend-check.z.example.test");
+        for (action, name, values) in [(Create, a, "x"), (Create, b, "x"), (Delete, a, "x")] {
+            self.change(action, name, &[values])
+                .await
+                .expect("moto change");
+        }
+        self.change(Create, a, &["x"])
+            .await
+            .expect("moto with the mends of tests/it/common/moto/sitecustomize.py (PYTHONPATH)");
+        assert!(
+            self.change(Delete, a, &["stale"]).await.is_err(),
+            "moto deletes a set whose values do not match: tests/it/common/moto/sitecustomize.py not loaded"
+        );
+        for name in [a, b] {
+            self.change(Delete, name, &["x"])
+                .await
+                .expect("moto change");
+        }
     }
 }
 
