@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# HTTPS static-file benchmark: nginx vs pi-failover, same files, same run, alternating A B A B.
+# HTTPS static-file benchmark: nginx vs pi-failover, same files, same run, alternating A B A B,
+# over HTTP/1.1 (wrk) and HTTP/2 (h2load, several streams per connection as browsers use them).
 # See bench/README.md. Everything generated goes to bench/out/ (gitignored).
 set -euo pipefail
 
@@ -7,16 +8,18 @@ usage() {
 	cat <<'EOF'
 usage: bench/serve.sh [--rounds N] [--duration S] [--quick] [--summarize-only]
 
-  --rounds N        alternating rounds per case and connection count (default 3)
-  --duration S      seconds per wrk run (default 10)
+  --rounds N        alternating rounds per case, protocol and connection count (default 3)
+  --duration S      seconds per load run (default 10)
   --quick           1 round of 3 s, 3 s memory runs, no quiet-host wait (smoke test)
   --summarize-only  rebuild bench/out/summary.md from the last run's TSV files
 
 environment:
   BENCH_SERVERS      servers to compare, in A B order (default "nginx pi-failover")
   BENCH_CASES        subset of cases by letter, e.g. "a c" (default "a b c")
+  BENCH_PROTOCOLS    "h1" (wrk), "h2" (h2load) or both (default "h1 h2")
   BENCH_CONNS        connection counts (default "64 256")
-  BENCH_THREADS      wrk threads (default 2)
+  BENCH_H2_STREAMS   concurrent streams per HTTP/2 connection (default 10)
+  BENCH_THREADS      wrk and h2load threads (default 2)
   BENCH_MEM_CONNS    connections for the peak-RSS runs (default 256)
   BENCH_MEM_DURATION seconds per peak-RSS run (default 5; 3 with --quick)
   BENCH_SKIP_MEM=1   skip the peak-RSS runs
@@ -58,14 +61,20 @@ MEM_CONNS=${BENCH_MEM_CONNS:-256}
 read -r -a CONNS <<<"${BENCH_CONNS:-64 256}"
 read -r -a SERVERS <<<"${BENCH_SERVERS:-nginx pi-failover}"
 read -r -a WANT_CASES <<<"${BENCH_CASES:-a b c}"
+read -r -a PROTOCOLS <<<"${BENCH_PROTOCOLS:-h1 h2}"
+H2_STREAMS=${BENCH_H2_STREAMS:-10}
 
-for n in "$ROUNDS" "$DURATION" "$QUIET_WAIT" "$QUIET_PCT" "$THREADS" "$MEM_CONNS" "$MEM_DURATION" "${CONNS[@]}"; do
+for n in "$ROUNDS" "$DURATION" "$QUIET_WAIT" "$QUIET_PCT" "$THREADS" "$MEM_CONNS" "$MEM_DURATION" "$H2_STREAMS" "${CONNS[@]}"; do
 	[[ $n =~ ^[0-9]+$ ]] || { echo "serve.sh: not a whole number: '$n'" >&2; exit 2; }
 done
 ((ROUNDS >= 1 && DURATION >= 1)) || { echo "serve.sh: rounds and duration must be >= 1" >&2; exit 2; }
 ((${#SERVERS[@]} >= 1)) || { echo "serve.sh: BENCH_SERVERS is empty" >&2; exit 2; }
 for s in "${SERVERS[@]}"; do
 	case $s in nginx | pi-failover) ;; *) echo "serve.sh: unknown server '$s' (nginx, pi-failover)" >&2; exit 2 ;; esac
+done
+((${#PROTOCOLS[@]} >= 1)) || { echo "serve.sh: BENCH_PROTOCOLS is empty" >&2; exit 2; }
+for p in "${PROTOCOLS[@]}"; do
+	case $p in h1 | h2) ;; *) echo "serve.sh: unknown protocol '$p' (h1, h2)" >&2; exit 2 ;; esac
 done
 
 # ---------------------------------------------------------------- layout
@@ -83,6 +92,7 @@ LUA=$OUT/report.lua
 RAW=$OUT/wrk
 SAMPLES=$OUT/samples.tsv
 MEMTSV=$OUT/memory.tsv
+PAYLOAD=$OUT/payload.tsv
 VERSIONS=$OUT/versions.txt
 SUMMARY=$OUT/summary.md
 PF_BIN=${PI_FAILOVER_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/pi-failover}
@@ -108,134 +118,12 @@ done
 log() { printf '%s\n' "$*" >&2; }
 die() { log "serve.sh: $*"; exit 1; }
 want() { local s; for s in "${SERVERS[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
+speaks() { local p; for p in "${PROTOCOLS[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
 
 # ---------------------------------------------------------------- summary (python3)
 
 summarize() {
-	python3 - "$SAMPLES" "$MEMTSV" "$VERSIONS" "${SERVERS[*]}" >"$SUMMARY" <<'PY'
-import csv, os, statistics, sys
-
-samples_path, mem_path, versions_path, servers_arg = sys.argv[1:5]
-order = servers_arg.split()
-
-def rows(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
-
-samples, mem = rows(samples_path), rows(mem_path)
-present = []
-for r in samples + mem:
-    if r["server"] not in present:
-        present.append(r["server"])
-order = [s for s in order if s in present] + [s for s in present if s not in order]
-versions = open(versions_path).read().strip().splitlines() if os.path.exists(versions_path) else []
-
-def med(xs):
-    return statistics.median(xs) if xs else float("nan")
-
-def num(x, digits=0):
-    if x != x:  # nan
-        return "n/a"
-    return f"{x:,.{digits}f}"
-
-def ratio(a, b):
-    return f"{a / b:.2f}" if b and a == a and b == b else "n/a"
-
-out = []
-w = out.append
-w("# HTTPS static files: " + " vs ".join(order))
-w("")
-if samples:
-    rounds = max(int(r["round"]) for r in samples)
-    dur = samples[0]["duration_s"]
-    alt = f", servers alternating {' '.join(order * 2)} ..." if len(order) > 1 else ""
-    w(f"Medians of {rounds} round(s){alt}, {dur} s per wrk run, "
-      f"`wrk -t{samples[0].get('threads', '2')} --timeout 5s`, no Accept-Encoding.")
-    w("")
-for v in versions:
-    w("- " + v)
-w("")
-
-keys = []
-for r in samples:
-    k = (r["case"], int(r["conns"]))
-    if k not in keys:
-        keys.append(k)
-
-agg = {}
-if samples:
-    w("## Throughput, latency, CPU")
-    w("")
-    w("| case | conns | server | n | req/s | p50 ms | p99 ms | srv CPU s | req/srv-CPU-s | "
-      "others' CPU | errors sock/status | clean runs (others < 10 %): n, req/s |")
-    w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for case, conns in keys:
-        for s in order:
-            rs = [r for r in samples if r["case"] == case and int(r["conns"]) == conns and r["server"] == s]
-            if not rs:
-                continue
-            f = lambda col: [float(r[col]) for r in rs]
-            m = {c: med(f(c)) for c in ("req_s", "p50_ms", "p99_ms", "srv_cpu_s", "req_per_srv_cpu_s", "others_share")}
-            agg[(case, conns, s)] = m
-            sock = sum(int(r["socket_errors"]) for r in rs)
-            status = sum(int(r["status_errors"]) for r in rs)
-            clean = [float(r["req_s"]) for r in rs if float(r["others_share"]) < 0.10]
-            w(f"| {case} | {conns} | {s} | {len(rs)} | **{num(m['req_s'])}** | {num(m['p50_ms'], 2)} | "
-              f"{num(m['p99_ms'], 1)} | {num(m['srv_cpu_s'], 2)} | {num(m['req_per_srv_cpu_s'])} | "
-              f"{num(100 * m['others_share'])} % | {sock}/{status} | "
-              + (f"{len(clean)}: {num(med(clean))}" if clean else "0") + " |")
-    w("")
-
-memagg = {}
-for r in mem:
-    memagg[(r["case"], r["server"])] = r
-
-if "nginx" in order and "pi-failover" in order and (agg or memagg):
-    w("## pi-failover / nginx")
-    w("")
-    w("Ratios of the medians above. Higher is better for req/s and req/srv-CPU-s; lower is better "
-      "for p99 and peak RSS.")
-    w("")
-    w("| case | conns | req/s | req/srv-CPU-s | p99 | peak RSS |")
-    w("|---|---:|---:|---:|---:|---:|")
-    mem_conns = {int(r["conns"]) for r in mem}
-    for case, conns in keys:
-        a, b = agg.get((case, conns, "pi-failover")), agg.get((case, conns, "nginx"))
-        if not (a and b):
-            continue
-        rss = "–"
-        if conns in mem_conns and (case, "pi-failover") in memagg and (case, "nginx") in memagg:
-            rss = ratio(float(memagg[(case, "pi-failover")]["peak_hwm_kb"]),
-                        float(memagg[(case, "nginx")]["peak_hwm_kb"]))
-        w(f"| {case} | {conns} | {ratio(a['req_s'], b['req_s'])} | "
-          f"{ratio(a['req_per_srv_cpu_s'], b['req_per_srv_cpu_s'])} | {ratio(a['p99_ms'], b['p99_ms'])} | {rss} |")
-    w("")
-
-if mem:
-    mc = mem[0]["conns"]
-    md = mem[0]["duration_s"]
-    w(f"## Peak memory (fresh server per row, wrk -c{mc} for {md} s; sum over the server's processes)")
-    w("")
-    w("| case | server | idle RSS MiB | peak VmHWM MiB | RSS after MiB | requests | errors sock/status |")
-    w("|---|---|---:|---:|---:|---:|---:|")
-    cases = []
-    for r in mem:
-        if r["case"] not in cases:
-            cases.append(r["case"])
-    for case in cases:
-        for s in order:
-            r = memagg.get((case, s))
-            if r:
-                w(f"| {case} | {s} | {int(r['idle_rss_kb']) / 1024:.1f} | **{int(r['peak_hwm_kb']) / 1024:.1f}** | "
-                  f"{int(r['rss_after_kb']) / 1024:.1f} | {int(r['requests']):,} | "
-                  f"{r['socket_errors']}/{r['status_errors']} |")
-    w("")
-
-w("Raw samples: `bench/out/samples.tsv`, `bench/out/memory.tsv`; wrk output: `bench/out/wrk/`.")
-print("\n".join(out))
-PY
+	python3 "$HERE/serve-summary.py" "$SAMPLES" "$MEMTSV" "$VERSIONS" "${SERVERS[*]}" "$PAYLOAD" >"$SUMMARY"
 }
 
 if ((SUMMARIZE_ONLY)); then
@@ -271,6 +159,9 @@ install_tools() {
 		((${#pkgs[@]} > 0)) || die "no nginx package available (apt-cache policy nginx nginx-light)"
 	fi
 	command -v wrk >/dev/null || pkgs+=(wrk)
+	command -v h2load >/dev/null || pkgs+=(nghttp2-client)
+	command -v brotli >/dev/null || pkgs+=(brotli)
+	command -v gzip >/dev/null || pkgs+=(gzip)
 	command -v openssl >/dev/null || pkgs+=(openssl)
 	command -v curl >/dev/null || pkgs+=(curl)
 	command -v python3 >/dev/null || pkgs+=(python3)
@@ -385,7 +276,7 @@ write_nginx_conf() {
 			listen_http2=" http2"
 		fi
 	else
-		log "   (this nginx has no HTTP/2 module; h2 off — wrk speaks HTTP/1.1 anyway)"
+		speaks h2 && die "this nginx has no HTTP/2 module; run with BENCH_PROTOCOLS=h1"
 	fi
 	[[ ${BENCH_NGINX_KTLS:-0} == 1 ]] && ktls_line="ssl_conf_command Options KTLS;"
 	for m in proxy fastcgi uwsgi scgi; do
@@ -439,6 +330,8 @@ $temp_lines
         root "$SITE";
         index index.html;
         error_page 404 /404.html;
+        # The siblings made by precompress() below (Debian's nginx has no brotli module).
+        gzip_static on;
         add_header X-Powered-By raspberry-pi always;
     }
 }
@@ -564,18 +457,29 @@ end
 EOF
 }
 
-# run_wrk url conns seconds outfile: runs wrk in a subshell whose cutime+cstime (read after
-# reaping wrk) is wrk's own CPU; writes it to outfile.cpu. Backgrounded so traps fire at once.
-run_wrk() {
-	local url=$1 conns=$2 secs=$3 out=$4
+# run_load proto url conns seconds outfile: runs wrk (h1) or h2load (h2) in a subshell whose
+# cutime+cstime (read after reaping the tool) is the load generator's own CPU; writes it to
+# outfile.cpu. Backgrounded so traps fire at once. Either way outfile ends with one `BENCH ...`
+# report line (wrk's Lua hook; bench/h2load-report.py for h2load, percentiles from its log).
+run_load() {
+	local proto=$1 url=$2 conns=$3 secs=$4 out=$5
 	(
-		wrk -t"$THREADS" -c"$conns" -d"${secs}s" --timeout 5s -s "$LUA" "$url" >"$out" 2>&1 &
+		case $proto in
+		h1) wrk -t"$THREADS" -c"$conns" -d"${secs}s" --timeout 5s -s "$LUA" "$url" >"$out" 2>&1 & ;;
+		h2) h2load -t"$THREADS" -c"$conns" -m"$H2_STREAMS" -D"$secs" -T5 -N5 --log-file="$out.log" "$url" >"$out" 2>&1 & ;;
+		esac
 		echo $! >"$RAW/wrk.pid"
 		rc=0
 		wait $! || rc=$?
 		read -r line <"/proc/$BASHPID/stat"
 		read -r -a f <<<"${line##*) }"
 		echo "$((f[13] + f[14]))" >"$out.cpu"
+		if [[ $proto == h2 ]]; then
+			# The report goes to a file of its own first: the script reads "$out".
+			python3 "$HERE/h2load-report.py" "$out" "$out.log" >"$out.report" || rc=1
+			cat "$out.report" >>"$out"
+			rm -f "$out.log" "$out.report"
+		fi
 		exit "$rc"
 	) &
 	WRK_SUB=$!
@@ -595,6 +499,54 @@ parse_wrk() { # outfile -> fills W[requests,duration_us,...]; fails if no report
 	for kv in "${kvs[@]}"; do W[${kv%%=*}]=${kv#*=}; done
 }
 
+# ---------------------------------------------------------------- payload
+
+# Page views whose bytes on the wire are recorded: the generated site's front page and the
+# demo's sample site (src/demo/site, copied under /sample/), each with its CSS and JS.
+PAGE_VIEWS=(
+	"generated:/ /assets/css/main.css /assets/css/syntax.css /assets/js/main.js"
+	"sample:/sample/ /sample/assets/css/main.css /sample/assets/js/badge.js /sample/favicon.svg"
+)
+
+# Brotli and gzip siblings of the page views' text files, made as the appliance's sync makes
+# them (src/sync/precompress.rs: brotli quality 4 with an 18-bit window, gzip level 4, a
+# sibling only when smaller and the original at least 512 bytes). Served as-is by
+# pi-failover (site.root); nginx serves the .gz ones (gzip_static).
+precompress() {
+	local f size
+	cp -r "$REPO/src/demo/site" "$SITE/sample"
+	while IFS= read -r -d '' f; do
+		size=$(stat -c %s "$f")
+		((size >= 512)) || continue
+		brotli -q 4 -w 18 -f -o "$f.br" "$f"
+		gzip -4 -n -c "$f" >"$f.gz"
+		(($(stat -c %s "$f.br") < size)) || rm -f "$f.br"
+		(($(stat -c %s "$f.gz") < size)) || rm -f "$f.gz"
+		touch -r "$f" "$f.br" "$f.gz" 2>/dev/null || true
+	done < <(find "$SITE" -type f \( -name '*.html' -o -name '*.css' -o -name '*.js' -o -name '*.svg' \) -print0)
+}
+
+# measure_payload server: for each page view, the bytes a browser receives (response headers
+# and bodies, as curl counts them over HTTP/2) with and without compression.
+measure_payload() {
+	local s=$1 port=${PORT[$1]} view name paths path enc total_id total_enc got hdr body
+	for view in "${PAGE_VIEWS[@]}"; do
+		name=${view%%:*}
+		read -r -a paths <<<"${view#*:}"
+		total_id=0 total_enc=0
+		for path in "${paths[@]}"; do
+			for enc in identity "br, gzip, deflate"; do
+				got=$(curl_tls "$port" "$path" --http2 -o /dev/null -H "Accept-Encoding: $enc" \
+					-w '%{http_code} %{size_header} %{size_download}') || die "$s: curl $path failed"
+				read -r code hdr body <<<"$got"
+				[[ $code == 200 ]] || die "$s: GET $path gave HTTP $code in the payload check"
+				if [[ $enc == identity ]]; then total_id=$((total_id + hdr + body)); else total_enc=$((total_enc + hdr + body)); fi
+			done
+		done
+		printf '%s\t%s\t%d\t%d\t%d\n' "$s" "$name" "${#paths[@]}" "$total_id" "$total_enc" >>"$PAYLOAD"
+	done
+}
+
 # ---------------------------------------------------------------- preflight
 
 preflight() { # server: each case answers 200 with the file's exact size; 404 works
@@ -610,6 +562,10 @@ preflight() { # server: each case answers 200 with the file's exact size; 404 wo
 		grep -qi '^x-powered-by: *raspberry-pi' "$hdr" || log "   warning: $s sends no 'X-Powered-By: raspberry-pi' on ${CASE_PATHS[i]}"
 		! grep -qi '^content-encoding:' "$hdr" || log "   warning: $s compressed ${CASE_PATHS[i]} without Accept-Encoding"
 	done
+	if speaks h2; then
+		got=$(curl_tls "$port" / --http2 -o /dev/null -w '%{http_version}') || got="curl failed"
+		[[ $got == 2 ]] || die "$s: HTTP/2 not negotiated (curl --http2 gave '$got')"
+	fi
 	code=$(curl_tls "$port" /no-such-page.html --http1.1 -o /dev/null -w '%{http_code}') || code="curl failed"
 	[[ $code == 404 ]] || log "   warning: $s answered HTTP $code for a missing page (expected 404)"
 	log "   $s: cases answer 200 with the expected sizes; $(openssl s_client -connect "127.0.0.1:$port" \
@@ -626,7 +582,8 @@ collect_versions() {
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "host: $(uname -m), kernel $(uname -r), $NCPU CPUs, ${cpu:-unknown CPU}"
 		if want nginx; then echo "nginx: $("$NGINX" -v 2>&1 | head -n1)"; fi
-		echo "wrk: $(wrk -v 2>&1 | head -n1 || true)"
+		if speaks h1; then echo "wrk: $(wrk -v 2>&1 | head -n1 || true)"; fi
+		if speaks h2; then echo "h2load: $(h2load --version 2>&1 | head -n1 || true), $H2_STREAMS streams per connection"; fi
 		echo "openssl: $(openssl version)"
 		echo "rustc: $(rustc -V 2>/dev/null || echo n/a)"
 		if want pi-failover; then
@@ -646,6 +603,7 @@ rm -f "$RAW"/*.txt "$RAW"/*.cpu
 log "== site, certificate, configs in $OUT"
 rm -rf "$SITE"
 python3 "$HERE/gen-site.py" "$SITE" >&2
+precompress
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
 	-subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
 	-keyout "$KEY" -out "$CERT" 2>/dev/null
@@ -657,36 +615,41 @@ sed 's/^/   /' "$VERSIONS" >&2
 
 # ---- throughput: both servers up, runs alternate A B A B
 
-NRUNS=$((${#CASE_NAMES[@]} * ${#CONNS[@]} * ROUNDS * ${#SERVERS[@]}))
-log "== throughput: $NRUNS runs of ${DURATION}s (${ROUNDS} rounds x ${#CASE_NAMES[@]} cases x ${#CONNS[@]} conns x ${#SERVERS[@]} servers)"
+printf 'server\tview\tfiles\tidentity_bytes\tcompressed_bytes\n' >"$PAYLOAD"
+NRUNS=$((${#CASE_NAMES[@]} * ${#PROTOCOLS[@]} * ${#CONNS[@]} * ROUNDS * ${#SERVERS[@]}))
+log "== throughput: $NRUNS runs of ${DURATION}s (${ROUNDS} rounds x ${#CASE_NAMES[@]} cases x ${#PROTOCOLS[@]} protocols x ${#CONNS[@]} conns x ${#SERVERS[@]} servers)"
 for s in "${SERVERS[@]}"; do
 	start_server "$s"
 	preflight "$s"
+	measure_payload "$s"
 	# Warm-up: page cache, lazy initialisation, TLS code paths.
-	run_wrk "https://localhost:${PORT[$s]}/" 16 1 "$RAW/warmup-$s.txt" || true
+	for p in "${PROTOCOLS[@]}"; do run_load "$p" "https://localhost:${PORT[$s]}/" 16 1 "$RAW/warmup-$p-$s.txt" || true; done
 done
 
-printf 'ts\tcase\tpath\tconns\tround\tserver\tthreads\tduration_s\trequests\treq_s\tp50_ms\tp99_ms\tbytes\tsocket_errors\tstatus_errors\tsrv_cpu_s\twrk_cpu_s\tothers_cpu_s\tothers_share\tbusy_share\treq_per_srv_cpu_s\n' >"$SAMPLES"
+printf 'ts\tcase\tproto\tstreams\tpath\tconns\tround\tserver\tthreads\tduration_s\trequests\treq_s\tp50_ms\tp99_ms\tbytes\tsocket_errors\tstatus_errors\tsrv_cpu_s\twrk_cpu_s\tothers_cpu_s\tothers_share\tbusy_share\treq_per_srv_cpu_s\n' >"$SAMPLES"
 n=0
 for i in "${!CASE_NAMES[@]}"; do
+	for p in "${PROTOCOLS[@]}"; do
+	streams=1
+	[[ $p == h2 ]] && streams=$H2_STREAMS
 	for c in "${CONNS[@]}"; do
 		for ((r = 1; r <= ROUNDS; r++)); do
 			for s in "${SERVERS[@]}"; do
 				n=$((n + 1))
 				case_name=${CASE_NAMES[i]}
-				raw=$RAW/$case_name-c$c-r$r-$s.txt
+				raw=$RAW/$case_name-$p-c$c-r$r-$s.txt
 				wait_quiet
 				mapfile -t pids < <(server_pids "$s")
 				((${#pids[@]} > 0)) || die "$s is not running"
 				s0=$(cpu_ticks "${pids[@]}")
 				read_proc_stat; b0=$PS_BUSY t0=$PS_TOTAL
-				run_wrk "https://localhost:${PORT[$s]}${CASE_PATHS[i]}" "$c" "$DURATION" "$raw" ||
-					log "   warning: wrk exited non-zero, see $raw"
+				run_load "$p" "https://localhost:${PORT[$s]}${CASE_PATHS[i]}" "$c" "$DURATION" "$raw" ||
+					log "   warning: the load generator exited non-zero, see $raw"
 				read_proc_stat; b1=$PS_BUSY t1=$PS_TOTAL
 				s1=$(cpu_ticks "${pids[@]}")
-				parse_wrk "$raw" || { cat "$raw" >&2; die "no report from wrk in $raw"; }
+				parse_wrk "$raw" || { cat "$raw" >&2; die "no report from the load generator in $raw"; }
 				wrk_ticks=$(<"$raw.cpu")
-				row=$(awk -v ts="$(date -u +%FT%TZ)" -v cs="$case_name" -v path="${CASE_PATHS[i]}" -v c="$c" -v r="$r" \
+				row=$(awk -v ts="$(date -u +%FT%TZ)" -v cs="$case_name" -v pr="$p" -v sm="$streams" -v path="${CASE_PATHS[i]}" -v c="$c" -v r="$r" \
 					-v s="$s" -v th="$THREADS" -v dur="$DURATION" -v req="${W[requests]}" -v dus="${W[duration_us]}" \
 					-v p50="${W[p50_us]}" -v p99="${W[p99_us]}" -v bytes="${W[bytes]}" \
 					-v sock="$((W[connect] + W[read] + W[write] + W[timeout]))" -v st="${W[status]}" \
@@ -696,46 +659,52 @@ for i in "${!CASE_NAMES[@]}"; do
 						if (tot <= 0) tot = 1
 						rps = dus > 0 ? req / (dus / 1e6) : 0
 						per = srv > 0 ? req / (srv / hz) : 0
-						printf "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.0f\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.4f\t%.4f\t%.0f\n",
-							ts, cs, path, c, r, s, th, dur, req, rps, p50 / 1000, p99 / 1000, bytes, sock, st,
+						printf "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.0f\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.4f\t%.4f\t%.0f\n",
+							ts, cs, pr, sm, path, c, r, s, th, dur, req, rps, p50 / 1000, p99 / 1000, bytes, sock, st,
 							srv / hz, wrk / hz, oth / hz, oth / tot, busy / tot, per
 					}')
 				printf '%s\n' "$row" >>"$SAMPLES"
 				IFS=$'\t' read -r -a f <<<"$row"
-				log "$(printf '[%2d/%d] %-11s c=%-3s r%d %-11s %9s req/s  p50 %7s  p99 %8s ms  srv %5s CPU-s  %7s req/CPU-s  others %3.0f%%  err %s/%s' \
-					"$n" "$NRUNS" "$case_name" "$c" "$r" "$s" "${f[9]}" "${f[10]}" "${f[11]}" "${f[15]}" "${f[20]}" \
-					"$(awk -v x="${f[18]}" 'BEGIN { print 100 * x }')" "${f[13]}" "${f[14]}")"
+				log "$(printf '[%2d/%d] %-11s %s c=%-3s r%d %-11s %9s req/s  p50 %7s  p99 %8s ms  srv %5s CPU-s  %7s req/CPU-s  others %3.0f%%  err %s/%s' \
+					"$n" "$NRUNS" "$case_name" "$p" "$c" "$r" "$s" "${f[11]}" "${f[12]}" "${f[13]}" "${f[17]}" "${f[22]}" \
+					"$(awk -v x="${f[20]}" 'BEGIN { print 100 * x }')" "${f[15]}" "${f[16]}")"
 			done
 		done
+	done
 	done
 done
 for s in "${SERVERS[@]}"; do stop_server "$s"; done
 
-# ---- peak memory: a fresh server per case, one wrk run, then sum VmHWM over its processes
+# ---- peak memory: a fresh server per case and protocol, one load run, then sum VmHWM over its
+# processes (over HTTP/2 each connection carries BENCH_H2_STREAMS responses at once)
 
-printf 'ts\tcase\tpath\tserver\tconns\tduration_s\tidle_rss_kb\tpeak_hwm_kb\trss_after_kb\tnprocs\trequests\tsocket_errors\tstatus_errors\n' >"$MEMTSV"
+printf 'ts\tcase\tproto\tstreams\tpath\tserver\tconns\tduration_s\tidle_rss_kb\tpeak_hwm_kb\trss_after_kb\tnprocs\trequests\tsocket_errors\tstatus_errors\n' >"$MEMTSV"
 if [[ ${BENCH_SKIP_MEM:-0} != 1 ]]; then
-	log "== peak memory: fresh server, wrk -c$MEM_CONNS for ${MEM_DURATION}s per case"
+	log "== peak memory: fresh server, $MEM_CONNS connections for ${MEM_DURATION}s per case and protocol"
 	for i in "${!CASE_NAMES[@]}"; do
+		for p in "${PROTOCOLS[@]}"; do
+		streams=1
+		[[ $p == h2 ]] && streams=$H2_STREAMS
 		for s in "${SERVERS[@]}"; do
 			case_name=${CASE_NAMES[i]}
-			raw=$RAW/mem-$case_name-$s.txt
+			raw=$RAW/mem-$case_name-$p-$s.txt
 			start_server "$s"
 			mapfile -t pids < <(server_pids "$s")
 			idle=$(status_kb VmRSS "${pids[@]}")
-			run_wrk "https://localhost:${PORT[$s]}${CASE_PATHS[i]}" "$MEM_CONNS" "$MEM_DURATION" "$raw" ||
-				log "   warning: wrk exited non-zero, see $raw"
+			run_load "$p" "https://localhost:${PORT[$s]}${CASE_PATHS[i]}" "$MEM_CONNS" "$MEM_DURATION" "$raw" ||
+				log "   warning: the load generator exited non-zero, see $raw"
 			mapfile -t pids < <(server_pids "$s")
 			hwm=$(status_kb VmHWM "${pids[@]}")
 			rss=$(status_kb VmRSS "${pids[@]}")
-			parse_wrk "$raw" || { cat "$raw" >&2; die "no report from wrk in $raw"; }
-			printf '%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n' "$(date -u +%FT%TZ)" "$case_name" \
-				"${CASE_PATHS[i]}" "$s" "$MEM_CONNS" "$MEM_DURATION" "$idle" "$hwm" "$rss" "${#pids[@]}" "${W[requests]}" \
+			parse_wrk "$raw" || { cat "$raw" >&2; die "no report from the load generator in $raw"; }
+			printf '%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n' "$(date -u +%FT%TZ)" "$case_name" \
+				"$p" "$streams" "${CASE_PATHS[i]}" "$s" "$MEM_CONNS" "$MEM_DURATION" "$idle" "$hwm" "$rss" "${#pids[@]}" "${W[requests]}" \
 				"$((W[connect] + W[read] + W[write] + W[timeout]))" "${W[status]}" >>"$MEMTSV"
-			log "$(printf '   %-11s %-11s idle %6.1f MiB  peak %6.1f MiB  (%d processes, %d requests)' "$case_name" "$s" \
+			log "$(printf '   %-11s %s %-11s idle %6.1f MiB  peak %6.1f MiB  (%d processes, %d requests)' "$case_name" "$p" "$s" \
 				"$(awk -v k="$idle" 'BEGIN { print k / 1024 }')" "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" \
 				"${#pids[@]}" "${W[requests]}")"
 			stop_server "$s"
+		done
 		done
 	done
 fi

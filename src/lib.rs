@@ -20,6 +20,7 @@ pub mod server;
 pub mod site;
 pub mod status;
 pub mod status_page;
+pub mod stream_executor;
 pub mod sync;
 pub mod throttle;
 pub mod tls;

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -41,6 +41,7 @@ use crate::live::traffic::Traffic;
 use crate::pacing::{self, Progress, Stall};
 use crate::site::body::Body;
 use crate::site::{handler, Site};
+use crate::stream_executor::{StreamExecutor, WithStreams};
 
 /// What every connection task shares.
 #[derive(Clone)]
@@ -294,7 +295,9 @@ where
         ctx,
     };
     let result = if conn.h2 {
-        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        // The connection's streams run in its own task (src/stream_executor.rs).
+        let executor = StreamExecutor::default();
+        let mut builder = hyper::server::conn::http2::Builder::new(executor.clone());
         let streams = match conn.lane {
             Lane::Established => limits.h2_max_concurrent_streams,
             Lane::Reserve => 1,
@@ -306,8 +309,8 @@ where
             // hyper's default lets each stream queue 400 KB; the connection's byte budget
             // bounds the sum, this bounds what one stream may take of it.
             .max_send_buf_size(64 * 1024);
-        let c = builder.serve_connection(io, service);
-        drive(c, watch, |c| c.graceful_shutdown()).await
+        let c = WithStreams::new(builder.serve_connection(io, service), &executor);
+        drive(c, watch, |c| c.conn().graceful_shutdown()).await
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder

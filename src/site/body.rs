@@ -1,4 +1,7 @@
-//! The response body type: empty, a small in-memory buffer, or a file streamed in chunks.
+//! The response body type: empty, bytes in memory, or a file streamed in chunks.
+//!
+//! Bytes in memory are short texts or a small file held whole by [`OpenFiles`] (shared by
+//! every response for it): they cost no memory per response, so they take no byte budget.
 //!
 //! A file is never read whole into memory: hyper pulls one chunk at a time and stops pulling
 //! while its write buffer is full, so a slow reader of a large image holds one chunk, not the

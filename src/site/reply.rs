@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
@@ -27,16 +28,38 @@ pub struct Files<'a> {
 }
 
 impl Files<'_> {
-    /// The file at `path`, opened (or borrowed from the cache), and a body source for it.
-    fn open(&self, path: &Path) -> io::Result<(FileSource, Arc<Metadata>)> {
-        let (_, meta) = self.open.open(path)?;
-        let source = FileSource {
-            files: self.open.clone(),
-            path: path.to_owned(),
-            id: FileId::of(&meta),
-            index: self.index.clone(),
+    /// The file at `path`, opened (or borrowed from the cache), and where its body comes from.
+    fn open(&self, path: &Path) -> io::Result<(Contents, Arc<Metadata>)> {
+        let opened = self.open.open(path)?;
+        let contents = match opened.contents {
+            Some(bytes) => Contents::Memory(bytes),
+            None => Contents::File(FileSource {
+                files: self.open.clone(),
+                path: path.to_owned(),
+                id: FileId::of(&opened.meta),
+                index: self.index.clone(),
+            }),
         };
-        Ok((source, meta))
+        Ok((contents, opened.meta))
+    }
+}
+
+/// A response body's bytes: a small file's, already in memory, or a file to stream.
+enum Contents {
+    Memory(Bytes),
+    File(FileSource),
+}
+
+impl Contents {
+    /// `len` bytes from `start`, which the caller has checked against the file's length.
+    fn body(self, start: u64, len: u64) -> Body {
+        match self {
+            Contents::Memory(bytes) => {
+                let (start, end) = (start as usize, (start + len) as usize);
+                Body::bytes(bytes.slice(start.min(bytes.len())..end.min(bytes.len())))
+            }
+            Contents::File(source) => Body::file(source, start, len),
+        }
     }
 }
 
@@ -66,7 +89,7 @@ pub fn file(
     headers: &HeaderMap,
 ) -> Response<Body> {
     let (encoding, path) = choose_representation(entry, headers);
-    let (source, meta) = match files.open(path) {
+    let (contents, meta) = match files.open(path) {
         Ok(opened) => opened,
         Err(e) => return open_failure(e),
     };
@@ -120,7 +143,7 @@ pub fn file(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        Body::file(source, start, count)
+        contents.body(start, count)
     };
     builder
         .status(status)
@@ -132,12 +155,12 @@ pub fn file(
 /// Serves the site's own `404.html` with status 404, or a short text when it has none.
 pub fn not_found(files: Files<'_>, page: Option<&Entry>, method: &Method) -> Response<Body> {
     if let Some(entry) = page {
-        if let Ok((source, meta)) = files.open(&entry.path) {
+        if let Ok((contents, meta)) = files.open(&entry.path) {
             let len = meta.len();
             let body = if method == Method::HEAD {
                 Body::empty()
             } else {
-                Body::file(source, 0, len)
+                contents.body(0, len)
             };
             return Response::builder()
                 .status(StatusCode::NOT_FOUND)
