@@ -7,8 +7,9 @@
 #
 # How the CPU's AES instructions are switched off: qemu's CPU models all have them and take no
 # property to drop them, so the script takes away what the program is told instead. The binary
-# starts stopped under qemu's gdb stub; gdb clears AES, PMULL, SHA1, SHA2 (and SHA3, SM3, SM4,
-# SHA512) from AT_HWCAP in the auxiliary vector on its stack, then lets it run. ring and the
+# starts stopped under qemu's gdb stub; bench/hwcap-mask.py (a few GDB remote-protocol packets)
+# clears AES, PMULL, SHA1, SHA2 (and SHA3, SM3, SM4, SHA512) from AT_HWCAP in the auxiliary
+# vector on its stack, then detaches and lets it run. ring and the
 # standard library both read AT_HWCAP (getauxval) to choose their code, exactly as on a Pi 3,
 # so both take their software paths and `tls.cipher_preference = "auto"` sees a CPU without AES.
 #
@@ -42,7 +43,10 @@ while (($# > 0)); do
 	esac
 done
 N1=${BENCH_N1:-2} N2=${BENCH_N2:-12}
-[[ $N1 =~ ^[0-9]+$ && $N2 =~ ^[0-9]+$ ]] && ((N2 > N1)) || { echo "cipher-cost.sh: need whole numbers N2 > N1" >&2; exit 2; }
+if ! [[ $N1 =~ ^[0-9]+$ && $N2 =~ ^[0-9]+$ ]] || ((N2 <= N1)); then
+	echo "cipher-cost.sh: need whole numbers N2 > N1" >&2
+	exit 2
+fi
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -59,7 +63,6 @@ die() { log "cipher-cost.sh: $*"; exit 1; }
 
 need=()
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
-command -v gdb-multiarch >/dev/null || need+=(gdb-multiarch)
 command -v curl >/dev/null || need+=(curl)
 command -v gcc >/dev/null || need+=(gcc)
 command -v openssl >/dev/null || need+=(openssl)
@@ -122,8 +125,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_server MARKS_FILE: the binary under qemu, stopped at its entry for gdb, which masks
-# the crypto HWCAPs (unless --keep-aes) and lets it go.
+# start_server MARKS_FILE: the binary under qemu, stopped at its entry for the gdb stub, where
+# hwcap-mask.py masks the crypto HWCAPs (unless --keep-aes) and lets it go.
 start_server() {
 	local marks=$1 i
 	INSN_COUNT_OUT=$marks qemu-aarch64 -cpu cortex-a53 -g "$GDB_PORT" -plugin "$PLUGIN" \
@@ -131,27 +134,9 @@ start_server() {
 	QEMU_PID=$!
 	local mask=$CRYPTO_HWCAPS
 	((KEEP_AES)) && mask=0
-	for ((i = 0; i < 50; i++)); do
-		gdb-multiarch -q -batch \
-			-ex "set confirm off" -ex "target remote 127.0.0.1:$GDB_PORT" \
-			-ex 'set $p = (unsigned long *) $sp' \
-			-ex 'set $p = $p + 1 + *$p + 1' \
-			-ex 'while *$p != 0
-set $p = $p + 1
-end' \
-			-ex 'set $p = $p + 1' \
-			-ex "while *\$p != 0
-if *\$p == 16
-printf \"AT_HWCAP %#lx -> %#lx\\n\", *(\$p + 1), *(\$p + 1) & ~$mask
-set *(\$p + 1) = *(\$p + 1) & ~$mask
-end
-set \$p = \$p + 2
-end" \
-			-ex detach >"$OUT/gdb.log" 2>&1 && grep -q '^AT_HWCAP' "$OUT/gdb.log" && break
-		sleep 0.2
-	done
-	grep -q '^AT_HWCAP' "$OUT/gdb.log" || die "gdb could not patch AT_HWCAP (see $OUT/gdb.log)"
-	log "   $(grep '^AT_HWCAP' "$OUT/gdb.log")"
+	python3 "$HERE/hwcap-mask.py" "$GDB_PORT" "$mask" >"$OUT/hwcap.log" 2>&1 ||
+		{ cat "$OUT/hwcap.log" >&2; die "could not patch AT_HWCAP through qemu's gdb stub"; }
+	log "   $(cat "$OUT/hwcap.log")"
 	for ((i = 0; i < 600; i++)); do
 		curl -sS --max-time 60 --cacert "$CERT" --resolve "localhost:$PORT:127.0.0.1" \
 			-o /dev/null "https://localhost:$PORT/up.txt" 2>/dev/null && return 0
