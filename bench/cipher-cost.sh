@@ -31,6 +31,8 @@ environment:
                       built with `cargo build --profile pi --target aarch64-unknown-linux-musl
                       --no-default-features` when missing)
   BENCH_N1, BENCH_N2  responses on the short and the long connection (defaults 2 and 12)
+  BENCH_PATH          the URL path fetched (default /assets/img/photo-1.jpg, 204,800 B; "/" is
+                      the 15,360-byte front page)
 EOF
 }
 
@@ -53,7 +55,7 @@ REPO=$(cd "$HERE/.." && pwd)
 OUT=$HERE/out/cipher-cost
 BIN=${PI_FAILOVER_PI_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/aarch64-unknown-linux-musl/pi/pi-failover}
 PORT=8445 GDB_PORT=8446
-CASE=/assets/img/photo-1.jpg
+CASE=${BENCH_PATH:-/assets/img/photo-1.jpg}
 # AT_HWCAP bits (Linux arch/arm64/include/uapi/asm/hwcap.h): AES 3, PMULL 4, SHA1 5, SHA2 6,
 # SHA3 17, SM3 18, SM4 19, SHA512 21.
 CRYPTO_HWCAPS=$(((1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 17) | (1 << 18) | (1 << 19) | (1 << 21)))
@@ -146,7 +148,7 @@ start_server() {
 	die "the server did not answer within 5 minutes"
 }
 
-# fetch SUITE N: one curl, one connection, N sequential GETs of the 200 KB file.
+# fetch SUITE N: one curl, one connection, N sequential GETs of $CASE.
 fetch() {
 	local suite=$1 n=$2 args=() i
 	for ((i = 0; i < n; i++)); do args+=(-o /dev/null "https://localhost:$PORT$CASE"); done

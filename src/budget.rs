@@ -9,7 +9,8 @@
 //! soft limit of 1,024, while `max_connections` alone was 1,024.
 //!
 //! Memory: the response bytes each connection may buffer (`pacing::ByteBudget`) plus what TLS
-//! and HTTP/2 keep per connection, times the connections.
+//! and HTTP/2 keep per connection, times the connections; and the small files held whole in
+//! memory, shared by every connection (`site::open_files`).
 
 use std::fmt;
 
@@ -93,11 +94,12 @@ impl fmt::Display for Budget {
         )?;
         write!(
             f,
-            "connection memory: at most {} MiB = {} connections x ({} KiB of response bytes (limits.max_buffered_bytes_per_connection) + {} KiB of TLS and HTTP buffers)",
+            "connection memory: at most {} MiB = {} connections x ({} KiB of response bytes (limits.max_buffered_bytes_per_connection) + {} KiB of TLS and HTTP buffers); and {} MiB of small files held in memory for all of them",
             self.connection_memory().div_ceil(1024 * 1024),
             self.connections,
             (self.per_connection_bytes - CONNECTION_OVERHEAD) / 1024,
-            CONNECTION_OVERHEAD / 1024
+            CONNECTION_OVERHEAD / 1024,
+            crate::site::open_files::SMALL_FILES_TOTAL / (1024 * 1024)
         )
     }
 }

@@ -320,8 +320,10 @@ where
             // One buffer size bounds both the request head and the response bytes queued per
             // connection (hyper stops pulling the body when it is full).
             .max_buf_size(limits.max_header_bytes.max(8 * 1024));
-        let c = builder.serve_connection(io, service);
-        drive(c, watch, |c| c.graceful_shutdown()).await
+        // Boxed, as the HTTP/2 connection is inside `WithStreams`: a connection task is as
+        // large as its largest state, and HTTP/2 connections must not carry HTTP/1's.
+        let c = Box::pin(builder.serve_connection(io, service));
+        drive(c, watch, |c| c.get_mut().as_mut().graceful_shutdown()).await
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
