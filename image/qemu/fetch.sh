@@ -61,8 +61,11 @@ need dpkg-deb dpkg
 # Missing shared libraries of the unpacked qemu, as the packages its .deb
 # depends on (qemu-system-* left out: those are what we avoid installing).
 qemu_missing_packages() {
-	local bin=$work/qemu/usr/bin/qemu-system-aarch64
-	if ! ldd "$bin" | grep -q 'not found'; then
+	local bin=$work/qemu/usr/bin/qemu-system-aarch64 listed
+	# ldd's output is read whole first: under pipefail, `ldd | grep -q` failed whenever grep
+	# quit at the first match before ldd's last line (SIGPIPE), and read as "nothing missing".
+	listed=$(ldd "$bin" 2>&1) || true
+	if ! grep -q 'not found' <<<"$listed"; then
 		return 0
 	fi
 	dpkg-deb -f "$work"/debs/qemu-system-arm_*.deb Depends |
