@@ -1,7 +1,10 @@
 //! The response body type: empty, bytes in memory, or a file streamed in chunks.
 //!
-//! Bytes in memory are short texts or a small file held whole by [`OpenFiles`] (shared by
-//! every response for it): they cost no memory per response, so they take no byte budget.
+//! Bytes in memory are short texts (errors, redirects). A small file held whole by
+//! [`OpenFiles`] is sent as a file is, chunk by chunk under the connection's byte budget and
+//! progress clock: its bytes are shared while cached, but a response holds its slice after an
+//! eviction, so unbudgeted a client that reads nothing could pin 64 streams × 64 KiB per
+//! connection by making the cache churn.
 //!
 //! A file is never read whole into memory: hyper pulls one chunk at a time and stops pulling
 //! while its write buffer is full, so a slow reader of a large image holds one chunk, not the
@@ -53,9 +56,17 @@ pub struct FileSource {
     pub index: Arc<SiteIndex>,
 }
 
+/// Where a chunked body's bytes come from.
+#[derive(Debug)]
+enum Source {
+    File(FileSource),
+    /// A whole small file (`OpenFiles`), sliced rather than read.
+    Memory(Bytes),
+}
+
 #[derive(Debug)]
 pub struct FileChunks {
-    source: FileSource,
+    source: Source,
     offset: u64,
     remaining: u64,
     pacing: Option<Pacing>,
@@ -75,7 +86,7 @@ impl std::fmt::Debug for Pacing {
 
 /// A chunk's bytes and the budget they hold; dropping it is progress.
 struct Chunk {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     _permit: Option<OwnedSemaphorePermit>,
     progress: Option<Arc<Progress>>,
 }
@@ -105,6 +116,16 @@ impl Body {
 
     /// Streams `len` bytes of `source` starting at `offset`.
     pub fn file(source: FileSource, offset: u64, len: u64) -> Self {
+        Self::chunked(Source::File(source), offset, len)
+    }
+
+    /// Streams `len` bytes of a file held in memory starting at `offset`, as [`Body::file`]
+    /// does (chunks, byte budget, progress), without reading it again.
+    pub fn held(bytes: Bytes, offset: u64, len: u64) -> Self {
+        Self::chunked(Source::Memory(bytes), offset, len)
+    }
+
+    fn chunked(source: Source, offset: u64, len: u64) -> Self {
         Body::File(FileChunks {
             source,
             offset,
@@ -205,32 +226,49 @@ impl FileChunks {
         }))))
     }
 
-    fn read(&self, want: usize) -> std::io::Result<Vec<u8>> {
-        let file = self
-            .source
-            .files
-            .reopen(&self.source.path, self.source.id)?;
-        // Read into uninitialised capacity: zeroing each chunk first cost measurable CPU on
-        // large files, where every byte is also encrypted and copied once more.
-        let mut buf: Vec<u8> = Vec::with_capacity(want);
-        while buf.len() < want {
-            let offset = self.offset + buf.len() as u64;
-            match rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut buf), offset) {
-                // The file shrank under us: a truncated body is better signalled as an error
-                // (the connection is reset) than padded.
-                Ok(0) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "file shrank while being sent",
-                    ));
-                }
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
+    fn read(&self, want: usize) -> std::io::Result<Bytes> {
+        match &self.source {
+            Source::Memory(bytes) => {
+                let start = usize::try_from(self.offset).unwrap_or(usize::MAX);
+                bytes
+                    .get(start..start.saturating_add(want))
+                    .map(|_| bytes.slice(start..start + want))
+                    .ok_or_else(super::open_files::shrank)
+            }
+            Source::File(source) => {
+                let file = source.files.reopen(&source.path, source.id)?;
+                super::open_files::read_at(&file, self.offset, want).map(Bytes::from)
             }
         }
-        // The allocator may have given more capacity than asked, and pread fills it all.
-        buf.truncate(want);
-        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// A small file answered from memory takes the connection's byte budget as a streamed one
+    /// does: a response that is not written on holds its permits, and the next waits.
+    #[tokio::test]
+    async fn held_bytes_take_the_byte_budget() {
+        let budget = crate::pacing::byte_budget(CHUNK_SIZE);
+        let progress = Progress::new();
+        let bytes = Bytes::from(vec![7u8; CHUNK_SIZE * 2]);
+        let mut first = Body::held(bytes.clone(), 0, bytes.len() as u64).paced(&budget, &progress);
+        let chunk = first.frame().await.expect("a frame").expect("no error");
+        assert_eq!(chunk.data_ref().map(|d| d.len()), Some(CHUNK_SIZE));
+        assert_eq!(
+            budget.available_permits(),
+            0,
+            "the unsent chunk holds the budget"
+        );
+        let mut second = Body::held(bytes.clone(), 0, 10).paced(&budget, &progress);
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), second.frame()).await;
+        assert!(waiting.is_err(), "the next response waits for the budget");
+        drop(chunk);
+        let rest = second.frame().await.expect("a frame").expect("no error");
+        assert_eq!(rest.data_ref().map(|d| &d[..]), Some(&[7u8; 10][..]));
     }
 }

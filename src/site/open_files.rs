@@ -283,19 +283,33 @@ impl OpenFiles {
 /// changed under us: the response streams it instead, and the next one sees the change).
 fn read_whole(file: &File, meta: &Metadata) -> Option<Bytes> {
     let len = usize::try_from(meta.len()).ok()?;
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
-    while buf.len() < len {
-        let offset = buf.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), offset) {
-            Ok(0) => return None,
+    read_at(file, 0, len).ok().map(Bytes::from)
+}
+
+/// Exactly `want` bytes of `file` from `offset` (`pread`, retried when interrupted or short);
+/// an error if the file ends first.
+pub(crate) fn read_at(file: &File, offset: u64, want: usize) -> io::Result<Vec<u8>> {
+    // Read into uninitialised capacity: zeroing each chunk first cost measurable CPU on large
+    // files, where every byte is also encrypted and copied once more.
+    let mut buf: Vec<u8> = Vec::with_capacity(want);
+    while buf.len() < want {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => return Err(shrank()),
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return None,
+            Err(e) => return Err(e.into()),
         }
     }
     // The allocator may have given more capacity than asked, and pread fills it all.
-    buf.truncate(len);
-    Some(Bytes::from(buf))
+    buf.truncate(want);
+    Ok(buf)
+}
+
+/// The file had fewer bytes than its response announced: a truncated body is better
+/// signalled as an error (the connection is reset) than padded.
+pub(crate) fn shrank() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")
 }
 
 fn replaced() -> io::Error {

@@ -54,10 +54,7 @@ impl Contents {
     /// `len` bytes from `start`, which the caller has checked against the file's length.
     fn body(self, start: u64, len: u64) -> Body {
         match self {
-            Contents::Memory(bytes) => {
-                let (start, end) = (start as usize, (start + len) as usize);
-                Body::bytes(bytes.slice(start.min(bytes.len())..end.min(bytes.len())))
-            }
+            Contents::Memory(bytes) => Body::held(bytes, start, len),
             Contents::File(source) => Body::file(source, start, len),
         }
     }
