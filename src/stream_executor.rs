@@ -81,7 +81,8 @@ impl<C> WithStreams<C> {
         self.get_mut().conn.as_mut()
     }
 
-    /// Polls the streams that are ready (and those just handed over); whether any finished.
+    /// Polls the streams that are ready (and those just handed over); whether any were handed
+    /// over or finished, so the connection has something to write.
     fn poll_streams(&mut self, cx: &mut Context<'_>) -> bool {
         let new = std::mem::take(
             &mut *self
@@ -90,10 +91,10 @@ impl<C> WithStreams<C> {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
+        let mut finished = !new.is_empty();
         for stream in new {
             self.running.push(stream);
         }
-        let mut finished = false;
         while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {
             finished = true;
         }
@@ -115,14 +116,7 @@ where
                 // The connection is closed: its streams can send nothing more.
                 return Poll::Ready(result);
             }
-            let had_new = !this
-                .queue
-                .new
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_empty();
-            let finished = this.poll_streams(cx);
-            if !had_new && !finished {
+            if !this.poll_streams(cx) {
                 // Nothing the connection has to write or read on our account: wait for a
                 // waker (socket, stream window, byte budget, a new stream).
                 return Poll::Pending;
