@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::history::recorder::{Recorder, RecorderSettings};
 use crate::live::classify::Classifier;
 use crate::live::dns::DnsStatus;
 use crate::live::probe::ProbeStatus;
@@ -221,6 +222,7 @@ impl Appliance {
         spawn_acme(&config, &certs, &tracker, &shutdown).await;
 
         let (probe, dns) = spawn_checks(&config, &tracker, &shutdown);
+        let (notify_events, notifications) = spawn_notifier(&config, &tracker, &shutdown);
         let indicators = crate::indicators::SharedIndicatorStatus::default();
         let (collector, first) = Collector::new(Sources {
             indicators: indicators.clone(),
@@ -238,9 +240,11 @@ impl Appliance {
             hostnames: config.site.hostnames.clone(),
             live: config.live.clone(),
             certificate_attention_after: config.tls.attention_after_failing,
+            notifications,
         });
         let (status_tx, status) = tokio::sync::watch::channel(Arc::new(first));
         tracker.spawn(collector.run(status_tx, STATUS_EVERY, shutdown.clone()));
+        let history = spawn_history(&config, &status, notify_events, &tracker, &shutdown);
         let indicator_stop = crate::indicators::Stop {
             shutdown: shutdown.clone(),
             drained: CancellationToken::new(),
@@ -256,6 +260,7 @@ impl Appliance {
         );
         if let Some(listener) = status_listener {
             let page = StatusPage {
+                history: history.clone(),
                 oled: simulated_oled,
                 status: status.clone(),
                 access: Arc::new(Access::new(
@@ -389,6 +394,58 @@ async fn spawn_acme(
             tracker.spawn(tls::acme::run(certs.clone(), certificate, shutdown.clone()));
         }
     }
+}
+
+/// The history's recorder: its journal read back (blocking, bounded by the journal's cap)
+/// before the appliance says it is serving, so the first page already shows the past.
+fn spawn_history(
+    config: &Config,
+    status: &tokio::sync::watch::Receiver<Arc<Status>>,
+    notify: Option<tokio::sync::mpsc::Sender<crate::history::Event>>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> crate::history::SharedHistory {
+    let observe = crate::history::observe::ObserveSettings {
+        sync_failing_after: config.notify.sync_failing_after,
+        ..Default::default()
+    };
+    let settings = RecorderSettings::in_data_dir(&config.storage.data_dir, observe);
+    let (recorder, shared) = Recorder::open(&settings, std::time::SystemTime::now());
+    tracker.spawn(recorder.run(status.clone(), notify, shutdown.clone()));
+    shared
+}
+
+/// The notifier, when `[notify]` names a receiver: the recorder's end of its channel and the
+/// status model's view of it.
+fn spawn_notifier(
+    config: &Config,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> (
+    Option<tokio::sync::mpsc::Sender<crate::history::Event>>,
+    Option<tokio::sync::watch::Receiver<crate::status::NotificationsView>>,
+) {
+    let Some(settings) = crate::notify::NotifySettings::from_config(config) else {
+        return (None, None);
+    };
+    let sender = match settings.sender() {
+        Ok(sender) => sender,
+        Err(e) => {
+            tracing::error!(error = %e, "notifications off");
+            return (None, None);
+        }
+    };
+    let (events_tx, events) = tokio::sync::mpsc::channel(crate::notify::CHANNEL);
+    let (view_tx, view) =
+        tokio::sync::watch::channel(crate::notify::initial_view(&settings, &sender));
+    tracker.spawn(crate::notify::run(
+        settings,
+        sender,
+        events,
+        view_tx,
+        shutdown.clone(),
+    ));
+    (Some(events_tx), Some(view))
 }
 
 /// The primary's health probe and the DNS check, when the config asks for them: the status

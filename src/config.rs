@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 pub use crate::tls::CipherPreference;
 
 mod clock;
+mod notify;
 pub use clock::{check_https_url, ClockConfig};
+pub use notify::{topic_of, NotifyConfig, NotifyFormat};
 
 /// Where `pi-failover run` looks when `--config` is not given: the FAT boot partition,
 /// which the user edits from any computer before shipping the Pi.
@@ -56,6 +58,9 @@ pub struct Config {
     /// Where the time comes from (NTP, and an HTTPS `Date` when NTP is blocked).
     #[serde(default)]
     pub clock: ClockConfig,
+    /// Messages to the owner when the Pi takes over, gives back or needs a look.
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -912,6 +917,7 @@ impl Config {
         }
         absolutize(&mut self.storage.data_dir);
         self.clock.resolve_relative_paths(base);
+        self.notify.resolve_relative_paths(base);
         if let Some(file) = self.s3.as_mut().and_then(|s3| s3.credentials_file.as_mut()) {
             absolutize(file);
         }
@@ -963,7 +969,8 @@ impl Config {
                 }
             }
         }
-        self.clock.check_files(file)
+        self.clock.check_files(file)?;
+        self.notify.check_files(file)
     }
 
     /// Checks what the types cannot: values that parse but cannot work.
@@ -991,6 +998,7 @@ impl Config {
             validate_s3(s3, file)?;
         }
         self.clock.validate(file)?;
+        self.notify.validate(file)?;
         if self.site.hostnames.is_empty() {
             return Err(err(
                 "site.hostnames",

@@ -10,9 +10,11 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod format;
+pub mod history;
 pub mod indicators;
 pub mod listener;
 pub mod live;
+pub mod notify;
 pub mod pacing;
 pub mod per_address;
 pub mod privileges;

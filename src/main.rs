@@ -111,6 +111,14 @@ enum Command {
         #[command(subcommand)]
         action: ClockAction,
     },
+    /// Messages to the owner (`[notify]`).
+    Notify {
+        /// Send one test message to `notify.url` now and say whether it arrived.
+        #[arg(long, required = true)]
+        test: bool,
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
     /// Serve a built-in sample site over HTTPS on localhost with a self-signed certificate.
     #[cfg(feature = "demo")]
     Demo {
@@ -166,6 +174,7 @@ fn main() -> ExitCode {
         } => render_oled(mode, &size, scale, out),
         Command::IndicatorsOff { config } => indicators_off(&config),
         Command::Clock { action } => clock(action),
+        Command::Notify { test: _, config } => notify_test(&config),
         #[cfg(feature = "demo")]
         Command::Demo { config } => demo(config),
     };
@@ -243,6 +252,30 @@ fn raise_descriptor_limit(budget: &Budget) -> anyhow::Result<()> {
         budget = budget.descriptors(),
         "descriptor limit"
     );
+    Ok(())
+}
+
+/// `pi-failover notify --test`: one message, sent now (not queued), with the receiver's
+/// verdict.
+fn notify_test(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = config::load(path)?;
+    init_logging(&config.log.level);
+    let settings = pi_failover::notify::NotifySettings::from_config(&config).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: notify.url is not set. Fix: add a [notify] section with url = \"https://…\" \
+             (docs/user-guide.md, \"A message on your phone\")",
+            path.display()
+        )
+    })?;
+    let sender = settings.sender()?;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let message = pi_failover::notify::Message::test(&settings.pi, settings.link.as_deref(), at);
+    runtime()?
+        .block_on(sender.send(&message))
+        .with_context(|| format!("the test message did not arrive at {}", sender.host()))?;
+    println!("sent: {} accepted the test message", sender.host());
     Ok(())
 }
 

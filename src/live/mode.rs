@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 /// What the Pi is doing, most urgent first when several apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Mode {
     /// Cannot serve: no site or no usable certificate.

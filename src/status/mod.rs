@@ -47,6 +47,30 @@ pub struct Status {
     pub dns: Option<DnsStatus>,
     pub system: SystemStatus,
     pub indicators: crate::indicators::IndicatorStatus,
+    /// Messages to the owner (`[notify]`); absent when none are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsView>,
+}
+
+/// How delivering messages to the owner goes (`notify`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NotificationsView {
+    /// The receiver's host (never its whole URL: it may hold a key).
+    pub receiver: String,
+    /// `generic`, `ntfy`, `slack` or `discord`.
+    pub format: &'static str,
+    /// Messages waiting to be delivered.
+    pub queued: usize,
+    /// Delivered since start.
+    pub sent: u64,
+    #[serde(with = "rfc3339_option")]
+    pub last_sent: Option<SystemTime>,
+    /// Why the last delivery failed, until one succeeds.
+    pub last_error: Option<String>,
+    /// Refused by the receiver (4xx) or too old: not retried.
+    pub given_up: u64,
+    /// Pushed out of a full queue.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -167,6 +191,7 @@ pub struct Sources {
     /// A certificate source failing this long is a concern (`tls.attention_after_failing`).
     pub certificate_attention_after: Duration,
     pub indicators: crate::indicators::SharedIndicatorStatus,
+    pub notifications: Option<watch::Receiver<NotificationsView>>,
 }
 
 /// One reading of the sources, and the facts the mode is decided from.
@@ -345,6 +370,7 @@ impl Status {
                 ..SystemStatus::default()
             },
             indicators: crate::indicators::IndicatorStatus::default(),
+            notifications: None,
         }
     }
 }
@@ -393,6 +419,11 @@ impl Collector {
                 .lock()
                 .map(|i| i.clone())
                 .unwrap_or_default(),
+            notifications: self
+                .sources
+                .notifications
+                .as_ref()
+                .map(|n| n.borrow().clone()),
         }
     }
 

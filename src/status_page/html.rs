@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use maud::{html, Markup, DOCTYPE};
 
+use super::graphs;
 use crate::format::{bytes, count, duration};
 use crate::indicators::glow::Glow;
 use crate::live::mode::Mode;
@@ -23,7 +24,8 @@ padding:0 .8em 2em;color:#111;background:#fafafa}\
 h2{font-size:1.05em;margin:1.4em 0 .3em;border-bottom:1px solid #ccc}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.15em .4em;vertical-align:top}\
 th{font-weight:600;width:40%;color:#444}.bad{color:#b00020;font-weight:600}\
-footer{color:#666;font-size:.85em;margin-top:2em}";
+footer{color:#666;font-size:.85em;margin-top:2em}\
+svg.history{display:block;margin:.3em 0}.legend{font-size:.85em;color:#444}";
 
 /// One table row: a name and its value. Values are `Markup` built with `html!`, which escapes
 /// everything interpolated: text from outside (a host name, a sync error, an S3 message) can
@@ -32,7 +34,12 @@ type Row = (&'static str, Markup);
 
 /// `token_query` is `?token=…` when the page was opened with its token (the links carry it on),
 /// or empty.
-pub fn render(status: &Status, token_query: &str, simulated_oled: bool) -> String {
+pub fn render(
+    status: &Status,
+    token_query: &str,
+    simulated_oled: bool,
+    history: &crate::history::Live,
+) -> String {
     let s = status;
     let now = SystemTime::now();
     let since = duration(now.duration_since(s.mode_since).map_or(0, |d| d.as_secs()));
@@ -54,6 +61,7 @@ pub fn render(status: &Status, token_query: &str, simulated_oled: bool) -> Strin
                     small { "for " (since) }
                 }
                 (section("Traffic (last minute)", &traffic_rows(s)))
+                (history_section(history, now, token_query))
                 (section("Site", &site_rows(s, now)))
                 (section("TLS", &tls_rows(s, now)))
                 @if let Some(rows) = primary_rows(s, now) { (section("Primary", &rows)) }
@@ -74,13 +82,42 @@ pub fn render(status: &Status, token_query: &str, simulated_oled: bool) -> Strin
                 footer {
                     "pi-failover " (s.version) " · "
                     a href={ "/api/status" (token_query) } { "JSON" } " · "
-                    a href={ "/metrics" (token_query) } { "metrics" }
+                    a href={ "/metrics" (token_query) } { "metrics" } " · "
+                    a href={ "/api/history" (token_query) } { "history" }
                     " · refreshes every " (REFRESH_SECS) " s"
                 }
             }
         }
     }
     .into_string()
+}
+
+/// The graphs and the latest events.
+fn history_section(history: &crate::history::Live, now: SystemTime, token_query: &str) -> Markup {
+    let at = crate::history::observe::unix(now);
+    let events: Vec<&crate::history::Event> = history.history.events.iter().rev().take(8).collect();
+    html! {
+        h2 { "Last 24 hours" }
+        (graphs::render(history, graphs::DAY, at))
+        h2 { "Last 30 days" }
+        (graphs::render(history, graphs::MONTH, at))
+        (graphs::legend())
+        @if let Some(why) = &history.not_written {
+            p { (bad(format_args!("History not saved: {why}"))) }
+        }
+        @if !events.is_empty() {
+            h2 { "Events" }
+            table {
+                @for e in events {
+                    tr {
+                        th { (ago(std::time::UNIX_EPOCH + std::time::Duration::from_secs(e.at), now)) }
+                        td { (e.text) }
+                    }
+                }
+            }
+            p { a href={ "/api/history" (token_query) } { "all of it as JSON" } }
+        }
+    }
 }
 
 fn section(title: &str, rows: &[Row]) -> Markup {
@@ -358,7 +395,7 @@ mod tests {
         if let Some(sync) = status.site.sync.as_mut() {
             sync.last_error = Some(hostile.to_owned());
         }
-        let page = render(&status, "", false);
+        let page = render(&status, "", false, &Default::default());
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;'"));
     }
@@ -366,7 +403,12 @@ mod tests {
     #[test]
     fn the_page_opened_with_its_token_keeps_it_on_every_link() {
         let now = SystemTime::now() - Duration::from_secs(1);
-        let page = render(&Status::example(Mode::Live, now), "?token=a%26b", true);
+        let page = render(
+            &Status::example(Mode::Live, now),
+            "?token=a%26b",
+            true,
+            &Default::default(),
+        );
         for link in [
             r#"content="5;url=/?token=a%26b""#,
             r#"href="/api/status?token=a%26b""#,

@@ -3,6 +3,7 @@
 //! JSON (docs/status-api.md), `/metrics` the Prometheus text.
 
 pub mod access;
+pub mod graphs;
 pub mod html;
 pub mod metrics;
 
@@ -41,6 +42,8 @@ const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 pub struct StatusPage {
     pub status: watch::Receiver<Arc<Status>>,
     pub access: Arc<Access>,
+    /// The history the graphs and `/api/history` show.
+    pub history: crate::history::SharedHistory,
     /// The simulated OLED (demo): `/oled.png` shows its glass.
     pub oled: Option<crate::indicators::SimulatedOled>,
 }
@@ -120,12 +123,18 @@ pub fn answer<B>(page: &StatusPage, peer: SocketAddr, req: &Request<B>) -> Respo
     let mut response = match req.uri().path() {
         "/" => {
             let token = page.access.token_query(req).unwrap_or_default();
+            let history = page
+                .history
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             reply(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                html::render(&status, &token, page.oled.is_some()),
+                html::render(&status, &token, page.oled.is_some(), &history),
             )
         }
+        "/api/history" => history_json(page),
         "/api/status" => match serde_json::to_string_pretty(&*status) {
             Ok(json) => reply(StatusCode::OK, "application/json", json),
             Err(e) => reply(
@@ -150,6 +159,42 @@ pub fn answer<B>(page: &StatusPage, peer: SocketAddr, req: &Request<B>) -> Respo
         *response.body_mut() = Full::new(Bytes::new());
     }
     response
+}
+
+/// `/api/history` (docs/status-api.md): the history as the graphs draw it.
+fn history_json(page: &StatusPage) -> Response<Full<Bytes>> {
+    #[derive(serde::Serialize)]
+    struct HistoryDocument<'a> {
+        schema: u32,
+        #[serde(with = "crate::status::rfc3339")]
+        generated_at: std::time::SystemTime,
+        /// Why the journal is not being written, when it is not.
+        not_written: Option<&'a str>,
+        journal_cap_bytes: u64,
+        current_minute: Option<&'a crate::history::Sample>,
+        #[serde(flatten)]
+        history: &'a crate::history::History,
+    }
+    let live = page
+        .history
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let document = HistoryDocument {
+        schema: crate::history::SCHEMA_VERSION,
+        generated_at: std::time::SystemTime::now(),
+        not_written: live.not_written.as_deref(),
+        journal_cap_bytes: crate::history::journal::JOURNAL_CAP,
+        current_minute: live.current.as_ref(),
+        history: &live.history,
+    };
+    match serde_json::to_string(&document) {
+        Ok(json) => reply(StatusCode::OK, "application/json", json),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("{e}\n"),
+        ),
+    }
 }
 
 /// The simulated panel's glass, 3 screen pixels per panel pixel.

@@ -1,0 +1,193 @@
+//! Messages to the owner: the Pi took over, gave back, needs a look (docs/user-guide.md,
+//! "A message on your phone").
+//!
+//! The history's recorder hands over the events an owner acts on (`EventKind::notifiable`)
+//! through a bounded channel it never waits on; this task turns each into a [`Message`],
+//! queues it on the data partition ([`queue`]), and delivers the queue oldest first
+//! ([`deliver`]): retried with a doubling wait while the receiver is down or answers 5xx,
+//! given up when it refuses the message itself (4xx) or after [`GIVE_UP_AFTER`], and never
+//! more than `notify.max_per_hour` an hour. Nothing here runs on the site server's path.
+
+pub mod deliver;
+pub mod message;
+pub mod queue;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, NotifyFormat};
+use crate::history::Event;
+use crate::status::NotificationsView;
+pub use deliver::{DeliveryError, Sender};
+pub use message::Message;
+use queue::Queue;
+
+/// The first wait after a failed delivery; it doubles up to [`RETRY_MOST`].
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MOST: Duration = Duration::from_secs(30 * 60);
+/// A message this old is given up: what it says is history by then.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(3 * 86_400);
+/// Events waiting for the task; the recorder drops (and logs) beyond it.
+pub const CHANNEL: usize = 64;
+
+/// What the notifier needs, built from `[notify]` (and the host name).
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    pub url: String,
+    pub format: NotifyFormat,
+    /// Which Pi.
+    pub pi: String,
+    pub link: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub max_per_hour: u32,
+    /// `<data_dir>/notify`.
+    pub queue_dir: Option<PathBuf>,
+}
+
+impl NotifySettings {
+    /// `None` when no `notify.url` is configured.
+    pub fn from_config(config: &Config) -> Option<Self> {
+        let n = &config.notify;
+        Some(Self {
+            url: n.url.clone()?,
+            format: n.format,
+            pi: n.name.clone().unwrap_or_else(host_name),
+            link: n.status_url.clone(),
+            ca_file: n.ca_file.clone(),
+            max_per_hour: n.max_per_hour,
+            queue_dir: Some(config.storage.data_dir.join("notify")),
+        })
+    }
+
+    pub fn sender(&self) -> Result<Sender, DeliveryError> {
+        Sender::new(&self.url, self.format, self.ca_file.as_deref())
+    }
+}
+
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn format_name(format: NotifyFormat) -> &'static str {
+    match format {
+        NotifyFormat::Generic => "generic",
+        NotifyFormat::Ntfy => "ntfy",
+        NotifyFormat::Slack => "slack",
+        NotifyFormat::Discord => "discord",
+    }
+}
+
+/// The notifier's view for the status model, before the task has run.
+pub fn initial_view(settings: &NotifySettings, sender: &Sender) -> NotificationsView {
+    NotificationsView {
+        receiver: sender.host().to_owned(),
+        format: format_name(settings.format),
+        ..NotificationsView::default()
+    }
+}
+
+/// Delivers until shutdown. What is not delivered by then stays queued for the next start.
+pub async fn run(
+    settings: NotifySettings,
+    sender: Sender,
+    mut events: mpsc::Receiver<Event>,
+    view: watch::Sender<NotificationsView>,
+    shutdown: CancellationToken,
+) {
+    let dir = settings.queue_dir.clone();
+    let queue = match tokio::task::spawn_blocking(move || Queue::open(dir.as_deref())).await {
+        Ok(q) => Arc::new(Mutex::new(q)),
+        Err(_) => Arc::new(Mutex::new(Queue::open(None))),
+    };
+    let hour = Duration::from_secs(3600);
+    let mut sent: VecDeque<Instant> = VecDeque::new();
+    let mut next_try = Instant::now();
+    let publish = |view: &watch::Sender<NotificationsView>, queue: &Mutex<Queue>| {
+        let queued = queue.lock().unwrap_or_else(PoisonError::into_inner).len();
+        view.send_modify(|v| v.queued = queued);
+    };
+    publish(&view, &queue);
+    loop {
+        let front = queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .front()
+            .cloned();
+        while sent.front().is_some_and(|t| t.elapsed() >= hour) {
+            sent.pop_front();
+        }
+        let mut due = next_try;
+        if sent.len() >= settings.max_per_hour as usize {
+            if let Some(oldest) = sent.front() {
+                due = due.max(*oldest + hour);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = events.recv() => {
+                let Some(event) = event else { return };
+                let message = Message::from_event(&event, &settings.pi, settings.link.as_deref());
+                let q = queue.clone();
+                let dropped = tokio::task::spawn_blocking(move || {
+                    q.lock().unwrap_or_else(PoisonError::into_inner).push(message)
+                })
+                .await
+                .unwrap_or(0);
+                if dropped > 0 {
+                    tracing::warn!(dropped, "notification queue full: the oldest messages were dropped");
+                    view.send_modify(|v| v.dropped += dropped as u64);
+                }
+                publish(&view, &queue);
+            }
+            _ = tokio::time::sleep_until(due), if front.is_some() => {
+                let Some(front) = front else { continue };
+                let result = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    result = sender.send(&front.message) => result,
+                };
+                let q = queue.clone();
+                let age = SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH + Duration::from_secs(front.message.at))
+                    .unwrap_or_default();
+                match result {
+                    Ok(()) => {
+                        tracing::info!(kind = %front.message.kind, receiver = sender.host(), "notification sent: {}", front.message.title);
+                        sent.push_back(Instant::now());
+                        next_try = Instant::now();
+                        let _ = tokio::task::spawn_blocking(move || q.lock().unwrap_or_else(PoisonError::into_inner).pop()).await;
+                        view.send_modify(|v| {
+                            v.last_sent = Some(SystemTime::now());
+                            v.sent += 1;
+                            v.last_error = None;
+                        });
+                    }
+                    Err(e) if e.transient() && age < GIVE_UP_AFTER => {
+                        let wait = crate::backoff::doubling(RETRY_FIRST, front.attempts, RETRY_MOST);
+                        tracing::warn!(error = %e, retry_in_seconds = wait.as_secs(), "notification not delivered; will retry");
+                        next_try = Instant::now() + wait;
+                        let _ = tokio::task::spawn_blocking(move || q.lock().unwrap_or_else(PoisonError::into_inner).failed_once()).await;
+                        view.send_modify(|v| v.last_error = Some(e.to_string()));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "notification given up: {}", front.message.title);
+                        let _ = tokio::task::spawn_blocking(move || q.lock().unwrap_or_else(PoisonError::into_inner).pop()).await;
+                        view.send_modify(|v| {
+                            v.last_error = Some(format!("given up: {e}"));
+                            v.given_up += 1;
+                        });
+                    }
+                }
+                publish(&view, &queue);
+            }
+        }
+    }
+}

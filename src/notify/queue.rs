@@ -1,0 +1,216 @@
+//! Messages not yet delivered, on the data partition, so a message born while the network
+//! is down (the usual reason for a failover) goes out after a reboot too.
+//!
+//! ```text
+//! <data_dir>/notify/
+//!   00000000000000000042.json   {"format":1,"message":{…},"attempts":3}
+//!   00000000000000000043.json
+//!   *.tmp                         (a write cut short: removed at start)
+//! ```
+//!
+//! One file per message, written aside and renamed (whole or absent after a power cut),
+//! removed once delivered or given up. At most [`QUEUE_MAX`] are kept: a new one over the cap
+//! pushes out the oldest (the newest says what the Pi is doing now). A file of a newer format
+//! is left alone and not sent.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::message::Message;
+
+/// The most messages waiting.
+pub const QUEUE_MAX: usize = 100;
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    format: u32,
+    message: Message,
+    attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    pub seq: u64,
+    pub message: Message,
+    pub attempts: u32,
+}
+
+/// The queue: in memory, mirrored on disk when a directory is given.
+#[derive(Debug)]
+pub struct Queue {
+    dir: Option<PathBuf>,
+    items: VecDeque<Queued>,
+    next_seq: u64,
+}
+
+impl Queue {
+    /// Reads back what a previous run left. Without a directory (it cannot be created) the
+    /// queue lives in memory only.
+    pub fn open(dir: Option<&Path>) -> Queue {
+        let mut queue = Queue {
+            dir: None,
+            items: VecDeque::new(),
+            next_seq: 0,
+        };
+        let Some(dir) = dir else {
+            return queue;
+        };
+        if let Err(e) = fs::create_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "notification queue in memory only");
+            return queue;
+        }
+        queue.dir = Some(dir.to_owned());
+        let Ok(entries) = fs::read_dir(dir) else {
+            return queue;
+        };
+        let mut items = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".tmp") {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let Some(seq) = name
+                .strip_suffix(".json")
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            queue.next_seq = queue.next_seq.max(seq + 1);
+            match fs::read(&path).map(|b| serde_json::from_slice::<Stored>(&b)) {
+                Ok(Ok(stored)) if stored.format <= FORMAT => items.push(Queued {
+                    seq,
+                    message: stored.message,
+                    attempts: stored.attempts,
+                }),
+                Ok(Ok(_)) => {
+                    tracing::warn!(file = %path.display(), "queued notification of a newer format: left as it is")
+                }
+                _ => {
+                    tracing::warn!(file = %path.display(), "unreadable queued notification: removed");
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        items.sort_by_key(|q| q.seq);
+        queue.items = items.into();
+        queue
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn front(&self) -> Option<&Queued> {
+        self.items.front()
+    }
+
+    /// Adds a message at the back, pushing out the oldest over the cap. Returns the number
+    /// pushed out.
+    pub fn push(&mut self, message: Message) -> usize {
+        let item = Queued {
+            seq: self.next_seq,
+            message,
+            attempts: 0,
+        };
+        self.next_seq += 1;
+        self.store(&item);
+        self.items.push_back(item);
+        let mut dropped = 0;
+        while self.items.len() > QUEUE_MAX {
+            if let Some(old) = self.items.pop_front() {
+                self.remove(old.seq);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// The front message was delivered, or given up.
+    pub fn pop(&mut self) -> Option<Queued> {
+        let item = self.items.pop_front()?;
+        self.remove(item.seq);
+        Some(item)
+    }
+
+    /// The front message failed once more.
+    pub fn failed_once(&mut self) {
+        let Some(mut front) = self.items.pop_front() else {
+            return;
+        };
+        front.attempts += 1;
+        self.store(&front);
+        self.items.push_front(front);
+    }
+
+    fn path(&self, seq: u64) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(format!("{seq:020}.json")))
+    }
+
+    fn store(&self, item: &Queued) {
+        let Some(path) = self.path(item.seq) else {
+            return;
+        };
+        let stored = Stored {
+            format: FORMAT,
+            message: item.message.clone(),
+            attempts: item.attempts,
+        };
+        let tmp = path.with_extension("tmp");
+        let written = serde_json::to_vec(&stored)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                let mut f = fs::File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+                fs::rename(&tmp, &path)
+            });
+        if let Err(e) = written {
+            tracing::warn!(file = %path.display(), error = %e, "notification not queued on disk; kept in memory");
+        }
+    }
+
+    fn remove(&self, seq: u64) {
+        if let Some(path) = self.path(seq) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_comes_back_after_a_restart_in_order_and_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut q = Queue::open(Some(dir.path()));
+        for i in 0..(QUEUE_MAX as u64 + 5) {
+            q.push(Message::test("pi", None, i));
+        }
+        q.failed_once();
+        assert_eq!(q.len(), QUEUE_MAX);
+        fs::write(dir.path().join("00000000000000000999.tmp"), b"{\"form").expect("torn");
+        let mut again = Queue::open(Some(dir.path()));
+        assert_eq!(again.len(), QUEUE_MAX);
+        let first = again.pop().expect("first");
+        assert_eq!(first.message.at, 5, "the oldest five were pushed out");
+        assert_eq!(first.attempts, 1);
+        assert!(!dir.path().join("00000000000000000999.tmp").exists());
+        again.push(Message::test("pi", None, 1000));
+        let third = Queue::open(Some(dir.path()));
+        assert_eq!(third.len(), QUEUE_MAX);
+        assert_eq!(third.items.back().map(|q| q.message.at), Some(1000));
+    }
+}
