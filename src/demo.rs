@@ -113,8 +113,7 @@ pub fn prepare(s3: Option<&config::S3Config>) -> Result<DemoFiles, DemoError> {
                 })?,
             );
             let s3_text = toml::to_string(&table).unwrap_or_default();
-            // The sync writes into the demo's own directory, never the user's data_dir.
-            ("", format!("\n[storage]\ndata_dir = \"data\"\n\n{s3_text}"))
+            ("", format!("\n{s3_text}"))
         }
     };
     let text = format!(
@@ -128,6 +127,10 @@ http = "{http}"
 
 [status]
 listen = "{status}"
+
+# The sync and the history write into the demo's own directory, never the Pi's /data.
+[storage]
+data_dir = "data"
 
 # One person trying the demo is one address: one reader makes it LIVE, quickly.
 [live]

@@ -182,7 +182,7 @@ fn plain_https_config(f: &Fixture) -> std::path::PathBuf {
     std::fs::write(
         &config,
         "[site]\nroot = \"site\"\nhostnames = [\"localhost\"]\n[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n\
-         [status]\nlisten = \"off\"\n[tls]\nwatch_interval = \"1h\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+         [status]\nlisten = \"off\"\n[storage]\ndata_dir = \"data\"\n[tls]\nwatch_interval = \"1h\"\n[[tls.certificates]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
     )
     .expect("config");
     config

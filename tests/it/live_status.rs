@@ -537,6 +537,14 @@ async fn the_page_renders_the_mode_in_a_real_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(dom.contains("Readers"), "{dom}");
+    // The history's two graphs, drawn inline: the browser parsed them into SVG elements.
+    assert_eq!(
+        dom.matches(r#"<svg xmlns="http://www.w3.org/2000/svg""#)
+            .count(),
+        2,
+        "{dom}"
+    );
+    assert!(dom.contains("Last 30 days"), "{dom}");
     app.shutdown().await;
 }
 

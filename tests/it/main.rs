@@ -9,6 +9,7 @@ mod common;
 
 mod cli;
 mod clock;
+mod history_notify;
 mod image_boot;
 mod indicators_led;
 mod indicators_oled;

@@ -6,6 +6,7 @@ pub mod acme;
 pub mod fault_proxy;
 pub mod process;
 pub mod s3;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,8 @@ impl Fixture {
             http = "127.0.0.1:0"
             [status]
             listen = "127.0.0.1:0"
+            [storage]
+            data_dir = "{data}"
             [live]
             clock_check = false
 
@@ -106,6 +109,7 @@ impl Fixture {
             key = "{key}"
             "#,
             root = self.root().display(),
+            data = self.path("data").display(),
             cert = self.path("cert.pem").display(),
             key = self.path("key.pem").display(),
         );
