@@ -1229,7 +1229,8 @@ impl Config {
     }
 
     /// The effective configuration as TOML, for `check-config`, whose output gets pasted into
-    /// bug reports: the status token is replaced, and the schema holds no other secret (S3
+    /// bug reports: the status token and the notify URL's path are replaced, and the schema
+    /// holds no other secret (S3
     /// credentials stay in their own file and only its path is printed, as for the TLS key).
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
@@ -1240,6 +1241,11 @@ impl Config {
             if cert.eab_hmac_key.is_some() {
                 cert.eab_hmac_key = Some("<redacted>".into());
             }
+        }
+        // Slack and Discord webhook URLs carry their key in the path: the host only.
+        if let Some(url) = &mut shown.notify.url {
+            let host: String = url.split('/').take(3).collect::<Vec<_>>().join("/");
+            *url = format!("{host}/<redacted>");
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
@@ -1730,6 +1736,22 @@ mod tests {
         cert = "fullchain.pem"
         key = "privkey.pem"
     "#;
+
+    #[test]
+    fn the_printed_config_never_shows_the_notify_urls_key() {
+        let text = format!(
+            "{MINIMAL}\n[notify]\nurl = \"https://hooks.slack.com/services/T0/B0/KEY-0123\"\nformat = \"slack\"\n"
+        );
+        let c = parse_str(&text).expect("parses");
+        c.validate(Path::new("/boot/pi-failover.toml"))
+            .expect("valid");
+        let shown = c.to_toml();
+        assert!(!shown.contains("KEY-0123"), "{shown}");
+        assert!(
+            shown.contains("https://hooks.slack.com/<redacted>"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn the_printed_config_never_shows_the_status_token() {

@@ -53,7 +53,8 @@ pub enum JournalError {
 }
 
 /// What opening found.
-#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Default)]
 pub struct Opened {
     pub history: History,
     pub records: usize,
@@ -64,7 +65,7 @@ pub struct Opened {
     pub unreadable: usize,
 }
 
-#[derive(Debug)]
+#[cfg_attr(test, derive(Debug))]
 pub struct Journal {
     path: PathBuf,
     file: File,

@@ -38,7 +38,8 @@ pub const EVENT_TEXT_MAX: usize = 400;
 
 /// One minute or one hour of the Pi's life. In an hour sample `readers` is the busiest
 /// minute's; the counts are sums.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// Unix seconds at the start of the period (a whole minute or hour).
     pub start: u64,
@@ -108,18 +109,21 @@ pub fn hour_start(unix: u64) -> u64 {
 }
 
 /// Something the owner may ask about later; some of them are also sent on (`notify`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// In JSON (the journal, `/api/history`) one flat object: `at`, `kind`, `text` and the kind's
+/// own fields ([`EventFields`]).
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "EventFields", try_from = "EventFields")]
 pub struct Event {
     /// Unix seconds.
     pub at: u64,
-    #[serde(flatten)]
     pub kind: EventKind,
     /// The event in a sentence, as the page, the log and a notification say it.
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, PartialEq)]
 pub enum EventKind {
     /// The appliance started.
     Boot { version: String },
@@ -137,7 +141,6 @@ pub enum EventKind {
         from: Option<Mode>,
         to: Mode,
         reason: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         served: Option<Served>,
     },
     /// The first failure of a run of failed syncs.
@@ -163,8 +166,175 @@ pub enum EventKind {
     CertificateExpiring { origin: String, days_left: i64 },
 }
 
+/// An event as JSON has it: one flat object, the fields of its kind present. serde's derived
+/// reader for a 11-variant enum cost the Pi's binary 12 KB; one struct costs a third of it.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct EventFields {
+    at: u64,
+    kind: String,
+    text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_seen: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    served: Option<Served>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failures: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    added: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    changed: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    removed: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    generation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    days_left: Option<i64>,
+}
+
+fn mode_named(name: &str) -> Option<Mode> {
+    [
+        Mode::Error,
+        Mode::Live,
+        Mode::Draining,
+        Mode::Attention,
+        Mode::Standby,
+    ]
+    .into_iter()
+    .find(|m| m.as_str() == name)
+}
+
+impl From<Event> for EventFields {
+    fn from(e: Event) -> Self {
+        let mut f = EventFields {
+            at: e.at,
+            kind: e.kind.name().to_owned(),
+            text: e.text,
+            ..EventFields::default()
+        };
+        match e.kind {
+            EventKind::Boot { version } => f.version = Some(version),
+            EventKind::Shutdown => {}
+            EventKind::UncleanShutdown { last_seen } => f.last_seen = Some(last_seen),
+            EventKind::Updated { from, to } => (f.from, f.to) = (Some(from), Some(to)),
+            EventKind::Mode {
+                from,
+                to,
+                reason,
+                served,
+            } => {
+                f.from = from.map(|m| m.as_str().to_owned());
+                f.to = Some(to.as_str().to_owned());
+                f.reason = Some(reason);
+                f.served = served;
+            }
+            EventKind::SyncFailed { error } => f.error = Some(error),
+            EventKind::SyncFailing {
+                since,
+                failures,
+                error,
+            } => (f.since, f.failures, f.error) = (Some(since), Some(failures), Some(error)),
+            EventKind::SyncRecovered { failures } => f.failures = Some(failures),
+            EventKind::SiteChanged {
+                added,
+                changed,
+                removed,
+                generation,
+            } => {
+                (f.added, f.changed, f.removed) = (Some(added), Some(changed), Some(removed));
+                f.generation = generation;
+            }
+            EventKind::CertificateRenewed { origin, not_after } => {
+                (f.origin, f.not_after) = (Some(origin), Some(not_after));
+            }
+            EventKind::CertificateExpiring { origin, days_left } => {
+                (f.origin, f.days_left) = (Some(origin), Some(days_left));
+            }
+        }
+        f
+    }
+}
+
+impl TryFrom<EventFields> for Event {
+    type Error = String;
+
+    fn try_from(f: EventFields) -> Result<Self, String> {
+        let missing = |field: &str| format!("a {} event without `{field}`", f.kind);
+        let kind = match f.kind.as_str() {
+            "boot" => EventKind::Boot {
+                version: f.version.clone().unwrap_or_default(),
+            },
+            "shutdown" => EventKind::Shutdown,
+            "unclean_shutdown" => EventKind::UncleanShutdown {
+                last_seen: f.last_seen.unwrap_or(f.at),
+            },
+            "updated" => EventKind::Updated {
+                from: f.from.clone().unwrap_or_default(),
+                to: f.to.clone().unwrap_or_default(),
+            },
+            "mode" => EventKind::Mode {
+                from: f.from.as_deref().and_then(mode_named),
+                to: f
+                    .to
+                    .as_deref()
+                    .and_then(mode_named)
+                    .ok_or_else(|| missing("to"))?,
+                reason: f.reason.clone().unwrap_or_default(),
+                served: f.served.clone(),
+            },
+            "sync_failed" => EventKind::SyncFailed {
+                error: f.error.clone().unwrap_or_default(),
+            },
+            "sync_failing" => EventKind::SyncFailing {
+                since: f.since.unwrap_or(f.at),
+                failures: f.failures.unwrap_or(0),
+                error: f.error.clone().unwrap_or_default(),
+            },
+            "sync_recovered" => EventKind::SyncRecovered {
+                failures: f.failures.unwrap_or(0),
+            },
+            "site_changed" => EventKind::SiteChanged {
+                added: f.added.unwrap_or(0),
+                changed: f.changed.unwrap_or(0),
+                removed: f.removed.unwrap_or(0),
+                generation: f.generation.clone(),
+            },
+            "certificate_renewed" => EventKind::CertificateRenewed {
+                origin: f.origin.clone().unwrap_or_default(),
+                not_after: f.not_after.unwrap_or(0),
+            },
+            "certificate_expiring" => EventKind::CertificateExpiring {
+                origin: f.origin.clone().unwrap_or_default(),
+                days_left: f.days_left.unwrap_or(0),
+            },
+            other => return Err(format!("an event of unknown kind `{other}`")),
+        };
+        Ok(Event {
+            at: f.at,
+            kind,
+            text: f.text,
+        })
+    }
+}
+
 /// A live period, told when it ends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Served {
     pub seconds: u64,
     pub reader_requests: u64,
@@ -220,7 +390,8 @@ impl Event {
 }
 
 /// One line of the journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Record {
     Minute(Sample),
@@ -229,7 +400,8 @@ pub enum Record {
 }
 
 /// What is remembered, bounded: the journal is this, written down.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Default, PartialEq, Serialize)]
 pub struct History {
     /// Oldest first, at most [`MINUTES_KEPT`], none older than a day before the newest.
     pub minutes: VecDeque<Sample>,
@@ -244,7 +416,8 @@ pub type SharedHistory = Arc<Mutex<Live>>;
 
 /// The history and the minute being counted now (drawn as the graphs' last column, so the
 /// graphs move while someone browses).
-#[derive(Debug, Clone, Default)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Default)]
 pub struct Live {
     pub history: History,
     pub current: Option<Sample>,

@@ -12,7 +12,8 @@ use crate::live::mode::Mode;
 use crate::status::Status;
 
 /// What the observer is told besides the snapshots.
-#[derive(Debug, Clone, Copy)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Copy)]
 pub struct ObserveSettings {
     /// A sync failing this long is an event of its own (a notification).
     pub sync_failing_after: Duration,
@@ -31,7 +32,8 @@ impl Default for ObserveSettings {
 }
 
 /// The traffic totals since the appliance started, at the last snapshot.
-#[derive(Debug, Clone, Copy, Default)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Copy, Default)]
 struct Totals {
     reader_requests: u64,
     health_checks: u64,
@@ -52,14 +54,15 @@ impl Totals {
 }
 
 /// A live period being counted.
-#[derive(Debug, Clone, Copy)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Copy)]
 struct LivePeriod {
     since: u64,
     reader_requests: u64,
     peak_readers: u64,
 }
 
-#[derive(Debug)]
+#[cfg_attr(test, derive(Debug))]
 pub struct Observer {
     settings: ObserveSettings,
     started: u64,

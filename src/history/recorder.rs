@@ -18,7 +18,8 @@ use crate::status::Status;
 /// power cut may cost.
 pub const WRITE_EVERY: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone)]
 pub struct RecorderSettings {
     /// `<data_dir>/history/journal`.
     pub journal: PathBuf,

@@ -5,10 +5,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+// The ACME client's body type: the same client type as `tls::acme::http`, so the Pi's binary
+// carries hyper's client code once (8 MiB budget).
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use instant_acme::BodyWrapper;
 
 use super::message::Message;
 use crate::config::NotifyFormat;
@@ -50,7 +53,7 @@ impl DeliveryError {
 
 #[derive(Clone)]
 pub struct Sender {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
     url: String,
     format: NotifyFormat,
     /// The URL's host: what errors and logs show (the rest may be a key).
@@ -105,7 +108,7 @@ impl Sender {
                 http::header::USER_AGENT,
                 concat!("pi-failover/", env!("CARGO_PKG_VERSION")),
             )
-            .body(Full::new(Bytes::from(body)))
+            .body(BodyWrapper::from(body))
             .map_err(|e| DeliveryError::Setup(e.to_string()))?;
         let host = self.host.clone();
         let exchange = async {

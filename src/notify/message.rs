@@ -2,13 +2,14 @@
 //! publishing, Slack's and Discord's webhooks. Built once when the event happens (a message
 //! queued across a reboot says what it said then).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::NotifyFormat;
 use crate::history::{Event, EventKind};
 use crate::live::mode::Mode;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, PartialEq)]
 pub struct Message {
     /// Which Pi (`notify.name`, or the host name).
     pub pi: String,
@@ -17,12 +18,10 @@ pub struct Message {
     /// The event's kind (`mode`, `sync_failing`, `certificate_expiring`, or `test`).
     pub kind: String,
     /// The mode the event moved to, for a mode change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
     pub title: String,
     pub text: String,
     /// The status page (`notify.status_url`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
     /// How urgent: `high` for LIVE, ERROR and a certificate about to expire.
     pub urgent: bool,
@@ -80,36 +79,33 @@ impl Message {
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.at),
         )
         .to_string();
-        let value = match format {
-            NotifyFormat::Generic => serde_json::json!({
-                "schema": 1,
-                "pi": self.pi,
-                "at": at,
-                "kind": self.kind,
-                "mode": self.mode,
-                "title": self.title,
-                "text": self.text,
-                "link": self.link,
-                "urgent": self.urgent,
+        // Typed bodies rather than `serde_json::Value`: the Pi's binary links no `Value`
+        // (8 MiB budget).
+        let bytes = match format {
+            NotifyFormat::Generic => serde_json::to_vec(&GenericBody {
+                schema: 1,
+                pi: &self.pi,
+                at: &at,
+                kind: &self.kind,
+                mode: self.mode,
+                title: &self.title,
+                text: &self.text,
+                link: self.link.as_deref(),
+                urgent: self.urgent,
             }),
-            NotifyFormat::Ntfy => {
-                let mut v = serde_json::json!({
-                    "topic": crate::config::topic_of(url).unwrap_or_default(),
-                    "title": self.title,
-                    "message": self.text,
-                    "priority": if self.urgent { 4 } else { 3 },
-                    "tags": [self.tag()],
-                });
-                if let Some(link) = &self.link {
-                    v["click"] = serde_json::Value::from(link.as_str());
-                }
-                v
-            }
-            NotifyFormat::Slack => serde_json::json!({
-                "text": match &self.link {
+            NotifyFormat::Ntfy => serde_json::to_vec(&NtfyBody {
+                topic: crate::config::topic_of(url).unwrap_or_default(),
+                title: &self.title,
+                message: &self.text,
+                priority: if self.urgent { 4 } else { 3 },
+                tags: [self.tag()],
+                click: self.link.as_deref(),
+            }),
+            NotifyFormat::Slack => serde_json::to_vec(&SlackBody {
+                text: match &self.link {
                     Some(link) => format!("*{}*\n{}\n<{link}|status page>", self.title, self.text),
                     None => format!("*{}*\n{}", self.title, self.text),
-                }
+                },
             }),
             NotifyFormat::Discord => {
                 let mut content = match &self.link {
@@ -121,10 +117,13 @@ impl Message {
                     content.truncate(cut);
                     content.push('…');
                 }
-                serde_json::json!({ "username": "pi-failover", "content": content })
+                serde_json::to_vec(&DiscordBody {
+                    username: "pi-failover",
+                    content,
+                })
             }
         };
-        serde_json::to_vec(&value).unwrap_or_default()
+        bytes.unwrap_or_default()
     }
 
     /// ntfy's emoji tag.
@@ -149,6 +148,41 @@ impl Message {
             _ => url.to_owned(),
         }
     }
+}
+
+#[derive(Serialize)]
+struct GenericBody<'a> {
+    schema: u32,
+    pi: &'a str,
+    at: &'a str,
+    kind: &'a str,
+    mode: Option<Mode>,
+    title: &'a str,
+    text: &'a str,
+    link: Option<&'a str>,
+    urgent: bool,
+}
+
+#[derive(Serialize)]
+struct NtfyBody<'a> {
+    topic: &'a str,
+    title: &'a str,
+    message: &'a str,
+    priority: u8,
+    tags: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    click: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct SlackBody {
+    text: String,
+}
+
+#[derive(Serialize)]
+struct DiscordBody {
+    username: &'static str,
+    content: String,
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(3 * 86_400);
 pub const CHANNEL: usize = 64;
 
 /// What the notifier needs, built from `[notify]` (and the host name).
-#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone)]
 pub struct NotifySettings {
     pub url: String,
     pub format: NotifyFormat,
@@ -103,11 +104,8 @@ pub async fn run(
     view: watch::Sender<NotificationsView>,
     shutdown: CancellationToken,
 ) {
-    let dir = settings.queue_dir.clone();
-    let queue = match tokio::task::spawn_blocking(move || Queue::open(dir.as_deref())).await {
-        Ok(q) => Arc::new(Mutex::new(q)),
-        Err(_) => Arc::new(Mutex::new(Queue::open(None))),
-    };
+    // At most a hundred small files, once, before the first message.
+    let queue = Arc::new(Mutex::new(Queue::open(settings.queue_dir.as_deref())));
     let hour = Duration::from_secs(3600);
     let mut sent: VecDeque<Instant> = VecDeque::new();
     let mut next_try = Instant::now();
@@ -136,12 +134,7 @@ pub async fn run(
             event = events.recv() => {
                 let Some(event) = event else { return };
                 let message = Message::from_event(&event, &settings.pi, settings.link.as_deref());
-                let q = queue.clone();
-                let dropped = tokio::task::spawn_blocking(move || {
-                    q.lock().unwrap_or_else(PoisonError::into_inner).push(message)
-                })
-                .await
-                .unwrap_or(0);
+                let dropped = change(&queue, Change::Push(message)).await;
                 if dropped > 0 {
                     tracing::warn!(dropped, "notification queue full: the oldest messages were dropped");
                     view.send_modify(|v| v.dropped += dropped as u64);
@@ -154,7 +147,6 @@ pub async fn run(
                     _ = shutdown.cancelled() => return,
                     result = sender.send(&front.message) => result,
                 };
-                let q = queue.clone();
                 let age = SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH + Duration::from_secs(front.message.at))
                     .unwrap_or_default();
@@ -163,7 +155,7 @@ pub async fn run(
                         tracing::info!(kind = %front.message.kind, receiver = sender.host(), "notification sent: {}", front.message.title);
                         sent.push_back(Instant::now());
                         next_try = Instant::now();
-                        let _ = tokio::task::spawn_blocking(move || q.lock().unwrap_or_else(PoisonError::into_inner).pop()).await;
+                        change(&queue, Change::Pop).await;
                         view.send_modify(|v| {
                             v.last_sent = Some(SystemTime::now());
                             v.sent += 1;
@@ -174,12 +166,12 @@ pub async fn run(
                         let wait = crate::backoff::doubling(RETRY_FIRST, front.attempts, RETRY_MOST);
                         tracing::warn!(error = %e, retry_in_seconds = wait.as_secs(), "notification not delivered; will retry");
                         next_try = Instant::now() + wait;
-                        let _ = tokio::task::spawn_blocking(move || q.lock().unwrap_or_else(PoisonError::into_inner).failed_once()).await;
+                        change(&queue, Change::FailedOnce).await;
                         view.send_modify(|v| v.last_error = Some(e.to_string()));
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "notification given up: {}", front.message.title);
-                        let _ = tokio::task::spawn_blocking(move || q.lock().unwrap_or_else(PoisonError::into_inner).pop()).await;
+                        change(&queue, Change::Pop).await;
                         view.send_modify(|v| {
                             v.last_error = Some(format!("given up: {e}"));
                             v.given_up += 1;
@@ -190,4 +182,34 @@ pub async fn run(
             }
         }
     }
+}
+
+/// What the task does to its queue: one blocking closure for all three (each distinct
+/// closure handed to `spawn_blocking` is another copy of tokio's task code in the binary).
+enum Change {
+    Push(Message),
+    Pop,
+    FailedOnce,
+}
+
+/// Applies `change` off the runtime's threads (each writes or removes a file and syncs it);
+/// returns the messages a push pushed out.
+async fn change(queue: &Arc<Mutex<Queue>>, change: Change) -> usize {
+    let queue = queue.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
+        match change {
+            Change::Push(message) => q.push(message),
+            Change::Pop => {
+                q.pop();
+                0
+            }
+            Change::FailedOnce => {
+                q.failed_once();
+                0
+            }
+        }
+    })
+    .await
+    .unwrap_or(0)
 }

@@ -3,10 +3,15 @@
 //!
 //! ```text
 //! <data_dir>/notify/
-//!   00000000000000000042.json   {"format":1,"message":{…},"attempts":3}
-//!   00000000000000000043.json
+//!   00000000000000000042.msg    (below)
+//!   00000000000000000043.msg
 //!   *.tmp                         (a write cut short: removed at start)
 //! ```
+//!
+//! A file is text: a first line `pi-failover notification 1` (the format), then one line each
+//! for the time, attempts, urgency, kind, mode (`-`: none), link (`-`), the Pi's name and the
+//! title, and the message's text to the end. Hand-read rather than JSON: serde's derived
+//! reader for it cost the Pi's binary more than this code (8 MiB budget).
 //!
 //! One file per message, written aside and renamed (whole or absent after a power cut),
 //! removed once delivered or given up. At most [`QUEUE_MAX`] are kept: a new one over the cap
@@ -18,22 +23,79 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::message::Message;
+use crate::live::mode::Mode;
 
 /// The most messages waiting.
 pub const QUEUE_MAX: usize = 100;
 const FORMAT: u32 = 1;
+const MAGIC: &str = "pi-failover notification ";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Stored {
-    format: u32,
-    message: Message,
-    attempts: u32,
+fn encode(item: &Queued) -> String {
+    let m = &item.message;
+    let mode = m.mode.map_or("-", Mode::as_str);
+    format!(
+        "{MAGIC}{FORMAT}\n{}\n{}\n{}\n{}\n{mode}\n{}\n{}\n{}\n{}",
+        m.at,
+        item.attempts,
+        u8::from(m.urgent),
+        one_line(&m.kind),
+        one_line(m.link.as_deref().unwrap_or("-")),
+        one_line(&m.pi),
+        one_line(&m.title),
+        m.text
+    )
 }
 
-#[derive(Debug, Clone, PartialEq)]
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// The message in a file's text, or why not: `Err(true)` for a newer format (left alone).
+fn decode(seq: u64, text: &str) -> Result<Queued, bool> {
+    let mut lines = text.splitn(10, '\n');
+    let format = lines
+        .next()
+        .and_then(|l| l.strip_prefix(MAGIC))
+        .ok_or(false)?;
+    if format.parse::<u32>().map_err(|_| false)? > FORMAT {
+        return Err(true);
+    }
+    let mut next = || lines.next().ok_or(false);
+    let at = next()?.parse().map_err(|_| false)?;
+    let attempts = next()?.parse().map_err(|_| false)?;
+    let urgent = next()? == "1";
+    let kind = next()?.to_owned();
+    let mode = match next()? {
+        "LIVE" => Some(Mode::Live),
+        "DRAINING" => Some(Mode::Draining),
+        "STANDBY" => Some(Mode::Standby),
+        "ATTENTION" => Some(Mode::Attention),
+        "ERROR" => Some(Mode::Error),
+        _ => None,
+    };
+    let link = Some(next()?).filter(|l| *l != "-").map(str::to_owned);
+    let pi = next()?.to_owned();
+    let title = next()?.to_owned();
+    let text = next()?.to_owned();
+    Ok(Queued {
+        seq,
+        attempts,
+        message: Message {
+            pi,
+            at,
+            kind,
+            mode,
+            title,
+            text,
+            link,
+            urgent,
+        },
+    })
+}
+
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, PartialEq)]
 pub struct Queued {
     pub seq: u64,
     pub message: Message,
@@ -41,7 +103,7 @@ pub struct Queued {
 }
 
 /// The queue: in memory, mirrored on disk when a directory is given.
-#[derive(Debug)]
+#[cfg_attr(test, derive(Debug))]
 pub struct Queue {
     dir: Option<PathBuf>,
     items: VecDeque<Queued>,
@@ -78,19 +140,15 @@ impl Queue {
                 continue;
             }
             let Some(seq) = name
-                .strip_suffix(".json")
+                .strip_suffix(".msg")
                 .and_then(|n| n.parse::<u64>().ok())
             else {
                 continue;
             };
             queue.next_seq = queue.next_seq.max(seq + 1);
-            match fs::read(&path).map(|b| serde_json::from_slice::<Stored>(&b)) {
-                Ok(Ok(stored)) if stored.format <= FORMAT => items.push(Queued {
-                    seq,
-                    message: stored.message,
-                    attempts: stored.attempts,
-                }),
-                Ok(Ok(_)) => {
+            match fs::read_to_string(&path).map(|t| decode(seq, &t)) {
+                Ok(Ok(item)) => items.push(item),
+                Ok(Err(true)) => {
                     tracing::warn!(file = %path.display(), "queued notification of a newer format: left as it is")
                 }
                 _ => {
@@ -155,27 +213,20 @@ impl Queue {
     }
 
     fn path(&self, seq: u64) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join(format!("{seq:020}.json")))
+        self.dir.as_ref().map(|d| d.join(format!("{seq:020}.msg")))
     }
 
     fn store(&self, item: &Queued) {
         let Some(path) = self.path(item.seq) else {
             return;
         };
-        let stored = Stored {
-            format: FORMAT,
-            message: item.message.clone(),
-            attempts: item.attempts,
-        };
         let tmp = path.with_extension("tmp");
-        let written = serde_json::to_vec(&stored)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                let mut f = fs::File::create(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-                fs::rename(&tmp, &path)
-            });
+        let written = (|| {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(encode(item).as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
         if let Err(e) = written {
             tracing::warn!(file = %path.display(), error = %e, "notification not queued on disk; kept in memory");
         }
@@ -201,7 +252,7 @@ mod tests {
         }
         q.failed_once();
         assert_eq!(q.len(), QUEUE_MAX);
-        fs::write(dir.path().join("00000000000000000999.tmp"), b"{\"form").expect("torn");
+        fs::write(dir.path().join("00000000000000000999.tmp"), b"pi-fail").expect("torn");
         let mut again = Queue::open(Some(dir.path()));
         assert_eq!(again.len(), QUEUE_MAX);
         let first = again.pop().expect("first");
@@ -212,5 +263,21 @@ mod tests {
         let third = Queue::open(Some(dir.path()));
         assert_eq!(third.len(), QUEUE_MAX);
         assert_eq!(third.items.back().map(|q| q.message.at), Some(1000));
+    }
+
+    #[test]
+    fn a_message_reads_back_as_written_and_a_newer_format_is_left_alone() {
+        let mut m = Message::test("pi: Frankfurt", Some("http://10.0.0.5:8080/"), 42);
+        m.mode = Some(Mode::Live);
+        m.urgent = true;
+        m.text = "two\nlines".into();
+        let item = Queued {
+            seq: 7,
+            message: m,
+            attempts: 3,
+        };
+        assert_eq!(decode(7, &encode(&item)), Ok(item));
+        assert_eq!(decode(1, "pi-failover notification 2\nwhatever"), Err(true));
+        assert_eq!(decode(1, "{\"json\": 1}"), Err(false));
     }
 }

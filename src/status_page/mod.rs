@@ -172,8 +172,9 @@ fn history_json(page: &StatusPage) -> Response<Full<Bytes>> {
         not_written: Option<&'a str>,
         journal_cap_bytes: u64,
         current_minute: Option<&'a crate::history::Sample>,
-        #[serde(flatten)]
-        history: &'a crate::history::History,
+        minutes: &'a std::collections::VecDeque<crate::history::Sample>,
+        hours: &'a std::collections::VecDeque<crate::history::Sample>,
+        events: &'a std::collections::VecDeque<crate::history::Event>,
     }
     let live = page
         .history
@@ -185,7 +186,9 @@ fn history_json(page: &StatusPage) -> Response<Full<Bytes>> {
         not_written: live.not_written.as_deref(),
         journal_cap_bytes: crate::history::journal::JOURNAL_CAP,
         current_minute: live.current.as_ref(),
-        history: &live.history,
+        minutes: &live.history.minutes,
+        hours: &live.history.hours,
+        events: &live.history.events,
     };
     match serde_json::to_string(&document) {
         Ok(json) => reply(StatusCode::OK, "application/json", json),

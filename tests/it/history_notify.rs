@@ -326,7 +326,10 @@ async fn the_history_survives_a_restart_and_a_sigkill() {
         .iter()
         .map(|m| m.reader_requests)
         .sum();
-    assert_eq!(requests, 4, "{:#?}", after_term.history);
+    assert_eq!(
+        requests, 4,
+        "the four reader requests, in the minutes written"
+    );
     let kinds = |h: &pi_failover::history::History| -> Vec<&'static str> {
         h.events.iter().map(|e| e.kind.name()).collect()
     };

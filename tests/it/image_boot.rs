@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::s3::{Fault, S3Server, StoredObject};
+use common::webhook::{Answer, Webhook};
 use common::{Client, Reply, TestCa};
 use http::Request;
 use http_body_util::{BodyExt, Empty};
@@ -262,7 +263,15 @@ impl Site {
 /// renewal hook uploaded it beside the site (`source = "s3"`), and the Pi fetches it at its
 /// first boot and keeps it on its data partition. `date_port`: the guest's HTTPS clock
 /// source (`clock.https_date`), the test's `common::date_server`; root's console password.
-fn configure_card(card: &Path, dir: &Path, ca: &TestCa, s3: &S3Server, date_port: u16) {
+/// `hook_port`: the owner's webhook receiver (`[notify]`), trusting the same test CA.
+fn configure_card(
+    card: &Path,
+    dir: &Path,
+    ca: &TestCa,
+    s3: &S3Server,
+    date_port: u16,
+    hook_port: u16,
+) {
     let files = dir.join("user-files");
     std::fs::create_dir_all(&files).expect("user files dir");
     let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
@@ -300,6 +309,17 @@ prefix = "{CERT_PREFIX}"
 https_date = ["https://{GUEST_SERVICE_ADDR}:{date_port}/"]
 ca_file = "clock-ca.pem"
 fallback_after = "10s"
+
+# One reader (the test's browser-like request) makes it LIVE; the test's other requests
+# carry no User-Agent and are not readers.
+[live]
+readers = 1
+debounce = "2s"
+
+[notify]
+url = "https://{GUEST_SERVICE_ADDR}:{hook_port}/hook"
+ca_file = "clock-ca.pem"
+name = "pi-under-qemu"
 "#,
         bucket = common::s3::BUCKET,
         port = s3.addr.port(),
@@ -622,6 +642,54 @@ impl Guest {
         );
     }
 
+    /// A reader arrives: the Pi goes LIVE and one message leaves the guest for the owner's
+    /// webhook, over HTTPS, naming the Pi and the mode.
+    async fn check_notification_on_live(&mut self, t: &Setup) {
+        let started = Instant::now();
+        let config = t
+            .client
+            .tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS);
+        let tls = t
+            .client
+            .connect_with(self.https(), SITE, config)
+            .await
+            .unwrap_or_else(|e| self.fail(&format!("TLS: {e}")));
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap_or_else(|e| self.fail(&format!("HTTP: {e}")));
+        tokio::spawn(conn);
+        let request = Request::builder()
+            .uri("/")
+            .header("host", SITE)
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux aarch64) Firefox/120.0",
+            )
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        let reply = sender
+            .send_request(request)
+            .await
+            .unwrap_or_else(|e| self.fail(&format!("GET /: {e}")));
+        assert_eq!(reply.status(), 200);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while t.hook.received().is_empty() {
+            if Instant::now() > deadline {
+                self.fail("no notification reached the webhook within 60 s of a reader");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let got = t.hook.received();
+        let body = &got[0].body;
+        assert_eq!(body["pi"], "pi-under-qemu", "{body}");
+        assert_eq!(body["mode"], "LIVE", "{body}");
+        println!(
+            "image_boot: {}: a reader to a notification of LIVE at the webhook: {:.1} s",
+            self.name,
+            started.elapsed().as_secs_f64()
+        );
+    }
+
     /// NTP is unreachable from the guest: its clock watcher takes the time from the test's
     /// HTTPS `Date` server ([`CLOCK_AHEAD`] ahead), steps the clock, and the status page says
     /// the clock is coarse, with the offset.
@@ -887,6 +955,8 @@ struct Setup {
     client: Client,
     /// The guest's HTTPS clock source (its port on the host).
     date_port: u16,
+    /// The owner's webhook receiver (`[notify]`).
+    hook: Webhook,
 }
 
 impl Setup {
@@ -911,7 +981,8 @@ impl Setup {
             CLOCK_AHEAD,
         )
         .await;
-        configure_card(&card, &dir, &ca, &s3, date_port);
+        let hook = Webhook::start_for(&ca, &dir, Answer::Ok, &[GUEST_SERVICE_ADDR]).await;
+        configure_card(&card, &dir, &ca, &s3, date_port, hook.addr.port());
         let client = Client::new(vec![ca.cert_der()]);
         Self {
             machine,
@@ -922,6 +993,7 @@ impl Setup {
             site,
             client,
             date_port,
+            hook,
         }
     }
 
@@ -934,7 +1006,7 @@ impl Setup {
             self.machine,
             &self.card,
             &self.dir.join(format!("boot-{n}")),
-            &[self.s3.addr.port(), self.date_port],
+            &[self.s3.addr.port(), self.date_port, self.hook.addr.port()],
             nic,
         );
         guest.name = format!("{} ({} card, boot {n})", self.machine, self.board);
@@ -1002,7 +1074,8 @@ impl Setup {
 fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
     one_guest(async {
         let t = Setup::new("virt").await;
-        let guest = t.first_boot(Nic::AtPowerOn).await;
+        let mut guest = t.first_boot(Nic::AtPowerOn).await;
+        guest.check_notification_on_live(&t).await;
 
         // Power cut while serving.
         guest.pull_the_plug();

@@ -48,10 +48,20 @@ impl Drop for Webhook {
 impl Webhook {
     /// On a free port of 127.0.0.1, with a certificate for `localhost` issued into `dir`.
     pub async fn start(ca: &TestCa, dir: &std::path::Path, answer: Answer) -> Webhook {
+        Self::start_for(ca, dir, answer, &["localhost"]).await
+    }
+
+    /// As [`Webhook::start`], with a certificate for `names` (the address a guest reaches it by).
+    pub async fn start_for(
+        ca: &TestCa,
+        dir: &std::path::Path,
+        answer: Answer,
+        names: &[&str],
+    ) -> Webhook {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        Self::start_on(ca, dir, answer, listener)
+        Self::start_on(ca, dir, answer, listener, names)
     }
 
     /// On `port` (a receiver that was down comes up where the Pi expects it).
@@ -64,7 +74,7 @@ impl Webhook {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind the receiver's port again");
-        Self::start_on(ca, dir, answer, listener)
+        Self::start_on(ca, dir, answer, listener, &["localhost"])
     }
 
     fn start_on(
@@ -72,9 +82,10 @@ impl Webhook {
         dir: &std::path::Path,
         answer: Answer,
         listener: tokio::net::TcpListener,
+        names: &[&str],
     ) -> Webhook {
         let (cert, key) = (dir.join("hook-cert.pem"), dir.join("hook-key.pem"));
-        ca.issue_to(&["localhost"], &cert, &key);
+        ca.issue_to(names, &cert, &key);
         let chain = CertificateDer::pem_file_iter(&cert)
             .expect("cert")
             .collect::<Result<Vec<_>, _>>()
