@@ -108,6 +108,26 @@ impl Observer {
         }
     }
 
+    /// Within the start-up grace: ERROR and ATTENTION now are the Pi settling (no site before
+    /// the first sync, no NTP answer yet). Their events are kept but not sent on; one still
+    /// held at the grace's end is told then ([`EventKind::Mode`] with no `from`).
+    pub fn settling(&self, at: u64) -> bool {
+        at < self.started + self.settings.startup_grace.as_secs()
+    }
+
+    /// Whether `event` goes to the owner: its kind says so, and it is not the Pi settling.
+    pub fn tells_owner(&self, event: &super::Event) -> bool {
+        let settling_problem = matches!(
+            event.kind,
+            EventKind::Mode {
+                from: Some(_),
+                to: Mode::Error | Mode::Attention,
+                ..
+            }
+        ) && self.settling(event.at);
+        event.kind.notifiable() && !settling_problem
+    }
+
     /// The minute being counted, as far as it has got.
     pub fn current(&self) -> Option<&Sample> {
         self.current.as_ref()
@@ -234,7 +254,11 @@ impl Observer {
             }
             return;
         }
-        self.boot_mode_pending = false;
+        // Changes while the Pi settles (ERROR before the first sync, ATTENTION until NTP
+        // answers) leave the boot mode to be told at the grace's end if it is still a problem.
+        if !self.settling(at) {
+            self.boot_mode_pending = false;
+        }
         let serving = |m: Mode| matches!(m, Mode::Live | Mode::Draining);
         let mut served = None;
         if serving(mode) && self.live.is_none() {
@@ -405,6 +429,7 @@ fn event(at: u64, kind: EventKind, text: String) -> Record {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Event;
     use super::*;
     use crate::status::{CertificateStatus, SyncView};
 
@@ -560,6 +585,51 @@ mod tests {
         assert!(o.observe(&s, at(3)).is_empty());
         s.tls = vec![cert(9_000_000, false)];
         assert_eq!(kinds(&o.observe(&s, at(4))), ["certificate_renewed"]);
+    }
+
+    /// The way a Pi boots (ERROR until the first sync, ATTENTION until NTP answers) is kept
+    /// in the log but not sent to the owner; ATTENTION still held at the grace's end is, once.
+    #[test]
+    fn settling_after_boot_is_logged_not_sent_unless_it_lasts() {
+        let mut o = Observer::new(ObserveSettings::default(), at(0), None);
+        let mut told = Vec::new();
+        told.extend(o.observe(&status(Mode::Error, 0, 0), at(0)));
+        told.extend(o.observe(&status(Mode::Attention, 20, 0), at(20)));
+        let early: Vec<&Event> = told
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(early.len(), 1, "ERROR → ATTENTION is logged");
+        assert!(!o.tells_owner(early[0]), "but not sent while settling");
+        let live = o.observe(&status(Mode::Live, 30, 10), at(30));
+        let Some(Record::Event(e)) = live.last() else {
+            panic!("{live:?}")
+        };
+        assert!(o.tells_owner(e), "LIVE is sent even while settling");
+        let mut later = Vec::new();
+        later.extend(o.observe(&status(Mode::Attention, 40, 10), at(40)));
+        for t in 41..400 {
+            later.extend(o.observe(&status(Mode::Attention, 40, 10), at(t)));
+        }
+        let sent: Vec<&Event> = later
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event(e) if o.tells_owner(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(matches!(
+            sent[0].kind,
+            EventKind::Mode {
+                from: None,
+                to: Mode::Attention,
+                ..
+            }
+        ));
     }
 
     /// ERROR at start is the normal moment before the first sync; held past the grace it is

@@ -150,7 +150,7 @@ impl Recorder {
                     let snapshot = status.borrow_and_update().clone();
                     let records = self.observer.observe(&snapshot, SystemTime::now());
                     if let Some(notify) = &notify {
-                        hand_over(notify, &records);
+                        hand_over(notify, &records, &self.observer);
                     }
                     self.take(records);
                 }
@@ -258,12 +258,12 @@ impl Recorder {
 
 /// The notifiable events to the notifier. Never waits: a notifier that is behind loses
 /// events here (logged) rather than slow the history or anything upstream of it.
-fn hand_over(notify: &mpsc::Sender<Event>, records: &[Record]) {
+fn hand_over(notify: &mpsc::Sender<Event>, records: &[Record], observer: &Observer) {
     for record in records {
         let Record::Event(event) = record else {
             continue;
         };
-        if !event.kind.notifiable() {
+        if !observer.tells_owner(event) {
             continue;
         }
         if notify.try_send(event.clone()).is_err() {

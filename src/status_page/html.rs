@@ -68,6 +68,7 @@ pub fn render(
                 @if let Some(rows) = dns_rows(s) { (section("DNS", &rows)) }
                 (section("System", &system_rows(s)))
                 (section("Indicators", &indicator_rows(s, token_query, simulated_oled)))
+                @if let Some(rows) = notification_rows(s, now) { (section("Notifications", &rows)) }
                 @if !s.transitions.is_empty() {
                     h2 { "Recent changes" }
                     table {
@@ -348,6 +349,43 @@ fn indicator_rows(s: &Status, token_query: &str, simulated_oled: bool) -> Vec<Ro
         ));
     }
     rows
+}
+
+fn notification_rows(s: &Status, now: SystemTime) -> Option<Vec<Row>> {
+    let n = s.notifications.as_ref()?;
+    let mut rows = vec![
+        (
+            "Receiver",
+            text(format_args!("{} ({})", n.receiver, n.format)),
+        ),
+        (
+            "Sent",
+            text(format_args!(
+                "{} since start; last {}",
+                n.sent,
+                opt_ago(n.last_sent, now)
+            )),
+        ),
+    ];
+    if n.queued > 0 {
+        rows.push((
+            "Waiting",
+            text(count(n.queued as u64, "message", "messages")),
+        ));
+    }
+    if let Some(e) = &n.last_error {
+        rows.push(("Delivery error", bad(e)));
+    }
+    if n.given_up + n.dropped > 0 {
+        rows.push((
+            "Not delivered",
+            bad(format_args!(
+                "{} given up, {} pushed out of a full queue",
+                n.given_up, n.dropped
+            )),
+        ));
+    }
+    Some(rows)
 }
 
 fn joined<T: ToString>(items: &[T]) -> String {
