@@ -492,7 +492,7 @@ fn demo(config: Option<PathBuf>) -> anyhow::Result<()> {
             println!("  health: http://localhost:{}/up.txt   (any other plain-HTTP path redirects to HTTPS)", http.port());
         }
         if let Some(status) = appliance.status_addr() {
-            println!("  status: http://localhost:{}/   (the mode, JSON at /api/status, metrics at /metrics)", status.port());
+            println!("  status: http://localhost:{}/   (the mode, the history graphs filling as you browse; JSON at /api/status and /api/history, metrics at /metrics)", status.port());
         }
         println!("  try:    curl -kI https://localhost:{}/", https.port());
         println!(

@@ -22,12 +22,15 @@ use maud::{html, Markup, PreEscaped};
 use crate::format::bytes;
 use crate::history::{hour_start, minute_start, EventKind, Live, Sample};
 
+// A phone shows the 600 units in about 380 pixels: labels of 15 units read as 9–10 px, each
+// plot is some 45 px high.
 const WIDTH: f64 = 600.0;
-const MARKS: (f64, f64) = (0.0, 8.0);
-const READERS: (f64, f64) = (12.0, 62.0);
-const BYTES: (f64, f64) = (66.0, 116.0);
-const PRIMARY: (f64, f64) = (120.0, 128.0);
-const HEIGHT: f64 = 146.0;
+const MARKS: (f64, f64) = (0.0, 10.0);
+const READERS: (f64, f64) = (14.0, 84.0);
+const BYTES: (f64, f64) = (90.0, 160.0);
+const PRIMARY: (f64, f64) = (165.0, 175.0);
+const HEIGHT: f64 = 196.0;
+const FONT: f64 = 15.0;
 
 /// One range to draw.
 #[cfg_attr(test, derive(Debug))]
@@ -138,15 +141,15 @@ pub fn render(live: &Live, range: Range, now: u64) -> Markup {
             (PreEscaped(rects("primary-down", &down_runs, &x, column, PRIMARY.0, PRIMARY.1, "#b00020")))
             (PreEscaped(marks("sync-changed", &changed_marks, &x, column, "#1f5fa8")))
             (PreEscaped(marks("sync-failed", &failed_marks, &x, column, "#b00020")))
-            text x="3" y=(READERS.0 + 9.0) font-size="9" fill="#1f5fa8" {
+            text x="4" y=(READERS.0 + FONT) font-size=(FONT) fill="#1f5fa8" {
                 "readers/min, peak " (peak_readers)
             }
-            text x="3" y=(BYTES.0 + 9.0) font-size="9" fill="#7a4fa0" {
+            text x="4" y=(BYTES.0 + FONT) font-size=(FONT) fill="#7a4fa0" {
                 "sent per " (per) ", peak " (bytes(peak_bytes))
             }
-            text x="0" y=(HEIGHT - 4.0) font-size="9" fill="#444" { (range.label) }
-            text x=(WIDTH / 2.0) y=(HEIGHT - 4.0) font-size="9" fill="#444" text-anchor="middle" { (range.half_label) }
-            text x=(WIDTH) y=(HEIGHT - 4.0) font-size="9" fill="#444" text-anchor="end" { "now" }
+            text x="0" y=(HEIGHT - 3.0) font-size=(FONT) fill="#444" { (range.label) }
+            text x=(WIDTH / 2.0) y=(HEIGHT - 3.0) font-size=(FONT) fill="#444" text-anchor="middle" { (range.half_label) }
+            text x=(WIDTH) y=(HEIGHT - 3.0) font-size=(FONT) fill="#444" text-anchor="end" { "now" }
         }
     }
 }
