@@ -106,8 +106,7 @@ pub async fn run(
 ) {
     // At most a hundred small files, once, before the first message.
     let queue = Arc::new(Mutex::new(Queue::open(settings.queue_dir.as_deref())));
-    let hour = Duration::from_secs(3600);
-    let mut sent: VecDeque<Instant> = VecDeque::new();
+    let mut rate = RateWindow::new(settings.max_per_hour);
     let mut next_try = Instant::now();
     let publish = |view: &watch::Sender<NotificationsView>, queue: &Mutex<Queue>| {
         let queued = queue.lock().unwrap_or_else(PoisonError::into_inner).len();
@@ -120,15 +119,7 @@ pub async fn run(
             .unwrap_or_else(PoisonError::into_inner)
             .front()
             .cloned();
-        while sent.front().is_some_and(|t| t.elapsed() >= hour) {
-            sent.pop_front();
-        }
-        let mut due = next_try;
-        if sent.len() >= settings.max_per_hour as usize {
-            if let Some(oldest) = sent.front() {
-                due = due.max(*oldest + hour);
-            }
-        }
+        let due = next_try.max(rate.next_free(Instant::now()));
         tokio::select! {
             _ = shutdown.cancelled() => return,
             event = events.recv() => {
@@ -153,7 +144,7 @@ pub async fn run(
                 match result {
                     Ok(()) => {
                         tracing::info!(kind = %front.message.kind, receiver = sender.host(), "notification sent: {}", front.message.title);
-                        sent.push_back(Instant::now());
+                        rate.sent(Instant::now());
                         next_try = Instant::now();
                         change(&queue, Change::Pop).await;
                         view.send_modify(|v| {
@@ -212,4 +203,71 @@ async fn change(queue: &Arc<Mutex<Queue>>, change: Change) -> usize {
     })
     .await
     .unwrap_or(0)
+}
+
+/// At most `max` deliveries in any hour: the times of the last ones, and when the next may go.
+struct RateWindow {
+    max: usize,
+    sent: VecDeque<Instant>,
+}
+
+impl RateWindow {
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn new(max_per_hour: u32) -> Self {
+        Self {
+            max: (max_per_hour as usize).max(1),
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// The earliest the next delivery may go, seen at `now` (`now` when there is room).
+    fn next_free(&mut self, now: Instant) -> Instant {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= Self::HOUR)
+        {
+            self.sent.pop_front();
+        }
+        match self.sent.front() {
+            Some(oldest) if self.sent.len() >= self.max => *oldest + Self::HOUR,
+            _ => now,
+        }
+    }
+
+    fn sent(&mut self, at: Instant) {
+        self.sent.push_back(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flapping primary: twelve messages go at once, the thirteenth waits for the first to
+    /// be an hour old, and the window slides on from there.
+    #[test]
+    fn no_more_than_the_hours_allowance_goes_out() {
+        let start = Instant::now();
+        let mut rate = RateWindow::new(12);
+        for i in 0..12 {
+            let now = start + Duration::from_secs(i * 60);
+            assert_eq!(rate.next_free(now), now, "message {i} goes at once");
+            rate.sent(now);
+        }
+        let now = start + Duration::from_secs(15 * 60);
+        assert_eq!(rate.next_free(now), start + RateWindow::HOUR);
+        let later = start + RateWindow::HOUR;
+        assert_eq!(
+            rate.next_free(later),
+            later,
+            "the first has left the window"
+        );
+        rate.sent(later);
+        assert_eq!(
+            rate.next_free(later),
+            start + RateWindow::HOUR + Duration::from_secs(60)
+        );
+    }
 }
