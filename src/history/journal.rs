@@ -14,7 +14,8 @@
 //!   minute, never the file.
 //! - **Bounded.** When an append would take the file past [`JOURNAL_CAP`], the file is
 //!   rewritten from what is remembered (a day of minutes, 30 days of hours, the last events:
-//!   about 40 % of the cap) into `journal.new`, synced, and renamed over the old one.
+//!   under half the cap, as the month-long test checks) into `journal.new`, synced, and
+//!   renamed over the old one. Opening reads at most the cap and one record.
 //! - **Versions.** The header says which format wrote the file. A newer format than this
 //!   program knows is left alone: nothing of it is read or written, the status page says so,
 //!   and history is kept in memory only (an update rolled back must not destroy what the newer
@@ -96,8 +97,14 @@ impl Journal {
             .truncate(false)
             .open(path)
             .map_err(io)?;
+        // Never more than the cap and one record: a larger file (another program's, a damaged
+        // length) is read that far and cut there like a torn tail.
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
+        (&mut file)
+            .take(cap + u64::from(RECORD_MAX) + 8)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        let on_disk = file.metadata().map_err(io)?.len();
         if bytes.is_empty() {
             write_header(&mut file).map_err(io)?;
             file.sync_all().map_err(io)?;
@@ -109,7 +116,8 @@ impl Journal {
             };
             return Ok((journal, Opened::default()));
         }
-        let (opened, whole) = read(path, &bytes)?;
+        let (mut opened, whole) = read(path, &bytes)?;
+        opened.torn_bytes = on_disk - whole;
         if opened.torn_bytes > 0 {
             file.set_len(whole).map_err(io)?;
             file.sync_all().map_err(io)?;
@@ -205,6 +213,16 @@ fn write_header(file: &mut File) -> std::io::Result<()> {
 fn frame(buf: &mut Vec<u8>, record: &Record) {
     // A record is plain data: serialising it cannot fail.
     let payload = serde_json::to_vec(record).unwrap_or_default();
+    // Read back, a longer one would count as damage and cut the journal there, losing every
+    // record after it: it is never written. (Events are cut where they are made, so this
+    // does not happen; the reader's rule is kept by the writer all the same.)
+    if payload.len() > RECORD_MAX as usize {
+        tracing::warn!(
+            bytes = payload.len(),
+            "history record too large; not written"
+        );
+        return;
+    }
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     buf.extend_from_slice(&payload);
@@ -341,6 +359,26 @@ mod tests {
         assert_eq!(opened.history.minutes.len(), 4);
     }
 
+    /// A file far past the cap (not one this program wrote) is read only as far as the cap
+    /// allows, and cut there: opening never takes more memory than the cap and one record.
+    #[test]
+    fn a_file_past_the_cap_is_read_to_the_cap_and_cut_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let records: Vec<Record> = (0..3000).map(minute).collect();
+        write(&path, &records);
+        let whole = std::fs::metadata(&path).expect("stat").len();
+        let cap = 100_000;
+        assert!(whole > cap + u64::from(RECORD_MAX) + 8, "{whole}");
+        let (_, opened) = Journal::open_with_cap(&path, cap).expect("open");
+        assert!(
+            opened.records > 0 && opened.records < 3000,
+            "{}",
+            opened.records
+        );
+        assert!(std::fs::metadata(&path).expect("stat").len() < whole);
+    }
+
     #[test]
     fn a_newer_format_is_left_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -408,6 +446,12 @@ mod tests {
             batch.clear();
             if journal.len() < before {
                 rewrites += 1;
+                // What is remembered, written whole, leaves room for days of appends.
+                assert!(
+                    journal.len() < JOURNAL_CAP / 2,
+                    "rewritten to {}",
+                    journal.len()
+                );
             }
             largest = largest.max(journal.len());
             assert!(

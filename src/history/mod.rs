@@ -33,7 +33,8 @@ pub const MINUTES_KEPT: u64 = 24 * 60;
 pub const HOURS_KEPT: u64 = 30 * 24;
 /// The newest events kept; older ones go when the journal is rewritten.
 pub const EVENTS_KEPT: usize = 500;
-/// Event texts longer than this are cut (an S3 error can carry a whole XML document).
+/// Event texts (the sentence and every free text of the kind) longer than this are cut: an S3
+/// error can carry a whole XML document.
 pub const EVENT_TEXT_MAX: usize = 400;
 
 /// One minute or one hour of the Pi's life. In an hour sample `readers` is the busiest
@@ -375,17 +376,41 @@ impl EventKind {
 }
 
 impl Event {
-    pub fn new(at: u64, kind: EventKind, text: impl Into<String>) -> Self {
+    /// Every free text in it cut to [`EVENT_TEXT_MAX`] here, where events are made: an S3
+    /// error or a reason can be as long as its source likes, and the journal's records,
+    /// the notifications and `/api/history` all carry what is kept.
+    pub fn new(at: u64, mut kind: EventKind, text: impl Into<String>) -> Self {
         let mut text: String = text.into();
-        if text.len() > EVENT_TEXT_MAX {
-            let mut cut = EVENT_TEXT_MAX;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
+        cut(&mut text);
+        match &mut kind {
+            EventKind::Boot { version } => cut(version),
+            EventKind::Updated { from, to } => {
+                cut(from);
+                cut(to);
             }
-            text.truncate(cut);
-            text.push('…');
+            EventKind::Mode { reason, .. } => cut(reason),
+            EventKind::SyncFailed { error } | EventKind::SyncFailing { error, .. } => cut(error),
+            EventKind::SiteChanged {
+                generation: Some(g),
+                ..
+            } => cut(g),
+            EventKind::CertificateRenewed { origin, .. }
+            | EventKind::CertificateExpiring { origin, .. } => cut(origin),
+            _ => {}
         }
         Self { at, kind, text }
+    }
+}
+
+/// `s` cut to [`EVENT_TEXT_MAX`] bytes at a character boundary, marked with an ellipsis.
+fn cut(s: &mut String) {
+    if s.len() > EVENT_TEXT_MAX {
+        let mut end = EVENT_TEXT_MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
     }
 }
 
@@ -547,6 +572,26 @@ mod tests {
         assert_eq!(hour.readers, 6);
         assert_eq!(hour.reader_requests, 120);
         assert_eq!(hour.live_minutes, 10);
+    }
+
+    #[test]
+    fn every_free_text_of_an_event_is_cut_where_it_is_made() {
+        let long = "é".repeat(40_000);
+        let e = Event::new(
+            1,
+            EventKind::SyncFailing {
+                since: 0,
+                failures: 3,
+                error: long.clone(),
+            },
+            long.clone(),
+        );
+        let EventKind::SyncFailing { error, .. } = &e.kind else {
+            panic!("kind")
+        };
+        assert!(error.len() <= EVENT_TEXT_MAX + '…'.len_utf8());
+        assert!(e.text.len() <= EVENT_TEXT_MAX + '…'.len_utf8());
+        assert!(serde_json::to_vec(&e).expect("JSON").len() < 2 * 1024);
     }
 
     #[test]

@@ -47,6 +47,20 @@ fn encode(item: &Queued) -> String {
     )
 }
 
+/// A queued file's text, at most [`FILE_MAX`] bytes of it (a message is a few hundred: a
+/// larger file is damage, and then unreadable rather than a memory cost).
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    fs::File::open(path)?
+        .take(FILE_MAX)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Far more than any message (its texts are cut to a few hundred bytes where events are made).
+const FILE_MAX: u64 = 64 * 1024;
+
 fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
@@ -146,7 +160,7 @@ impl Queue {
                 continue;
             };
             queue.next_seq = queue.next_seq.max(seq + 1);
-            match fs::read_to_string(&path).map(|t| decode(seq, &t)) {
+            match read_bounded(&path).map(|t| decode(seq, &t)) {
                 Ok(Ok(item)) => items.push(item),
                 Ok(Err(true)) => {
                     tracing::warn!(file = %path.display(), "queued notification of a newer format: left as it is")
