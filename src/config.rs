@@ -959,14 +959,8 @@ impl Config {
                 ("key", &cert.key),
                 ("directory_ca", &cert.directory_ca),
             ] {
-                let Some(path) = path else { continue };
-                if !path.is_file() {
-                    return Err(err(
-                        format!("tls.certificates[{i}].{what}"),
-                        format!("`{}` is not a readable file", path.display()),
-                        "copy the PEM file next to the config, or correct the path",
-                    ));
-                }
+                let key = format!("tls.certificates[{i}].{what}");
+                pem_file_is_there(file, &key, path.as_deref())?;
             }
         }
         self.clock.check_files(file)?;
@@ -1683,6 +1677,19 @@ fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError
         }
     }
     Ok(())
+}
+
+/// `path`, when the config names one at `key`, is a file (a PEM next to the config).
+fn pem_file_is_there(file: &Path, key: &str, path: Option<&Path>) -> Result<(), ConfigError> {
+    match path {
+        Some(p) if !p.is_file() => Err(key_error(
+            file,
+            key,
+            format!("`{}` is not a readable file", p.display()),
+            "copy the PEM file next to the config, or correct the path",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigError {

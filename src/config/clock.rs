@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{key_error, ConfigError};
+use super::{key_error, pem_file_is_there, ConfigError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -94,15 +94,7 @@ impl ClockConfig {
 
     /// The files the section names are there (the clock's commands check only these).
     pub fn check_files(&self, file: &Path) -> Result<(), ConfigError> {
-        match &self.ca_file {
-            Some(ca) if !ca.is_file() => Err(key_error(
-                file,
-                "clock.ca_file",
-                format!("`{}` is not a readable file", ca.display()),
-                "copy the PEM file next to the config, or correct the path",
-            )),
-            _ => Ok(()),
-        }
+        pem_file_is_there(file, "clock.ca_file", self.ca_file.as_deref())
     }
 }
 

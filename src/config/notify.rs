@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_https_url, key_error, ConfigError};
+use super::{check_https_url, key_error, pem_file_is_there, ConfigError};
 
 /// What the receiver expects the body to look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -140,15 +140,7 @@ impl NotifyConfig {
 
     /// The files the section names are there.
     pub(super) fn check_files(&self, file: &Path) -> Result<(), ConfigError> {
-        match &self.ca_file {
-            Some(ca) if !ca.is_file() => Err(key_error(
-                file,
-                "notify.ca_file",
-                format!("`{}` is not a readable file", ca.display()),
-                "copy the PEM file next to the config, or correct the path",
-            )),
-            _ => Ok(()),
-        }
+        pem_file_is_there(file, "notify.ca_file", self.ca_file.as_deref())
     }
 }
 

@@ -190,12 +190,9 @@ impl Journal {
         Ok(())
     }
 
-    pub fn len(&self) -> u64 {
+    #[cfg(test)]
+    fn len(&self) -> u64 {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len <= HEADER_LEN
     }
 }
 

@@ -219,18 +219,6 @@ impl Observer {
         self.hour.clear();
     }
 
-    /// The hour being lived, as far as it has got (the 30-day graph's last column).
-    pub fn current_hour(&self) -> Option<Sample> {
-        let now = self.current.as_ref()?;
-        let minutes: Vec<&Sample> = self
-            .hour
-            .iter()
-            .filter(|m| hour_start(m.start) == hour_start(now.start))
-            .chain(std::iter::once(now))
-            .collect();
-        Sample::hour_of(&minutes)
-    }
-
     /// The minutes of this hour already written (read back at start, so an hour cut by a
     /// restart still adds up whole).
     pub fn resume_hour(&mut self, minutes: impl IntoIterator<Item = Sample>) {

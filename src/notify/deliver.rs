@@ -4,13 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http_body_util::BodyExt;
-// The ACME client's body type: the same client type as `tls::acme::http`, so the Pi's binary
-// carries hyper's client code once (8 MiB budget).
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+// The body of `tls::HttpsClient`, the one client type in the binary.
 use instant_acme::BodyWrapper;
 
 use super::message::Message;
@@ -53,7 +48,7 @@ impl DeliveryError {
 
 #[derive(Clone)]
 pub struct Sender {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    client: crate::tls::HttpsClient,
     url: String,
     format: NotifyFormat,
     /// The URL's host: what errors and logs show (the rest may be a key).
@@ -66,29 +61,14 @@ impl Sender {
         format: NotifyFormat,
         extra_roots: Option<&Path>,
     ) -> Result<Self, DeliveryError> {
-        let roots = crate::tls::roots(extra_roots).map_err(DeliveryError::Setup)?;
-        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| DeliveryError::Setup(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .wrap_connector(http);
+        let client = crate::tls::https_client(extra_roots).map_err(DeliveryError::Setup)?;
         let host = url
             .parse::<http::Uri>()
             .ok()
             .and_then(|u| u.authority().map(|a| a.to_string()))
             .unwrap_or_else(|| "the receiver".to_owned());
         Ok(Self {
-            client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(connector),
+            client,
             url: url.to_owned(),
             format,
             host,

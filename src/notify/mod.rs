@@ -58,7 +58,10 @@ impl NotifySettings {
         Some(Self {
             url: n.url.clone()?,
             format: n.format,
-            pi: n.name.clone().unwrap_or_else(host_name),
+            pi: n
+                .name
+                .clone()
+                .unwrap_or_else(crate::status::system::hostname),
             link: n.status_url.clone(),
             ca_file: n.ca_file.clone(),
             max_per_hour: n.max_per_hour,
@@ -69,13 +72,6 @@ impl NotifySettings {
     pub fn sender(&self) -> Result<Sender, DeliveryError> {
         Sender::new(&self.url, self.format, self.ca_file.as_deref())
     }
-}
-
-fn host_name() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
 }
 
 fn format_name(format: NotifyFormat) -> &'static str {

@@ -61,6 +61,36 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The appliance's HTTPS client (ACME, notifications): HTTP/1.1 over rustls on ring, HTTPS only.
+/// One type for both, bodies as instant-acme's: each other instantiation of hyper's client
+/// cost the Pi's binary 64 KiB (docs/benchmarks.md, issue 18).
+pub type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    instant_acme::BodyWrapper<bytes::Bytes>,
+>;
+
+/// An [`HttpsClient`] trusting [`roots`]`(extra_roots)`, connecting within 10 s.
+pub fn https_client(extra_roots: Option<&std::path::Path>) -> Result<HttpsClient, String> {
+    let tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots(extra_roots)?)
+        .with_no_client_auth();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector),
+    )
+}
+
 /// The system's CA certificates plus the PEM certificates in `extra` (a private CA, a test
 /// CA): what the appliance's own HTTPS clients trust. Never verification off.
 pub fn roots(extra: Option<&std::path::Path>) -> Result<rustls::RootCertStore, String> {

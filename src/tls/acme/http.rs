@@ -1,6 +1,6 @@
-//! The ACME client's HTTPS: hyper over rustls with ring (the connector the AWS SDK links
-//! already), trusting the system's CA certificates plus, when configured, a bundle for the
-//! directory alone (a private CA, or pebble's test CA in the tests): never verification off.
+//! The ACME client's HTTPS: `tls::https_client` (hyper over rustls with ring, the connector the
+//! AWS SDK links already), trusting the system's CA certificates plus, when configured, a
+//! bundle for the directory alone (a private CA, or pebble's test CA in the tests): never verification off.
 //!
 //! It also keeps the last `Retry-After` a CA sent with a refusal (429 rate limits, 503
 //! maintenance), which instant-acme does not surface: the renewal's backoff waits at least
@@ -13,9 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 
 /// Longest a CA's `Retry-After` is honoured (a wrong date must not stop renewals for good).
@@ -23,29 +20,15 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Clone)]
 pub struct AcmeHttp {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    client: crate::tls::HttpsClient,
     retry_after: Arc<Mutex<Option<SystemTime>>>,
 }
 
 impl AcmeHttp {
     /// A client trusting the system's roots and the PEM certificates in `extra_roots`.
     pub fn new(extra_roots: Option<&Path>) -> Result<Self, String> {
-        let roots = crate::tls::roots(extra_roots)?;
-        let tls = rustls::ClientConfig::builder_with_provider(super::super::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .wrap_connector(http);
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::tls::https_client(extra_roots)?,
             retry_after: Arc::default(),
         })
     }
