@@ -15,6 +15,13 @@ pub fn count(n: impl Into<i128> + std::fmt::Display + Copy, one: &str, many: &st
     format!("{n} {}", if n.into() == 1 { one } else { many })
 }
 
+/// Unix seconds as RFC 3339 UTC to the second, as the JSON, the graphs and the messages write
+/// times.
+pub fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
+        .to_string()
+}
+
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut value = n as f64;

@@ -84,9 +84,7 @@ impl Recorder {
                     EventKind::UncleanShutdown { last_seen },
                     format!(
                         "the last run ended without a shutdown (power cut or crash) after {}",
-                        humantime::format_rfc3339_seconds(
-                            std::time::UNIX_EPOCH + Duration::from_secs(last_seen)
-                        )
+                        crate::format::rfc3339(last_seen)
                     ),
                 ));
             }
@@ -207,17 +205,14 @@ impl Recorder {
         }
     }
 
+    /// The pending records into the journal, here and now (at start, before the runtime's
+    /// tasks run).
     fn write(&mut self) {
+        let history = self.history();
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
         let records = std::mem::take(&mut self.pending);
-        let history = self
-            .shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .history
-            .clone();
         let r = journal.append(&records, &history);
         self.after_write(r, records);
     }

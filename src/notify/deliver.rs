@@ -125,3 +125,31 @@ impl Sender {
             })?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What docs/status-api.md promises: 5xx, 408, 429 and no answer are tried again; any
+    /// other refusal gives the message up (a wrong URL or key will not mend itself).
+    #[test]
+    fn only_what_may_pass_later_is_retried() {
+        let refused = |code: u16| DeliveryError::Refused {
+            host: "h".into(),
+            status: http::StatusCode::from_u16(code).expect("code"),
+        };
+        for code in [500, 502, 503, 504, 408, 429] {
+            assert!(refused(code).transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 410, 413, 301] {
+            assert!(!refused(code).transient(), "{code}");
+        }
+        let down = DeliveryError::Unreachable {
+            host: "h".into(),
+            message: "connection refused".into(),
+        };
+        assert!(down.transient());
+        assert!(DeliveryError::Timeout { host: "h".into() }.transient());
+        assert!(!DeliveryError::Setup("no roots".into()).transient());
+    }
+}

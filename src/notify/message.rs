@@ -75,10 +75,7 @@ impl Message {
     /// The request body for `format`, and its content type. `url` is the configured one
     /// (ntfy's topic is its last segment).
     pub fn body(&self, format: NotifyFormat, url: &str) -> Vec<u8> {
-        let at = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.at),
-        )
-        .to_string();
+        let at = crate::format::rfc3339(self.at);
         // Typed bodies rather than `serde_json::Value`: the Pi's binary links no `Value`
         // (8 MiB budget).
         let bytes = match format {

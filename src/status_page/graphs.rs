@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 
 use maud::{html, Markup, PreEscaped};
 
-use crate::format::bytes;
+use crate::format::{bytes, rfc3339};
 use crate::history::{hour_start, minute_start, EventKind, Live, Sample};
 
 // A phone shows the 600 units in about 380 pixels: labels of 15 units read as 9–10 px, each
@@ -268,11 +268,6 @@ fn num(v: f64) -> String {
     } else {
         s.to_owned()
     }
-}
-
-fn rfc3339(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
-        .to_string()
 }
 
 #[cfg(test)]

@@ -123,16 +123,15 @@ pub fn answer<B>(page: &StatusPage, peer: SocketAddr, req: &Request<B>) -> Respo
     let mut response = match req.uri().path() {
         "/" => {
             let token = page.access.token_query(req).unwrap_or_default();
+            // Drawn under the lock rather than from a copy of a month of samples per request;
+            // the recorder waits the millisecond it takes.
             let history = page
                 .history
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            reply(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                html::render(&status, &token, page.oled.is_some(), &history),
-            )
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let html = html::render(&status, &token, page.oled.is_some(), &history);
+            drop(history);
+            reply(StatusCode::OK, "text/html; charset=utf-8", html)
         }
         "/api/history" => history_json(page),
         "/api/status" => match serde_json::to_string_pretty(&*status) {

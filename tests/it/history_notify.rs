@@ -9,7 +9,6 @@ use common::webhook::{Answer, Webhook};
 use common::{connect_from, Fixture};
 use pi_failover::appliance::Appliance;
 use pi_failover::config::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0";
 
@@ -38,16 +37,9 @@ async fn read(f: &Fixture, app: &Appliance, source: &str) -> u16 {
 
 async fn status_json(app: &Appliance, path: &str) -> serde_json::Value {
     let addr = app.status_addr().expect("status page on");
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    tcp.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    tcp.read_to_end(&mut raw).await.expect("read");
-    let at = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers");
-    serde_json::from_slice(&raw[at + 4..]).expect("JSON")
+    let (code, body) = common::status_page_get(addr, "127.0.0.1", path, &[]).await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).expect("JSON")
 }
 
 /// Polls `path` on the status page until `holds`, or fails with the last answer.
@@ -147,10 +139,7 @@ async fn a_failing_or_absent_receiver_gets_the_message_when_it_recovers() {
 
     let f = Fixture::new();
     f.site_file("index.html", "<p>hello</p>");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = common::free_port();
     let url = format!("https://localhost:{port}/hook");
     let app = f.start_with(live_and_notify(&f, &url)).await;
     read(&f, &app, "127.0.0.2").await;
@@ -175,10 +164,7 @@ async fn a_failing_or_absent_receiver_gets_the_message_when_it_recovers() {
 async fn messages_wait_on_the_data_partition_across_a_restart() {
     let f = Fixture::new();
     f.site_file("index.html", "<p>hello</p>");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = common::free_port();
     let url = format!("https://localhost:{port}/hook");
     let app = f.start_with(live_and_notify(&f, &url)).await;
     read(&f, &app, "127.0.0.2").await;

@@ -50,29 +50,7 @@ async fn status_page_bytes(
     headers: &[(&str, &str)],
 ) -> (u16, Vec<u8>) {
     let addr = app.status_addr().expect("status page on");
-    let mut tcp = connect_from(source, addr).await;
-    // The address as a browser on the LAN sends it (`http://192.168.1.20:8080/`), unless
-    // the caller names another host.
-    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
-    {
-        req.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (name, value) in headers {
-        req.push_str(&format!("{name}: {value}\r\n"));
-    }
-    req.push_str("\r\n");
-    tcp.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    tcp.read_to_end(&mut raw).await.expect("read");
-    let code = common::raw_status(&raw);
-    let body = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or_else(Vec::new, |at| raw[at + 4..].to_vec());
-    (code, body)
+    common::status_page_get(addr, source, path, headers).await
 }
 
 async fn api_status(app: &Appliance) -> serde_json::Value {

@@ -260,6 +260,65 @@ fn leaf_params(names: &[&str]) -> CertificateParams {
     CertificateParams::new(names).expect("leaf params")
 }
 
+/// A TLS server side (ring) for the PEM chain and key at these paths: the test's own HTTPS
+/// servers (the clock's `Date`, the owner's webhook).
+pub fn tls_acceptor(cert: &Path, key: &Path) -> tokio_rustls::TlsAcceptor {
+    use rustls_pki_types::pem::PemObject;
+    let chain = CertificateDer::pem_file_iter(cert)
+        .expect("cert")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("cert parses");
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server config");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// A port of 127.0.0.1 nothing listens on now (a receiver that is down, a guest's forward).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A plain-HTTP GET to the status page at `addr` from the loopback address `source`, named
+/// by its address as a browser on the LAN does unless `headers` has a Host; status and body.
+pub async fn status_page_get(
+    addr: SocketAddr,
+    source: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<u8>) {
+    let mut tcp = connect_from(source, addr).await;
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).await.expect("read");
+    let code = raw_status(&raw);
+    let body = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or_else(Vec::new, |at| raw[at + 4..].to_vec());
+    (code, body)
+}
+
 /// An HTTPS server on 127.0.0.1 whose every answer carries a `Date` `ahead` of this clock (a
 /// clock source for `pi-failover clock`), with a leaf from `ca` for `names` valid from
 /// `validity.0` to `validity.1`. Returns its port.
@@ -270,23 +329,9 @@ pub async fn date_server(
     validity: (std::time::SystemTime, std::time::SystemTime),
     ahead: std::time::Duration,
 ) -> u16 {
-    use rustls_pki_types::pem::PemObject;
     let (cert, key) = (dir.join("date-cert.pem"), dir.join("date-key.pem"));
     ca.issue_valid(names, validity.0, validity.1, &cert, &key);
-    let chain = CertificateDer::pem_file_iter(&cert)
-        .expect("cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("cert parses");
-    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tls_acceptor(&cert, &key);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

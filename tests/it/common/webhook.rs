@@ -8,8 +8,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::TestCa;
 
@@ -86,20 +84,7 @@ impl Webhook {
     ) -> Webhook {
         let (cert, key) = (dir.join("hook-cert.pem"), dir.join("hook-key.pem"));
         ca.issue_to(names, &cert, &key);
-        let chain = CertificateDer::pem_file_iter(&cert)
-            .expect("cert")
-            .collect::<Result<Vec<_>, _>>()
-            .expect("cert parses");
-        let key = PrivateKeyDer::from_pem_file(&key).expect("key");
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = super::tls_acceptor(&cert, &key);
         let addr = listener.local_addr().expect("addr");
         let received = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(Mutex::new(0usize));
