@@ -988,6 +988,20 @@ impl Config {
             }
             _ => {}
         }
+        if let Some(root) = &self.site.root {
+            // The appliance writes under data_dir (history, queued messages) whatever the
+            // site's source: inside the served root, those files would be served, and written
+            // while they are.
+            let data = &self.storage.data_dir;
+            if data.starts_with(root) {
+                return Err(err(
+                    "storage.data_dir",
+                    "it is site.root or inside it: the appliance's own files would be served"
+                        .into(),
+                    "point storage.data_dir outside the site's directory (the Pi's /data is)",
+                ));
+            }
+        }
         if let Some(s3) = &self.s3 {
             validate_s3(s3, file)?;
         }
@@ -1743,6 +1757,25 @@ mod tests {
         cert = "fullchain.pem"
         key = "privkey.pem"
     "#;
+
+    /// The appliance writes under data_dir in every mode: a data_dir in the served root would
+    /// publish its history and write files readers are being served.
+    #[test]
+    fn a_data_dir_inside_the_served_root_is_refused() {
+        for data_dir in ["/srv/site", "/srv/site/data"] {
+            let text = format!("{MINIMAL}\n[storage]\ndata_dir = \"{data_dir}\"\n");
+            let c = parse_str(&text).expect("parses");
+            let e = c
+                .validate(Path::new("/boot/pi-failover.toml"))
+                .expect_err(data_dir)
+                .to_string();
+            assert!(e.contains("storage.data_dir"), "{e}");
+        }
+        let beside = format!("{MINIMAL}\n[storage]\ndata_dir = \"/srv/data\"\n");
+        let c = parse_str(&beside).expect("parses");
+        c.validate(Path::new("/boot/pi-failover.toml"))
+            .expect("beside the root is fine");
+    }
 
     #[test]
     fn the_printed_config_never_shows_the_notify_urls_key() {

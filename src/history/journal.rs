@@ -186,7 +186,6 @@ impl Journal {
         }
         self.file = file;
         self.len = buf.len() as u64;
-        tracing::debug!(bytes = self.len, "history journal rewritten");
         Ok(())
     }
 
