@@ -30,7 +30,7 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("tls.certificates: {0}")]
-    Certificates(#[from] crate::config::SlotError),
+    Certificates(#[from] crate::settings::SlotError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
     #[error("cannot install the signal handlers: {0}")]
@@ -137,7 +137,7 @@ impl Appliance {
     pub async fn start_on(config: Config, listeners: Listeners) -> Result<Self, StartError> {
         let signals = Signals::install().map_err(StartError::Signals)?;
         let certs = Arc::new(CertResolver::load(
-            config.certificate_slots()?,
+            crate::settings::certificate_slots(&config)?,
             &config.site.hostnames,
         )?);
         let acceptor = TlsAcceptor::from(tls::server_config(

@@ -152,7 +152,7 @@ key = "key.pem"
     );
     let config_path = dir.path().join("pi-failover.toml");
     write(&config_path, text.as_bytes())?;
-    let config = config::load(&config_path)?;
+    let config = crate::settings::load(&config_path)?;
     Ok(DemoFiles { dir, config })
 }
 

@@ -22,6 +22,31 @@ pub fn rfc3339(unix: u64) -> String {
         .to_string()
 }
 
+/// `#[serde(with = "crate::format::json_time")]`: a time in the JSON as RFC 3339 UTC to the
+/// second.
+pub mod json_time {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_seconds(*t))
+    }
+}
+
+/// [`json_time`] for a time that may be absent (`null`).
+pub mod json_time_option {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::json_time::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut value = n as f64;

@@ -258,7 +258,7 @@ fn raise_descriptor_limit(budget: &Budget) -> anyhow::Result<()> {
 /// `pi-failover notify --test`: one message, sent now (not queued), with the receiver's
 /// verdict.
 fn notify_test(path: &std::path::Path) -> anyhow::Result<()> {
-    let config = config::load(path)?;
+    let config = pi_failover::settings::load(path)?;
     init_logging(&config.log.level);
     let settings = pi_failover::notify::NotifySettings::from_config(&config).ok_or_else(|| {
         anyhow::anyhow!(
@@ -290,9 +290,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(path: PathBuf) -> anyhow::Result<()> {
-    let config = config::load(&path)?;
+    let config = pi_failover::settings::load(&path)?;
     init_logging(&config.log.level);
-    raise_descriptor_limit(&config.budget())?;
+    raise_descriptor_limit(&pi_failover::settings::budget(&config))?;
     // The privileged steps, then no privileges: still one thread here (src/privileges.rs).
     let listeners = Listeners::bind(&config)?;
     match pi_failover::privileges::drop_all() {
@@ -431,21 +431,24 @@ fn render_oled(mode: ModeArg, size: &str, scale: u32, out: PathBuf) -> anyhow::R
 }
 
 fn check_config(path: PathBuf) -> anyhow::Result<()> {
-    let config = config::load(&path)?;
+    let config = pi_failover::settings::load(&path)?;
     // Certificates are checked too: a bad key found at the co-location is a trip there.
-    pi_failover::tls::CertResolver::load(config.certificate_slots()?, &config.site.hostnames)
-        .with_context(|| {
-            format!(
-                "{}: key `tls.certificates`: a certificate or key is not usable. Fix: copy the \
+    pi_failover::tls::CertResolver::load(
+        pi_failover::settings::certificate_slots(&config)?,
+        &config.site.hostnames,
+    )
+    .with_context(|| {
+        format!(
+            "{}: key `tls.certificates`: a certificate or key is not usable. Fix: copy the \
                  certificate chain (fullchain.pem) and the private key made with it",
-                path.display()
-            )
-        })?;
+            path.display()
+        )
+    })?;
     println!("# {}: OK.", path.display());
     for note in config.advisories() {
         println!("# note: {note}");
     }
-    for line in config.budget().to_string().lines() {
+    for line in pi_failover::settings::budget(&config).to_string().lines() {
         println!("# budget: {line}");
     }
     println!("# Effective configuration:");
@@ -454,7 +457,7 @@ fn check_config(path: PathBuf) -> anyhow::Result<()> {
 }
 
 fn sync(path: PathBuf, dry_run: bool) -> anyhow::Result<()> {
-    let config = config::load(&path)?;
+    let config = pi_failover::settings::load(&path)?;
     init_logging(&config.log.level);
     runtime()?.block_on(async {
         let syncer = pi_failover::sync::Syncer::new(&config)
@@ -474,7 +477,7 @@ fn sync(path: PathBuf, dry_run: bool) -> anyhow::Result<()> {
 #[cfg(feature = "demo")]
 fn demo(config: Option<PathBuf>) -> anyhow::Result<()> {
     let s3 = match &config {
-        Some(path) => Some(config::load(path)?.s3.with_context(|| {
+        Some(path) => Some(pi_failover::settings::load(path)?.s3.with_context(|| {
             format!(
                 "{}: there is no [s3] section to sync the demo from",
                 path.display()

@@ -2,7 +2,8 @@
 //!
 //! Properties:
 //! - `parse` never panics; an error names the file and says something;
-//! - on parsed text, `validate` never panics and its error names the file and a key;
+//! - on parsed text, `validate` and `settings::check` (the subsystems' rules) never panic
+//!   and their errors name the file and a key;
 //! - a valid config survives `check-config`: the effective config it prints parses again
 //!   and prints the same (what users paste back into their boot partition).
 //!
@@ -25,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         Ok(parsed) => parsed,
         Err(e) => return check_error(&e),
     };
-    if let Err(e) = parsed.validate(file) {
+    if let Err(e) = parsed
+        .validate(file)
+        .and_then(|()| pi_failover::settings::check(&parsed, file))
+    {
         assert!(e.key().is_some_and(|k| !k.is_empty()), "{e}: no key named");
         return check_error(&e);
     }

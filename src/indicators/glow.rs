@@ -4,84 +4,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use crate::live::mode::Mode;
 use crate::status::Status;
 
 /// After this long in STANDBY the panel is dimmed.
 pub const DIM_AFTER: Duration = Duration::from_secs(10 * 60);
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Glow {
-    #[default]
-    Normal,
-    Dim,
-    /// Display off (its RAM kept): off hours in STANDBY.
-    Off,
-}
+pub use crate::status::indicators::Glow;
 
-/// A daily window, in UTC, written `"22:00-06:30"`; it may run past midnight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct OffHours {
-    /// Minutes after midnight UTC.
-    from: u32,
-    to: u32,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not a time window; write \"HH:MM-HH:MM\" in UTC, e.g. \"22:00-06:30\"")]
-pub struct OffHoursError(String);
-
-impl TryFrom<String> for OffHours {
-    type Error = OffHoursError;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        let minutes = |hhmm: &str| -> Option<u32> {
-            let (h, m) = hhmm.trim().split_once(':')?;
-            if !(1..=2).contains(&h.len()) || m.len() != 2 {
-                return None;
-            }
-            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-            (h < 24 && m < 60).then_some(h * 60 + m)
-        };
-        let window = text
-            .split_once('-')
-            .and_then(|(from, to)| Some((minutes(from)?, minutes(to)?)));
-        match window {
-            Some((from, to)) if from != to => Ok(OffHours { from, to }),
-            _ => Err(OffHoursError(text)),
-        }
-    }
-}
-
-impl From<OffHours> for String {
-    fn from(o: OffHours) -> String {
-        format!(
-            "{:02}:{:02}-{:02}:{:02}",
-            o.from / 60,
-            o.from % 60,
-            o.to / 60,
-            o.to % 60
-        )
-    }
-}
-
-impl OffHours {
-    pub fn contains(self, now: SystemTime) -> bool {
-        let secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let minute = ((secs % 86_400) / 60) as u32;
-        if self.from < self.to {
-            (self.from..self.to).contains(&minute)
-        } else {
-            minute >= self.from || minute < self.to
-        }
-    }
-}
+pub use crate::config::OffHours;
 
 /// Only a quiet STANDBY dims or darkens the panel: LIVE, DRAINING, ATTENTION and ERROR are
 /// what someone walking past needs to see, at any hour.

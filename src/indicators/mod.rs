@@ -12,10 +12,9 @@ pub mod screen;
 #[cfg(feature = "demo")]
 pub mod ssd1306_model;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -49,19 +48,7 @@ pub fn simulated_png(oled: &SimulatedOled, scale: u32) -> Result<Vec<u8>, String
     }
 }
 
-/// What the indicators are doing, for the status page.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct IndicatorStatus {
-    /// `sysfs /sys/class/leds/ACT`, `gpio 17`, `simulated` or `off`.
-    pub led: String,
-    pub led_problem: Option<String>,
-    pub oled: String,
-    pub oled_problem: Option<String>,
-    pub oled_glow: glow::Glow,
-}
-
-/// Shared between the indicator tasks (writers) and the status collector (reader).
-pub type SharedIndicatorStatus = Arc<Mutex<IndicatorStatus>>;
+pub use crate::status::indicators::{IndicatorStatus, SharedIndicatorStatus};
 
 fn note(shared: &SharedIndicatorStatus, change: impl FnOnce(&mut IndicatorStatus)) {
     if let Ok(mut s) = shared.lock() {

@@ -19,30 +19,7 @@ use crate::format::{bytes, count, duration};
 use crate::live::mode::Mode;
 use crate::status::Status;
 
-/// Panel sizes the appliance drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum PanelSize {
-    #[serde(rename = "128x64")]
-    W128H64,
-    #[serde(rename = "128x32")]
-    W128H32,
-}
-
-impl PanelSize {
-    pub fn height(self) -> u32 {
-        match self {
-            PanelSize::W128H64 => 64,
-            PanelSize::W128H32 => 32,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            PanelSize::W128H64 => "128x64",
-            PanelSize::W128H32 => "128x32",
-        }
-    }
-}
+pub use crate::config::PanelSize;
 
 /// How long each page of a screen with more to say than fits stays up.
 pub const PAGE_EVERY: Duration = Duration::from_secs(4);

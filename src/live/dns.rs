@@ -15,7 +15,7 @@ pub struct DnsStatus {
     pub addresses: Vec<IpAddr>,
     /// `None` when the lookup failed.
     pub points_here: Option<bool>,
-    #[serde(with = "crate::status::rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub last_checked: Option<SystemTime>,
     pub error: Option<String>,
 }

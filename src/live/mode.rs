@@ -146,7 +146,7 @@ pub fn target(facts: &Facts, current: Mode) -> (Mode, String) {
 /// One change of mode.
 #[derive(Debug, Clone, Serialize)]
 pub struct Transition {
-    #[serde(with = "crate::status::rfc3339")]
+    #[serde(with = "crate::format::json_time")]
     pub at: SystemTime,
     pub from: Mode,
     pub to: Mode,

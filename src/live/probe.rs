@@ -20,7 +20,7 @@ pub struct ProbeStatus {
     pub url: String,
     /// `None` until `threshold` results agree.
     pub up: Option<bool>,
-    #[serde(with = "crate::status::rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub last_checked: Option<SystemTime>,
     /// The last result in words: `200 OK in 12 ms`, or what failed.
     pub last_result: Option<String>,

@@ -49,7 +49,7 @@ pub struct Site {
 impl Site {
     pub fn new(config: &Config) -> Result<Self, IndexError> {
         let site = &config.site;
-        let root = config.site_root();
+        let root = served_root(config);
         let synced = config.s3.is_some();
         let index = match build_index(&root, site.serve_dotfiles, synced) {
             Ok(index) => index,
@@ -144,7 +144,7 @@ fn build_index(
             source,
         })?;
         let generation = resolved.parent().unwrap_or(&resolved).to_owned();
-        match crate::sync::store::lease(&generation) {
+        match crate::generation::lease(&generation) {
             Ok(Some(lease)) => break (resolved, Some(lease)),
             Ok(None) if attempts < 3 => continue,
             Ok(None) => break (resolved, None),
@@ -156,8 +156,8 @@ fn build_index(
     };
     let manifest_path = resolved
         .parent()
-        .map(|generation| generation.join(crate::sync::manifest::MANIFEST_FILE));
-    let manifest = manifest_path.and_then(|path| match crate::sync::manifest::Manifest::read(&path) {
+        .map(|generation| generation.join(crate::generation::manifest::MANIFEST_FILE));
+    let manifest = manifest_path.and_then(|path| match crate::generation::manifest::Manifest::read(&path) {
         Ok(manifest) => Some(manifest),
         Err(e) => {
             tracing::warn!(error = %e, "generation without a readable manifest; serving by extension");
@@ -169,6 +169,14 @@ fn build_index(
         Some(lease) => index.hold(lease),
         None => index,
     })
+}
+
+/// The directory the site is served from: `site.root`, or the current generation.
+pub fn served_root(config: &Config) -> PathBuf {
+    match &config.site.root {
+        Some(root) if config.s3.is_none() => root.clone(),
+        _ => crate::generation::current_files(&config.storage.data_dir),
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! the OLED — renders a [`Status`]; none computes facts of its own. The collector gathers
 //! the facts once a second, runs the mode machine and publishes on a watch channel.
 
+pub mod indicators;
 pub mod system;
 
 use std::path::PathBuf;
@@ -28,11 +29,11 @@ pub const SCHEMA_VERSION: u32 = 2;
 pub struct Status {
     pub schema: u32,
     pub version: &'static str,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::format::json_time")]
     pub generated_at: SystemTime,
     pub mode: Mode,
     pub reason: String,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::format::json_time")]
     pub mode_since: SystemTime,
     /// Newest first.
     pub transitions: Vec<Transition>,
@@ -46,7 +47,7 @@ pub struct Status {
     pub primary: Option<ProbeStatus>,
     pub dns: Option<DnsStatus>,
     pub system: SystemStatus,
-    pub indicators: crate::indicators::IndicatorStatus,
+    pub indicators: indicators::IndicatorStatus,
     /// Messages to the owner (`[notify]`); absent when none are configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsView>,
@@ -63,7 +64,7 @@ pub struct NotificationsView {
     pub queued: usize,
     /// Delivered since start.
     pub sent: u64,
-    #[serde(with = "rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub last_sent: Option<SystemTime>,
     /// Why the last delivery failed, until one succeeds.
     pub last_error: Option<String>,
@@ -87,9 +88,9 @@ pub struct SiteStatus {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncView {
     pub bucket: String,
-    #[serde(with = "rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub last_attempt: Option<SystemTime>,
-    #[serde(with = "rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub last_success: Option<SystemTime>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
@@ -109,7 +110,7 @@ pub struct CertificateStatus {
     pub origin: String,
     /// The names of the certificate served; empty while there is none.
     pub names: Vec<String>,
-    #[serde(with = "rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub not_after: Option<SystemTime>,
     pub days_left: Option<i64>,
     /// Expires within `live.certificate_warning` (or has expired).
@@ -122,15 +123,15 @@ pub struct CertificateStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FetchView {
-    #[serde(with = "rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub last_attempt: Option<SystemTime>,
-    #[serde(with = "rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub last_success: Option<SystemTime>,
     /// When the failures now running began.
-    #[serde(with = "rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub failing_since: Option<SystemTime>,
     pub last_error: Option<String>,
-    #[serde(with = "rfc3339_option")]
+    #[serde(with = "crate::format::json_time_option")]
     pub next_attempt: Option<SystemTime>,
 }
 
@@ -190,7 +191,7 @@ pub struct Sources {
     pub live: crate::config::LiveConfig,
     /// A certificate source failing this long is a concern (`tls.attention_after_failing`).
     pub certificate_attention_after: Duration,
-    pub indicators: crate::indicators::SharedIndicatorStatus,
+    pub indicators: indicators::SharedIndicatorStatus,
     pub notifications: Option<watch::Receiver<NotificationsView>>,
 }
 
@@ -369,7 +370,7 @@ impl Status {
                 addresses: vec![std::net::IpAddr::from([192, 0, 2, 10])],
                 ..SystemStatus::default()
             },
-            indicators: crate::indicators::IndicatorStatus::default(),
+            indicators: indicators::IndicatorStatus::default(),
             notifications: None,
         }
     }
@@ -443,29 +444,6 @@ impl Collector {
             // /proc and statvfs reads are quick but blocking; a second apart they are cheap.
             let status = self.collect();
             publish.send_replace(Arc::new(status));
-        }
-    }
-}
-
-/// RFC 3339 UTC timestamps, to the second, in the JSON.
-pub mod rfc3339 {
-    use std::time::SystemTime;
-
-    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_seconds(*t))
-    }
-}
-
-pub mod rfc3339_option {
-    use std::time::SystemTime;
-
-    pub fn serialize<S: serde::Serializer>(
-        t: &Option<SystemTime>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.collect_str(&humantime::format_rfc3339_seconds(*t)),
-            None => s.serialize_none(),
         }
     }
 }

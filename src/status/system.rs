@@ -39,7 +39,7 @@ pub struct SystemStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CoarseClock {
     pub url: String,
-    #[serde(with = "super::rfc3339")]
+    #[serde(with = "crate::format::json_time")]
     pub checked_at: SystemTime,
     /// How far the clock was off before the check (server minus local).
     pub offset_seconds: f64,

@@ -165,7 +165,7 @@ fn history_json(page: &StatusPage) -> Response<Full<Bytes>> {
     #[derive(serde::Serialize)]
     struct HistoryDocument<'a> {
         schema: u32,
-        #[serde(with = "crate::status::rfc3339")]
+        #[serde(with = "crate::format::json_time")]
         generated_at: std::time::SystemTime,
         /// Why the journal is not being written, when it is not.
         not_written: Option<&'a str>,

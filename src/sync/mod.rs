@@ -17,11 +17,9 @@
 //! listing's objects, checked against the limits that listing passed.
 
 pub mod key;
-pub mod manifest;
 pub mod newfile;
 pub mod plan;
 pub mod precompress;
-pub mod redirect;
 pub mod source;
 pub mod store;
 mod verify;
@@ -30,7 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use manifest::{Manifest, ManifestEntry};
+use crate::generation::manifest::{Manifest, ManifestEntry};
+use crate::generation::redirect;
 use plan::{Plan, PlanError, PlanLimits, RemoteObject, SiblingConflict, Skipped};
 use precompress::NotCompressed;
 use source::{Bucket, SourceError};
@@ -774,7 +773,7 @@ async fn fetch_object(
 /// Whether an object gets compressed siblings: text, stored unencoded, large enough.
 fn worth_compressing(key: &str, entry: &ManifestEntry) -> bool {
     let content_type =
-        crate::site::index::effective_content_type(key, entry.content_type.as_deref());
+        crate::content_type::effective_content_type(key, entry.content_type.as_deref());
     precompress::is_compressible(content_type.to_str().unwrap_or(""))
         && entry.content_encoding.is_none()
         && entry.size >= precompress::MIN_SIZE

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::key::{key_to_relative_path, KeyRejection};
-use super::manifest::Manifest;
+use crate::generation::manifest::Manifest;
 
 /// One object as ListObjectsV2 reports it, with the configured prefix already removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,7 +213,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::manifest::ManifestEntry;
+    use crate::generation::manifest::ManifestEntry;
 
     fn object(key: &str, etag: &str, size: u64) -> RemoteObject {
         RemoteObject {

@@ -27,7 +27,7 @@ const CHUNK: usize = 64 * 1024;
 
 /// Content types worth compressing (by the object's type, or its extension's): text.
 pub fn is_compressible(content_type: &str) -> bool {
-    crate::site::index::is_textual(content_type)
+    crate::content_type::is_textual(content_type)
 }
 
 /// Why an object that could have had siblings got none.

@@ -26,12 +26,12 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
-use super::manifest::ManifestEntry;
 use super::newfile::{NewFile, TmpDir};
 use super::plan::RemoteObject;
 use super::verify::{equal_parts, hex, is_md5_hex, multipart_etag, multipart_parts, Mismatches};
 use crate::aws::{describe, with_causes};
 use crate::config::S3Config;
+use crate::generation::manifest::ManifestEntry;
 
 /// Tries per request (the first and the retries).
 pub const ATTEMPTS: u32 = 5;

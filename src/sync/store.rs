@@ -1,54 +1,22 @@
-//! Site generations on the data partition, switched atomically.
+//! The writer of site generations: builds one in `staging/`, switches `current` to it, and
+//! collects old ones no server holds. The layout and the lock protocol it shares with the
+//! site server are drawn in [`crate::generation`].
 //!
-//! ```text
-//! <data_dir>/site/
-//!   generations/000041/{files/, manifest.json}   the previous good generation, kept
-//!   generations/000042/{files/, manifest.json}   the current one
-//!   current -> generations/000042                 one symlink, replaced by rename(2)
-//!   staging/000043/{files/, tmp/}                 being built; never served
-//! ```
 //! Every file of a generation is written under a fresh name in its `tmp/` and linked into
 //! `files/` (`super::newfile`): the tree being built shares inodes with the served one, and
-//! nothing in it is ever opened for writing by name.
-//!
-//! A process serving a generation holds a shared `flock` on its directory ([`lease`]);
-//! [`GenerationStore::collect_garbage`] removes only generations it can lock exclusively, so a
-//! generation is never deleted under a running server (a `sync --once` beside the appliance).
-//! A generation is built whole in `staging/`, fsynced, moved into `generations/`, and only
-//! then does `current` move, with one `rename(2)` of a new symlink over the old. A crash at
-//! any point leaves `current` on a whole generation; leftovers in `staging/` are removed at
-//! the next start.
+//! nothing in it is ever opened for writing by name. A generation is built whole in
+//! `staging/`, fsynced, moved into `generations/`, and only then does `current` move, with one
+//! `rename(2)` of a new symlink over the old. A crash at any point leaves `current` on a whole
+//! generation; leftovers in `staging/` are removed at the next start.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::manifest::{Manifest, MANIFEST_FILE};
 use super::newfile::TmpDir;
-
-const SITE_DIR: &str = "site";
-const GENERATIONS: &str = "generations";
-const STAGING: &str = "staging";
-const CURRENT: &str = "current";
-const FILES: &str = "files";
-const TMP: &str = "tmp";
-
-#[derive(Debug, thiserror::Error)]
-#[error("{action} {path}: {source}")]
-pub struct StoreError {
-    action: &'static str,
-    path: PathBuf,
-    #[source]
-    source: io::Error,
-}
-
-fn at<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError {
-        action,
-        path: path.to_owned(),
-        source,
-    }
-}
+use crate::generation::manifest::{Manifest, MANIFEST_FILE};
+use crate::generation::{at, CURRENT, FILES, GENERATIONS, SITE_DIR, STAGING, TMP};
+pub use crate::generation::{lease, FsError as StoreError};
 
 /// Held while a sync runs; the lock is released when the file is closed.
 #[derive(Debug)]
@@ -101,7 +69,7 @@ impl Drop for Staging {
 impl GenerationStore {
     /// The directory the site server serves when the site comes from S3.
     pub fn current_files(data_dir: &Path) -> PathBuf {
-        data_dir.join(SITE_DIR).join(CURRENT).join(FILES)
+        crate::generation::current_files(data_dir)
     }
 
     /// Opens (creating) the store. Cleaning up after an interrupted sync happens under the
@@ -227,11 +195,9 @@ impl GenerationStore {
         let tmp = staging.dir.join(TMP);
         fs::remove_dir_all(&tmp).map_err(at("remove", &tmp))?;
         let manifest_path = staging.dir.join(MANIFEST_FILE);
-        manifest.write(&manifest_path).map_err(|e| StoreError {
-            action: "write",
-            path: manifest_path.clone(),
-            source: io::Error::other(e.to_string()),
-        })?;
+        manifest
+            .write(&manifest_path)
+            .map_err(|e| at("write", &manifest_path)(io::Error::other(e.to_string())))?;
         // One syncfs makes every file and directory of the new tree durable: on an SD card
         // it costs one journal commit instead of one per file.
         syncfs(&staging.dir)?;
@@ -285,18 +251,6 @@ impl GenerationStore {
         }
         Ok(removed)
     }
-}
-
-/// A server's claim on the generation it serves: a shared `flock` on the generation's
-/// directory, released when the returned file is closed. `None` when the generation was
-/// removed before the lease was taken (resolve `current` again).
-pub fn lease(generation_dir: &Path) -> Result<Option<fs::File>, StoreError> {
-    use rustix::fs::{flock, FlockOperation};
-    let dir = fs::File::open(generation_dir).map_err(at("open", generation_dir))?;
-    flock(&dir, FlockOperation::LockShared).map_err(|e| at("lock", generation_dir)(e.into()))?;
-    // Collection removes the manifest under its exclusive lock, so a manifest seen under
-    // the shared lock stays.
-    Ok(generation_dir.join(MANIFEST_FILE).is_file().then_some(dir))
 }
 
 /// The exclusive lock on a generation directory, if no server holds a lease on it.

@@ -21,7 +21,6 @@ use std::time::{Duration, SystemTime};
 
 use rustls::crypto::CryptoProvider;
 use rustls::ServerConfig;
-use serde::{Deserialize, Serialize};
 
 pub use resolver::{CertResolver, SlotView};
 pub use slot::{CertSlot, SourceHealth};
@@ -134,19 +133,7 @@ impl CertInfo {
     }
 }
 
-/// Which cipher suite the server picks among those a client offers (`tls.cipher_preference`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CipherPreference {
-    /// ChaCha20-Poly1305 first on a CPU without AES instructions (every Pi before the Pi 5,
-    /// where AES-GCM in software costs several times as much); the client's order otherwise.
-    #[default]
-    Auto,
-    /// The client's order, always.
-    Client,
-    /// ChaCha20-Poly1305 first, always.
-    Chacha20,
-}
+pub use crate::config::CipherPreference;
 
 /// The rustls server configuration: TLS 1.3 and 1.2 with ring's forward-secret AEAD suites,
 /// ALPN h2 and http/1.1, session tickets so returning readers skip the full handshake, and the

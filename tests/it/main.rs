@@ -13,6 +13,7 @@ mod history_notify;
 mod image_boot;
 mod indicators_led;
 mod indicators_oled;
+mod layers;
 mod live_status;
 mod reliability_power_cuts;
 mod reliability_s3_faults;

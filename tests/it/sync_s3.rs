@@ -1205,9 +1205,10 @@ async fn a_large_site_is_served_before_its_compressed_siblings_are_made() {
         generation("000001").is_dir(),
         "the last generation with a site of its own stays for rollback"
     );
-    let manifest =
-        pi_failover::sync::manifest::Manifest::read(&t.f.path("data/site/current/manifest.json"))
-            .expect("manifest");
+    let manifest = pi_failover::generation::manifest::Manifest::read(
+        &t.f.path("data/site/current/manifest.json"),
+    )
+    .expect("manifest");
     let entry = &manifest.objects["search/search_index.json"];
     assert!(entry.brotli && entry.gzip && !entry.siblings_pending);
     // And the next sync is a no-op again.
@@ -1226,7 +1227,7 @@ async fn siblings_pending_after_a_crash_are_added_by_the_next_sync() {
     // The state a crash between the two generations leaves: served, siblings pending.
     let generation = t.f.path("data/site/generations/000001");
     let mut manifest =
-        pi_failover::sync::manifest::Manifest::read(&generation.join("manifest.json"))
+        pi_failover::generation::manifest::Manifest::read(&generation.join("manifest.json"))
             .expect("manifest");
     let entry = manifest.objects.get_mut("page.html").expect("entry");
     (entry.brotli, entry.gzip, entry.siblings_pending) = (false, false, true);

@@ -211,7 +211,7 @@ async fn a_failed_or_interrupted_order_leaves_no_txt_record_behind() {
 
     // Stopped while its values are in DNS: the next start removes them, then succeeds.
     let config_again = config(&f, &s3, &pebble, &route53);
-    let dir = config_again.certificate_slots().expect("valid")[0]
+    let dir = pi_failover::settings::certificate_slots(&config_again).expect("valid")[0]
         .managed_dir
         .clone()
         .expect("a managed slot");

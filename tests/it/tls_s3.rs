@@ -308,7 +308,9 @@ fn a_certificate_prefix_under_the_site_is_refused() {
             "#
         );
         let config = pi_failover::config::parse(&text, &file).expect("parses");
-        let result = config.validate(&file);
+        let result = config
+            .validate(&file)
+            .and_then(|()| pi_failover::settings::check(&config, &file));
         assert_eq!(
             result.is_err(),
             refused,
@@ -341,11 +343,19 @@ fn a_certificate_entry_names_the_key_its_source_lacks_or_does_not_use() {
             "[site]\nhostnames = [\"example.test\"]\n[s3]\nbucket = \"site-bucket\"\nprefix = \"site/\"\n[[tls.certificates]]\n{entry}\n"
         );
         let config = pi_failover::config::parse(&text, &file).expect("parses");
-        let e = config.validate(&file).expect_err(entry).to_string();
+        let e = config
+            .validate(&file)
+            .and_then(|()| pi_failover::settings::check(&config, &file))
+            .expect_err(entry)
+            .to_string();
         assert!(e.contains(key), "{entry}: {e}");
     }
     let text = "[site]\nroot = \".\"\nhostnames = [\"example.test\"]\n[[tls.certificates]]\nsource = \"s3\"\nprefix = \"tls/\"\n";
     let config = pi_failover::config::parse(text, &file).expect("parses");
-    let e = config.validate(&file).expect_err("no [s3]").to_string();
+    let e = config
+        .validate(&file)
+        .and_then(|()| pi_failover::settings::check(&config, &file))
+        .expect_err("no [s3]")
+        .to_string();
     assert!(e.contains("[s3]"), "{e}");
 }

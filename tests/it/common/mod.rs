@@ -116,6 +116,7 @@ impl Fixture {
         let file = self.path("pi-failover.toml");
         let config = config::parse(&text, &file).expect("test config parses");
         config.validate(&file).expect("test config is valid");
+        pi_failover::settings::check(&config, &file).expect("test config is valid");
         config
     }
 
@@ -157,6 +158,7 @@ impl Fixture {
         std::fs::write(&file, &text).expect("write config");
         let config = config::parse(&text, &file).expect("s3 config parses");
         config.validate(&file).expect("s3 config is valid");
+        pi_failover::settings::check(&config, &file).expect("s3 config is valid");
         config
     }
 

@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::tls::CipherPreference;
-
 mod clock;
+mod indicators;
 mod notify;
 pub use clock::{check_https_url, ClockConfig};
+pub use indicators::{
+    LedBackend, LedConfig, OffHours, OffHoursError, OledBackend, OledConfig, PanelSize,
+};
 pub use notify::{topic_of, NotifyConfig, NotifyFormat};
 
 /// Where `pi-failover run` looks when `--config` is not given: the FAT boot partition,
@@ -61,87 +63,6 @@ pub struct Config {
     /// Messages to the owner when the Pi takes over, gives back or needs a look.
     #[serde(default)]
     pub notify: NotifyConfig,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LedBackend {
-    /// A Linux LED-class device (`led.path`): the board's ACT LED, or a `gpio-led` overlay.
-    Sysfs,
-    /// A GPIO pin (`led.gpio`, BCM numbering) through rppal.
-    Gpio,
-    /// Shown on the status page only (the demo).
-    Simulated,
-    Off,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LedConfig {
-    #[serde(default = "default_led_backend")]
-    pub backend: LedBackend,
-    #[serde(default = "default_led_path")]
-    pub path: PathBuf,
-    #[serde(default = "default_led_gpio")]
-    pub gpio: u8,
-    /// The LED lights when the line is low (or, for the Pi 5's ACT LED, brightness 0).
-    #[serde(default)]
-    pub active_low: bool,
-}
-
-impl Default for LedConfig {
-    fn default() -> Self {
-        Self {
-            backend: default_led_backend(),
-            path: default_led_path(),
-            gpio: default_led_gpio(),
-            active_low: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OledBackend {
-    /// An SSD1306 on the I2C bus `oled.bus`.
-    I2c,
-    /// Drawn on the status page only (the demo).
-    Simulated,
-    Off,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OledConfig {
-    #[serde(default = "default_oled_backend")]
-    pub backend: OledBackend,
-    #[serde(default = "default_oled_bus")]
-    pub bus: PathBuf,
-    /// 0x3C, or 0x3D with the module's SA0 jumper moved (TOML: `address = 0x3C`).
-    #[serde(default = "default_oled_address")]
-    pub address: u8,
-    #[serde(default = "default_oled_size")]
-    pub size: crate::indicators::screen::PanelSize,
-    /// For a panel mounted upside down.
-    #[serde(default)]
-    pub rotate_180: bool,
-    /// A daily window in UTC, e.g. "22:00-06:30", when the panel is dark in STANDBY (it
-    /// lights for LIVE or a problem at any hour).
-    #[serde(default)]
-    pub off_hours_utc: Option<crate::indicators::glow::OffHours>,
-}
-
-impl Default for OledConfig {
-    fn default() -> Self {
-        Self {
-            backend: default_oled_backend(),
-            bus: default_oled_bus(),
-            address: default_oled_address(),
-            size: default_oled_size(),
-            rotate_180: false,
-            off_hours_utc: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -343,6 +264,20 @@ impl<'de> Deserialize<'de> for Listen {
             ))
         })
     }
+}
+
+/// Which cipher suite the server picks among those a client offers (`tls.cipher_preference`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CipherPreference {
+    /// ChaCha20-Poly1305 first on a CPU without AES instructions (every Pi before the Pi 5,
+    /// where AES-GCM in software costs several times as much); the client's order otherwise.
+    #[default]
+    Auto,
+    /// The client's order, always.
+    Client,
+    /// ChaCha20-Poly1305 first, always.
+    Chacha20,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -590,27 +525,6 @@ impl Default for LogConfig {
     }
 }
 
-fn default_led_backend() -> LedBackend {
-    LedBackend::Sysfs
-}
-fn default_led_path() -> PathBuf {
-    PathBuf::from("/sys/class/leds/ACT")
-}
-fn default_led_gpio() -> u8 {
-    17
-}
-fn default_oled_backend() -> OledBackend {
-    OledBackend::I2c
-}
-fn default_oled_bus() -> PathBuf {
-    PathBuf::from("/dev/i2c-1")
-}
-fn default_oled_address() -> u8 {
-    0x3C
-}
-fn default_oled_size() -> crate::indicators::screen::PanelSize {
-    crate::indicators::screen::PanelSize::W128H64
-}
 fn default_true() -> bool {
     true
 }
@@ -826,16 +740,12 @@ impl ConfigError {
     }
 }
 
-/// Reads, parses and validates a config file.
-pub fn load(file: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+/// Reads a config file: its text, for [`parse`].
+pub fn read(file: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_owned(),
         source,
-    })?;
-    let config = parse(&text, file)?;
-    config.validate(file)?;
-    config.check_files(file)?;
-    Ok(config)
+    })
 }
 
 /// Parses TOML text; `file` is only used to name the source in errors. Relative paths in the
@@ -1048,31 +958,15 @@ impl Config {
                 "use printable ASCII, e.g. \"raspberry-pi\"",
             ));
         }
-        if !self.site.health_path.starts_with('/')
-            || crate::site::resolve::request_key(&self.site.health_path).is_err()
-        {
-            return Err(err(
-                "site.health_path",
-                format!("`{}` is not a plain absolute path", self.site.health_path),
-                "write a path such as \"/up.txt\"",
-            ));
-        }
         for (name, value) in &self.site.headers {
             let key = format!("site.headers.{name}");
-            let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 err(
                     &key,
                     format!("`{name}` is not a header name"),
                     "use letters, digits and dashes, e.g. \"Referrer-Policy\"",
                 )
             })?;
-            if crate::site::policy::is_managed_header(&header) {
-                return Err(err(
-                    &key,
-                    format!("`{name}` is set by the server itself"),
-                    "remove it; X-Powered-By and HSTS have their own keys under [site]",
-                ));
-            }
             if http::HeaderValue::from_str(value).is_err() {
                 return Err(err(
                     &key,
@@ -1089,7 +983,6 @@ impl Config {
                 "add a [[tls.certificates]] table with `cert` and `key` paths, or `source = \"s3\"` and a `prefix`",
             ));
         }
-        validate_certificates(self, file)?;
         if self.tls.watch_interval < Duration::from_millis(50) {
             return Err(err(
                 "tls.watch_interval",
@@ -1140,16 +1033,6 @@ impl Config {
                 return Err(err(key, "0 would refuse every reader".into(), fix));
             }
         }
-        if l.max_buffered_bytes_per_connection < crate::pacing::CHUNK_SIZE {
-            return Err(err(
-                "limits.max_buffered_bytes_per_connection",
-                format!(
-                    "{} bytes is less than one 16384-byte chunk, so no file could be sent",
-                    l.max_buffered_bytes_per_connection
-                ),
-                "use at least 16384; 65536 is the default",
-            ));
-        }
         if l.max_header_bytes < 1024 {
             return Err(err(
                 "limits.max_header_bytes",
@@ -1191,14 +1074,6 @@ impl Config {
         Ok(())
     }
 
-    /// The directory the site is served from: `site.root`, or the current generation.
-    pub fn site_root(&self) -> PathBuf {
-        match &self.site.root {
-            Some(root) if self.s3.is_none() => root.clone(),
-            _ => crate::sync::store::GenerationStore::current_files(&self.storage.data_dir),
-        }
-    }
-
     /// What works but may surprise, for `check-config` to print: combinations of settings
     /// whose consequence is not obvious from each alone.
     pub fn advisories(&self) -> Vec<String> {
@@ -1217,23 +1092,6 @@ impl Config {
             }
         }
         notes
-    }
-
-    /// The most descriptors and connection memory this configuration may use.
-    /// The certificates as the TLS module takes them. [`Config::validate`] has reported any
-    /// error this returns, with the file's name.
-    pub fn certificate_slots(&self) -> Result<Vec<crate::tls::CertSlot>, SlotError> {
-        self.tls
-            .certificates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| certificate_slot(self, i, c))
-            .collect()
-    }
-
-    pub fn budget(&self) -> crate::budget::Budget {
-        let downloads = self.s3.as_ref().map_or(0, |s3| s3.concurrency);
-        crate::budget::Budget::of(&self.limits, downloads)
     }
 
     /// The effective configuration as TOML, for `check-config`, whose output gets pasted into
@@ -1294,38 +1152,7 @@ fn validate_live(config: &Config, file: &Path) -> Result<(), ConfigError> {
             ));
         }
     }
-    if config.led.gpio > 27 {
-        return Err(err(
-            "led.gpio",
-            format!("GPIO {} is not on the 40-pin header", config.led.gpio),
-            "use a BCM GPIO number from 2 to 27, e.g. 17 (pin 11)",
-        ));
-    }
-    if cfg!(not(feature = "demo")) && config.oled.backend == OledBackend::Simulated {
-        return Err(err(
-            "oled.backend",
-            "\"simulated\" is the demo's panel, and this build has no demo".into(),
-            "use \"i2c\" for a panel on the Pi, or \"off\"",
-        ));
-    }
-    if !(0x08..=0x77).contains(&config.oled.address) {
-        return Err(err(
-            "oled.address",
-            format!("{:#04x} is not a 7-bit I2C address", config.oled.address),
-            "use 0x3C, or 0x3D for a module with its SA0 jumper moved (0x78/0x7A are the 8-bit forms)",
-        ));
-    }
-    if config.status.allow.len() > crate::listener::admit::MAX_NETWORKS {
-        return Err(err(
-            "status.allow",
-            format!(
-                "{} networks; the status port's packet filter takes at most {}",
-                config.status.allow.len(),
-                crate::listener::admit::MAX_NETWORKS
-            ),
-            "merge neighbouring networks into wider prefixes, or set status.token and reach the page from anywhere with it",
-        ));
-    }
+    indicators::validate(&config.led, &config.oled, file)?;
     if let Some(token) = &config.status.token {
         if token.len() < 16 || http::HeaderValue::from_str(token).is_err() {
             return Err(err(
@@ -1432,267 +1259,6 @@ fn validate_s3(s3: &S3Config, file: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// An `acme` entry's settings, or the key that is wrong, the problem and the fix.
-fn acme_settings(
-    config: &Config,
-    cert: &CertificateConfig,
-) -> Result<crate::tls::acme::AcmeSettings, (&'static str, String, &'static str)> {
-    use crate::tls::acme::{LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
-    let names = cert
-        .names
-        .clone()
-        .unwrap_or_else(|| config.site.hostnames.clone());
-    if names.is_empty() {
-        return Err((
-            "names",
-            "no name to certify".into(),
-            "list the site's names, or set site.hostnames",
-        ));
-    }
-    for name in &names {
-        let bare = name.strip_prefix("*.").unwrap_or(name);
-        let valid = !bare.is_empty()
-            && bare.len() <= 253
-            && bare.contains('.')
-            && bare.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
-        if !valid {
-            return Err((
-                "names",
-                format!("`{name}` is not a public DNS name a CA can certify"),
-                "use names such as \"example.com\" or \"*.example.com\"",
-            ));
-        }
-    }
-    let directory = match cert.directory.as_deref() {
-        None | Some("letsencrypt") => LETS_ENCRYPT.to_owned(),
-        Some("letsencrypt-staging") => LETS_ENCRYPT_STAGING.to_owned(),
-        Some(url) if url.starts_with("https://") => url.to_owned(),
-        Some(other) => {
-            return Err((
-                "directory",
-                format!("`{other}` is not an ACME directory"),
-                "use \"letsencrypt\", \"letsencrypt-staging\" or the directory's https:// URL",
-            ))
-        }
-    };
-    let eab = match (&cert.eab_kid, &cert.eab_hmac_key) {
-        (None, None) => None,
-        (Some(kid), Some(key)) => {
-            use base64::Engine;
-            let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(key.trim_end_matches('='))
-                .map_err(|e| {
-                    (
-                        "eab_hmac_key",
-                        format!("not base64url: {e}"),
-                        "paste the HMAC key exactly as the CA shows it",
-                    )
-                })?;
-            Some((kid.clone(), key))
-        }
-        (Some(_), None) => {
-            return Err((
-                "eab_hmac_key",
-                "missing: eab_kid needs it".into(),
-                "give both eab_kid and eab_hmac_key, or neither",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err((
-                "eab_kid",
-                "missing: eab_hmac_key needs it".into(),
-                "give both eab_kid and eab_hmac_key, or neither",
-            ))
-        }
-    };
-    let contact = match cert.contact.as_deref() {
-        None => Vec::new(),
-        Some(address) if address.contains('@') && !address.contains(char::is_whitespace) => {
-            vec![if address.starts_with("mailto:") {
-                address.to_owned()
-            } else {
-                format!("mailto:{address}")
-            }]
-        }
-        Some(other) => {
-            return Err((
-                "contact",
-                format!("`{other}` is not an e-mail address"),
-                "give an address such as \"owner@example.com\", or remove the key",
-            ))
-        }
-    };
-    if let Some(endpoint) = &cert.route53_endpoint {
-        if !endpoint.starts_with("https://") && !endpoint.starts_with("http://") {
-            return Err((
-                "route53_endpoint",
-                format!("`{endpoint}` is not a URL"),
-                "give an http(s):// URL, or remove it to use AWS's",
-            ));
-        }
-    }
-    Ok(crate::tls::acme::AcmeSettings {
-        names: names.iter().map(|n| n.to_ascii_lowercase()).collect(),
-        directory,
-        directory_ca: cert.directory_ca.clone(),
-        contact,
-        eab,
-        hosted_zone_id: cert.hosted_zone_id.clone().unwrap_or_default(),
-        route53_endpoint: cert.route53_endpoint.clone(),
-    })
-}
-
-/// Why a `[[tls.certificates]]` entry cannot become a certificate: the key, the problem and
-/// the fix.
-#[derive(Debug, thiserror::Error)]
-#[error("key `{key}`: {problem}. Fix: {fix}")]
-pub struct SlotError {
-    key: String,
-    problem: String,
-    fix: &'static str,
-}
-
-impl SlotError {
-    fn new(key: String, problem: String, fix: &'static str) -> Self {
-        Self { key, problem, fix }
-    }
-}
-
-/// Entry `i` as the TLS module takes it, when it has the keys its source needs and no others,
-/// and an `s3` location the site sync can never reach (the sync would publish the key).
-fn certificate_slot(
-    config: &Config,
-    i: usize,
-    cert: &CertificateConfig,
-) -> Result<crate::tls::CertSlot, SlotError> {
-    let at = |what: &str| format!("tls.certificates[{i}].{what}");
-    let present = [
-        ("cert", cert.cert.is_some()),
-        ("key", cert.key.is_some()),
-        ("bucket", cert.bucket.is_some()),
-        ("prefix", cert.prefix.is_some()),
-        ("names", cert.names.is_some()),
-        ("directory", cert.directory.is_some()),
-        ("directory_ca", cert.directory_ca.is_some()),
-        ("contact", cert.contact.is_some()),
-        ("eab_kid", cert.eab_kid.is_some()),
-        ("eab_hmac_key", cert.eab_hmac_key.is_some()),
-        ("hosted_zone_id", cert.hosted_zone_id.is_some()),
-        ("route53_endpoint", cert.route53_endpoint.is_some()),
-    ];
-    let (needs, name): (&[&str], &str) = match cert.source {
-        CertificateSource::Files => (&["cert", "key"], "files"),
-        CertificateSource::S3 => (&["prefix"], "s3"),
-        CertificateSource::Acme => (&["hosted_zone_id"], "acme"),
-    };
-    let allowed: &[&str] = match cert.source {
-        CertificateSource::Files => &["cert", "key"],
-        CertificateSource::S3 => &["bucket", "prefix"],
-        CertificateSource::Acme => &[
-            "names",
-            "directory",
-            "directory_ca",
-            "contact",
-            "eab_kid",
-            "eab_hmac_key",
-            "hosted_zone_id",
-            "route53_endpoint",
-        ],
-    };
-    for (key, is_set) in present {
-        if needs.contains(&key) && !is_set {
-            return Err(SlotError::new(
-                at(key),
-                format!("missing: `source = \"{name}\"` needs it"),
-                match cert.source {
-                    CertificateSource::Files => "give the PEM file's path, or choose `source = \"s3\"`",
-                    CertificateSource::S3 => "give the prefix the primary's deploy hook uploads fullchain.pem and privkey.pem under, e.g. \"tls/example.com/\"",
-                    CertificateSource::Acme => "give the ID of the Route 53 hosted zone holding the site's names (Route 53 console, Hosted zones, e.g. \"Z0123456789ABCDEFGHIJ\")",
-                },
-            ));
-        }
-        if is_set && !allowed.contains(&key) {
-            return Err(SlotError::new(
-                at(key),
-                format!("not used by `source = \"{name}\"`"),
-                "remove it, or set `source` to the kind of certificate it belongs to",
-            ));
-        }
-    }
-    Ok(match cert.source {
-        CertificateSource::Files => crate::tls::CertSlot::files(
-            cert.cert.clone().unwrap_or_default(),
-            cert.key.clone().unwrap_or_default(),
-        ),
-        CertificateSource::S3 => {
-            let Some(s3) = &config.s3 else {
-                return Err(SlotError::new(
-                    at("source"),
-                    "`s3` needs the [s3] table: the certificate is fetched with its endpoint, region and credentials, after each sync".into(),
-                    "add the [s3] table, or put the certificate on the card with `source = \"files\"`",
-                ));
-            };
-            let bucket = cert.bucket.as_deref().unwrap_or(&s3.bucket);
-            let prefix = cert.prefix.as_deref().unwrap_or_default();
-            if bucket == s3.bucket
-                && ["fullchain.pem", "privkey.pem"]
-                    .iter()
-                    .any(|name| format!("{prefix}{name}").starts_with(&s3.prefix))
-            {
-                return Err(SlotError::new(
-                    at("prefix"),
-                    format!(
-                        "s3://{bucket}/{prefix} lies under the site's prefix `{}`: the sync would download the private key and serve it to anyone",
-                        s3.prefix
-                    ),
-                    "keep certificates outside the site: another bucket, or a prefix beside the site's (site under \"site/\", certificates under \"tls/\")",
-                ));
-            }
-            crate::tls::CertSlot::s3(
-                bucket.to_owned(),
-                prefix.to_owned(),
-                &config.storage.data_dir,
-            )
-        }
-        CertificateSource::Acme => {
-            let settings = acme_settings(config, cert)
-                .map_err(|(key, problem, fix)| SlotError::new(at(key), problem, fix))?;
-            crate::tls::CertSlot::acme(settings, &config.storage.data_dir)
-        }
-    })
-}
-
-/// Every entry makes a certificate, and no two share a place on the data partition.
-fn validate_certificates(config: &Config, file: &Path) -> Result<(), ConfigError> {
-    let mut seen = BTreeMap::new();
-    for (i, cert) in config.tls.certificates.iter().enumerate() {
-        let slot = certificate_slot(config, i, cert)
-            .map_err(|e| key_error(file, &e.key, e.problem, e.fix))?;
-        let Some(dir) = slot.managed_dir else {
-            continue;
-        };
-        if let Some(other) = seen.insert(dir, i) {
-            let key = match cert.source {
-                CertificateSource::S3 => "prefix",
-                _ => "names",
-            };
-            return Err(key_error(
-                file,
-                &format!("tls.certificates[{i}].{key}"),
-                format!("the same certificate as tls.certificates[{other}]"),
-                "list each certificate once",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// `path`, when the config names one at `key`, is a file (a PEM next to the config).
 fn pem_file_is_there(file: &Path, key: &str, path: Option<&Path>) -> Result<(), ConfigError> {
     match path {
@@ -1706,7 +1272,7 @@ fn pem_file_is_there(file: &Path, key: &str, path: Option<&Path>) -> Result<(), 
     }
 }
 
-fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigError {
+pub fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigError {
     ConfigError::Key {
         file: file.to_owned(),
         key: key.to_owned(),
@@ -1715,7 +1281,7 @@ fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigError 
     }
 }
 
-fn is_valid_hostname(name: &str) -> bool {
+pub fn is_valid_hostname(name: &str) -> bool {
     if name.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }
@@ -1804,42 +1370,6 @@ mod tests {
     }
 
     #[test]
-    fn acme_entries_are_checked_by_validate_with_the_key_and_the_fix() {
-        let file = Path::new("/card/pi-failover.toml");
-        for (entry, key) in [
-            ("names = [\"not a name\"]", "tls.certificates[0].names"),
-            (
-                "directory = \"http://ca.example/dir\"",
-                "tls.certificates[0].directory",
-            ),
-            ("contact = \"nobody\"", "tls.certificates[0].contact"),
-            ("eab_kid = \"k\"", "tls.certificates[0].eab_hmac_key"),
-            (
-                "eab_kid = \"k\"\neab_hmac_key = \"not base64!\"",
-                "tls.certificates[0].eab_hmac_key",
-            ),
-            (
-                "route53_endpoint = \"moto:5000\"",
-                "tls.certificates[0].route53_endpoint",
-            ),
-        ] {
-            let text = format!(
-                "[site]\nroot = \"/srv/site\"\nhostnames = [\"example.com\"]\n[[tls.certificates]]\nsource = \"acme\"\nhosted_zone_id = \"Z1\"\n{entry}\n"
-            );
-            let c = parse_str(&text).expect("parses");
-            let e = c.validate(file).expect_err(entry);
-            assert_eq!(e.key(), Some(key), "{entry}: {e}");
-            assert!(c.certificate_slots().is_err(), "{entry}");
-        }
-        let twice = "[site]\nroot = \"/srv/site\"\nhostnames = [\"example.com\"]\n[[tls.certificates]]\nsource = \"acme\"\nhosted_zone_id = \"Z1\"\n[[tls.certificates]]\nsource = \"acme\"\nhosted_zone_id = \"Z2\"\n";
-        let e = parse_str(twice)
-            .expect("parses")
-            .validate(file)
-            .expect_err("the same names twice");
-        assert_eq!(e.key(), Some("tls.certificates[1].names"), "{e}");
-    }
-
-    #[test]
     fn the_printed_config_never_shows_the_acme_account_binding_key() {
         let text = r#"
             [site]
@@ -1872,27 +1402,6 @@ mod tests {
             message.contains("status.token") && message.contains("openssl rand"),
             "{message}"
         );
-    }
-
-    #[test]
-    fn a_status_allow_list_longer_than_the_packet_filter_takes_is_refused_with_the_fix() {
-        let nets: Vec<String> = (0..=crate::listener::admit::MAX_NETWORKS)
-            .map(|i| format!("\"10.{i}.0.0/16\""))
-            .collect();
-        let text = format!("{MINIMAL}\n[status]\nallow = [{}]\n", nets.join(", "));
-        let c = parse_str(&text).expect("parses");
-        let message = c
-            .validate(Path::new("pi-failover.toml"))
-            .expect_err("too many networks")
-            .to_string();
-        assert!(
-            message.contains("status.allow") && message.contains("wider prefixes"),
-            "{message}"
-        );
-        let fits = format!("{MINIMAL}\n[status]\nallow = [{}]\n", nets[1..].join(", "));
-        let c = parse_str(&fits).expect("parses");
-        c.validate(Path::new("pi-failover.toml"))
-            .expect("64 networks fit");
     }
 
     #[test]
