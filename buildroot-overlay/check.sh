@@ -96,33 +96,10 @@ die() {
 	exit 2
 }
 
-# toml_value FILE SECTION KEY: a string or bare value of KEY in [SECTION].
+# toml_value FILE SECTION KEY: the value of KEY in [SECTION] (SECTION dotted), read by a
+# real TOML parser (toml-get.py, Python's tomllib).
 toml_value() {
-	awk -v want_section="$2" -v want_key="$3" '
-		/^[[:space:]]*\[/ {
-			section = $0
-			sub(/^[[:space:]]*\[+[[:space:]]*/, "", section)
-			sub(/[[:space:]]*\].*$/, "", section)
-			next
-		}
-		section == want_section {
-			line = $0
-			sub(/^[[:space:]]+/, "", line)
-			if (index(line, want_key) != 1)
-				next
-			rest = substr(line, length(want_key) + 1)
-			if (rest !~ /^[[:space:]]*=/)
-				next
-			sub(/^[[:space:]]*=[[:space:]]*/, "", rest)
-			if (rest ~ /^"/) {
-				sub(/^"/, "", rest)
-				sub(/".*$/, "", rest)
-			} else {
-				sub(/[[:space:]]*(#.*)?$/, "", rest)
-			}
-			print rest
-			exit
-		}' "$1"
+	python3 "$here/toml-get.py" "$1" "$2" "$3"
 }
 
 # mk_value VAR: the value of "VAR = ..." in pi-failover.mk (one line).
@@ -156,6 +133,7 @@ version_ge() {
 
 [ -f "$repo/Cargo.toml" ] || die "no Cargo.toml in $repo: is $here the repository's buildroot-overlay/?"
 command -v shellcheck >/dev/null || die "shellcheck not found (apt-get install shellcheck)"
+python3 -c "import tomllib" 2>/dev/null || die "python3 3.11 or later (its tomllib reads the TOML files) not found"
 
 genimage_cfg=$repo/image/genimage.cfg
 disk_sig=$(sed -n 's/^[[:space:]]*disk-signature[[:space:]]*=[[:space:]]*0x\([0-9a-fA-F]*\).*/\1/p' \
@@ -666,19 +644,10 @@ fi
 
 # ---------------------------------------------------------------------------
 section "vendored crates"
-locked=$(awk '
-	/^\[\[package\]\]/ { name = ""; version = ""; registry = 0 }
-	/^name = /    { name = $3; gsub(/"/, "", name) }
-	/^version = / { version = $3; gsub(/"/, "", version) }
-	/^source = "registry/ { registry = 1 }
-	/^$/ { if (registry && name != "") print name, version; registry = 0 }
-	END { if (registry && name != "") print name, version }' "$repo/Cargo.lock" | sort -u)
+locked=$(python3 "$here/toml-get.py" --lock "$repo/Cargo.lock" | sort -u)
 crate_dirs() { # DIR...: "name version dir" of every crate source below DIR
-	for d in "$@"; do
-		[ -f "$d/Cargo.toml" ] || continue
-		printf '%s %s %s\n' "$(toml_value "$d/Cargo.toml" package name)" \
-			"$(toml_value "$d/Cargo.toml" package version)" "$d"
-	done
+	[ $# -gt 0 ] || return 0
+	python3 "$here/toml-get.py" --crates "$@"
 }
 # holds_every_crate DIR LABEL: DIR (a cargo vendor directory) holds every crate of Cargo.lock.
 holds_every_crate() {

@@ -1,7 +1,6 @@
 //! `[clock]`: where the Pi, which has no real-time clock, gets the time (`src/clock/`).
 //!
-//! Its own section with its own defaults and checks, the shape issue 17 asks of the rest: it
-//! imports nothing from the crate but its parent; `clock::ClockSettings::new` reads it.
+//! `clock::ClockSettings::new` reads it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
