@@ -384,8 +384,8 @@ where
         let next = tokio::time::sleep(every);
         results.push(probe().await);
         tokio::select! {
-            _ = &mut stop => return results,
-            _ = next => {}
+            () = &mut stop => return results,
+            () = next => {}
         }
     }
 }
@@ -402,7 +402,7 @@ pub fn footprint(pids: &[u32]) -> (u64, usize) {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
                 .unwrap_or(0);
         }
-        fds += std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+        fds += std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, std::iter::Iterator::count);
     }
     (rss_kb, fds)
 }

@@ -504,7 +504,7 @@ async fn sync_loop(
         // A sync interrupted by shutdown leaves only staging files, removed at next start.
         let started = std::time::SystemTime::now();
         let result = tokio::select! {
-            _ = stop.cancelled() => return,
+            () = stop.cancelled() => return,
             result = syncer.sync_once(false) => result,
         };
         status.send_modify(|s| s.record(started, &result));
@@ -543,8 +543,8 @@ async fn sync_loop(
             }
         }
         tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
         }
     }
 }
@@ -563,7 +563,7 @@ async fn follow_current(
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            () = stop.cancelled() => return,
             _ = watch.tick() => {
                 if site.behind_current() {
                     let generation = store.current_id();
@@ -585,7 +585,7 @@ async fn serve_current(site: &Arc<Site>, generation: Option<&str>) {
     match tokio::task::spawn_blocking(move || indexing.reindex()).await {
         Ok(Ok(files)) => tracing::info!(files, generation, "serving the new generation"),
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot index the new generation; still serving the previous one")
+            tracing::error!(error = %e, "cannot index the new generation; still serving the previous one");
         }
         Err(e) => tracing::error!(error = %e, "indexing task failed"),
     }
@@ -626,10 +626,10 @@ fn bind_status(
     if status.token.is_none() {
         match crate::listener::admit::admit_only(&bound.listener, &status.allow) {
             Ok(()) => {
-                tracing::debug!(%addr, networks = status.allow.len(), "status port filtered to status.allow")
+                tracing::debug!(%addr, networks = status.allow.len(), "status port filtered to status.allow");
             }
             Err(e) => {
-                tracing::warn!(%addr, error = %e, "status.allow: no packet filter on the status port (it needs CAP_NET_ADMIN at start, which the image's run script grants); the page still refuses other addresses")
+                tracing::warn!(%addr, error = %e, "status.allow: no packet filter on the status port (it needs CAP_NET_ADMIN at start, which the image's run script grants); the page still refuses other addresses");
             }
         }
     }

@@ -221,7 +221,7 @@ fn raise_descriptor_limit(budget: &Budget) -> anyhow::Result<()> {
         rlim_max: 0,
     };
     // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } != 0 {
         tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the descriptor limit");
         return Ok(());
     }
@@ -231,7 +231,7 @@ fn raise_descriptor_limit(budget: &Budget) -> anyhow::Result<()> {
             rlim_max: limit.rlim_max,
         };
         // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } == 0 {
             limit = raised;
         } else {
             tracing::warn!(error = %std::io::Error::last_os_error(), "cannot raise the descriptor limit");

@@ -94,15 +94,12 @@ impl Progress {
     pub fn open_stream(self: &Arc<Self>) -> StreamClock {
         let now = self.now_ms();
         let mut streams = self.streams();
-        let slot = match streams.free.pop() {
-            Some(slot) => {
-                streams.last_ms[slot] = Some(now);
-                slot
-            }
-            None => {
-                streams.last_ms.push(Some(now));
-                streams.last_ms.len() - 1
-            }
+        let slot = if let Some(slot) = streams.free.pop() {
+            streams.last_ms[slot] = Some(now);
+            slot
+        } else {
+            streams.last_ms.push(Some(now));
+            streams.last_ms.len() - 1
         };
         StreamClock {
             progress: self.clone(),

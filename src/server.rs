@@ -120,7 +120,7 @@ async fn admit(ctx: &ServerContext) -> Option<(Lane, OwnedSemaphorePermit)> {
         return Some((Lane::Reserve, permit));
     }
     tokio::select! {
-        _ = ctx.shutdown.cancelled() => None,
+        () = ctx.shutdown.cancelled() => None,
         permit = ctx.connections.clone().acquire_owned() => Some((Lane::Established, permit.ok()?)),
     }
 }
@@ -134,7 +134,7 @@ pub async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ctx: Serv
         // At the cap this loop waits here, and further clients wait in the kernel's queue:
         // a listener waiting for its next client holds no permit.
         let handshake = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
+            () = ctx.shutdown.cancelled() => return,
             permit = ctx.handshakes.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => return,
@@ -225,7 +225,7 @@ pub async fn accept_next(
 ) -> Option<(TcpStream, SocketAddr)> {
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return None,
+            () = shutdown.cancelled() => return None,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => return Some((tcp, crate::listener::canonical(peer))),
                 Err(e) => {
@@ -349,7 +349,7 @@ fn record<B>(
         host: req
             .uri()
             .authority()
-            .map(|a| a.as_str())
+            .map(http::uri::Authority::as_str)
             .or_else(|| header(http::header::HOST)),
         method: Some(req.method()),
         user_agent: header(http::header::USER_AGENT),
@@ -403,11 +403,11 @@ where
                 }
                 watch.progress.touch();
             }
-            _ = watch.requested.notified(), if reserve => {
+            () = watch.requested.notified(), if reserve => {
                 graceful(conn.as_mut());
                 break;
             }
-            _ = watch.ctx.shutdown.cancelled() => {
+            () = watch.ctx.shutdown.cancelled() => {
                 graceful(conn.as_mut());
                 break;
             }

@@ -61,7 +61,7 @@ impl ClockSettings {
 pub fn kernel_synchronised() -> Option<bool> {
     // SAFETY: a zeroed timex with modes = 0 only reads the kernel's state into it.
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    let state = unsafe { libc::adjtimex(&mut tx) };
+    let state = unsafe { libc::adjtimex(&raw mut tx) };
     if state < 0 {
         return None;
     }

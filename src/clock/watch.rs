@@ -164,7 +164,7 @@ fn step_clock(reading: &DateReading) -> std::io::Result<()> {
         tv_nsec: target.subsec_nanos().into(),
     };
     // SAFETY: a valid timespec, read by the kernel only.
-    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } != 0 {
+    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &raw const ts) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

@@ -112,6 +112,10 @@ fn default_max_delete_fraction() -> f64 {
     0.5
 }
 
+/// The limiter lets a download through in pieces of up to 64 KiB; below this rate each piece
+/// waits longer than S3 and most proxies keep a silent connection open.
+const MIN_BANDWIDTH: u64 = 4 * 1024;
+
 pub(super) fn validate_s3(s3: &S3Config, file: &Path) -> Result<(), ConfigError> {
     let err = |key: &str, problem: String, fix: &str| key_error(file, key, problem, fix);
     let valid_bucket = (3..=63).contains(&s3.bucket.len())
@@ -176,9 +180,6 @@ pub(super) fn validate_s3(s3: &S3Config, file: &Path) -> Result<(), ConfigError>
             "use a duration such as \"30s\"",
         ));
     }
-    // The limiter lets a download through in pieces of up to 64 KiB; below this rate each
-    // piece waits longer than S3 and most proxies keep a silent connection open.
-    const MIN_BANDWIDTH: u64 = 4 * 1024;
     if s3.bandwidth_limit != 0 && s3.bandwidth_limit < MIN_BANDWIDTH {
         return Err(err(
             "s3.bandwidth_limit",

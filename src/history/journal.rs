@@ -33,7 +33,7 @@ pub const JOURNAL_CAP: u64 = 2 * 1024 * 1024;
 const MAGIC: &[u8; 20] = b"pi-failover history\n";
 /// The format this program writes.
 pub const FORMAT: u32 = 1;
-const HEADER_LEN: u64 = MAGIC.len() as u64 + 4;
+const HEADER_LEN: usize = MAGIC.len() + 4;
 /// No record is larger; a length above it is damage.
 const RECORD_MAX: u32 = 64 * 1024;
 
@@ -111,7 +111,7 @@ impl Journal {
             let journal = Journal {
                 path: path.to_owned(),
                 file,
-                len: HEADER_LEN,
+                len: HEADER_LEN as u64,
                 cap,
             };
             return Ok((journal, Opened::default()));
@@ -212,21 +212,24 @@ fn frame(buf: &mut Vec<u8>, record: &Record) {
     // Read back, a longer one would count as damage and cut the journal there, losing every
     // record after it: it is never written. (Events are cut where they are made, so this
     // does not happen; the reader's rule is kept by the writer all the same.)
-    if payload.len() > RECORD_MAX as usize {
+    let Some(len) = u32::try_from(payload.len())
+        .ok()
+        .filter(|len| *len <= RECORD_MAX)
+    else {
         tracing::warn!(
             bytes = payload.len(),
             "history record too large; not written"
         );
         return;
-    }
-    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    };
+    buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     buf.extend_from_slice(&payload);
 }
 
 /// Reads a whole file's bytes: the history, and the offset after its last whole record.
 fn read(path: &Path, bytes: &[u8]) -> Result<(Opened, u64), JournalError> {
-    if bytes.len() < HEADER_LEN as usize {
+    if bytes.len() < HEADER_LEN {
         // A header cut by a power cut on the very first write.
         if MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
             return Ok((
@@ -247,7 +250,7 @@ fn read(path: &Path, bytes: &[u8]) -> Result<(Opened, u64), JournalError> {
         });
     }
     let mut version = [0u8; 4];
-    version.copy_from_slice(&bytes[MAGIC.len()..HEADER_LEN as usize]);
+    version.copy_from_slice(&bytes[MAGIC.len()..HEADER_LEN]);
     let found = u32::from_le_bytes(version);
     if found > FORMAT {
         return Err(JournalError::Newer {
@@ -256,7 +259,7 @@ fn read(path: &Path, bytes: &[u8]) -> Result<(Opened, u64), JournalError> {
         });
     }
     let mut opened = Opened::default();
-    let mut at = HEADER_LEN as usize;
+    let mut at = HEADER_LEN;
     while let Some((payload, next)) = next_record(bytes, at) {
         match serde_json::from_slice::<Record>(payload) {
             Ok(record) => {
@@ -323,8 +326,8 @@ mod tests {
             let (mut journal, opened) = Journal::open(&path).expect("open");
             assert_eq!(opened.history.minutes.len(), 3, "cut at {cut}");
             assert_eq!(
-                opened.torn_bytes as usize,
-                cut - whole.len(),
+                opened.torn_bytes,
+                (cut - whole.len()) as u64,
                 "cut at {cut}"
             );
             assert_eq!(std::fs::read(&path).expect("read"), whole, "cut at {cut}");
@@ -334,7 +337,7 @@ mod tests {
             let (_, again) = Journal::open(&path).expect("reopen");
             assert_eq!(again.history, history, "cut at {cut}");
         }
-        for cut in 0..HEADER_LEN as usize {
+        for cut in 0..HEADER_LEN {
             std::fs::write(&path, &full[..cut]).expect("write");
             let (_, opened) = Journal::open(&path).expect("a torn header is a new journal");
             assert_eq!(opened.records, 0);

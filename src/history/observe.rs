@@ -288,51 +288,48 @@ impl Observer {
         if sync.last_attempt != self.sync_attempt && sync.last_attempt.is_some() {
             self.sync_attempt = sync.last_attempt;
             let minute = self.current.as_mut();
-            match &sync.last_error {
-                Some(error) => {
-                    if let Some(m) = minute {
-                        m.syncs += 1;
-                        m.sync_failures += 1;
-                    }
-                    if sync.consecutive_failures <= 1 || self.sync_failing_since.is_none() {
-                        self.sync_failing_since = sync.last_attempt;
-                        self.sync_failing_told = false;
-                        let kind = EventKind::SyncFailed {
-                            error: error.clone(),
-                        };
-                        out.push(event(at, kind, format!("sync failed: {error}")));
-                    }
+            if let Some(error) = &sync.last_error {
+                if let Some(m) = minute {
+                    m.syncs += 1;
+                    m.sync_failures += 1;
                 }
-                None => {
-                    if let Some(m) = minute {
-                        m.syncs += 1;
-                    }
-                    if self.sync_failing_since.take().is_some() {
-                        let failures = self.sync_failures_run;
-                        let kind = EventKind::SyncRecovered { failures };
-                        let text = format!(
-                            "the sync works again after {}",
-                            count(failures, "failure", "failures")
-                        );
-                        out.push(event(at, kind, text));
-                    }
-                    let changes = [sync.last_added, sync.last_changed, sync.last_removed]
-                        .map(|n| n.unwrap_or(0));
-                    // The first sync after start builds or refreshes the generation served:
-                    // a change like any other when it changed something.
-                    if changes.iter().sum::<usize>() > 0 {
-                        let [added, changed, removed] = changes;
-                        let kind = EventKind::SiteChanged {
-                            added,
-                            changed,
-                            removed,
-                            generation: status.site.generation.clone(),
-                        };
-                        let text = format!(
-                            "the site changed: {added} added, {changed} changed, {removed} removed"
-                        );
-                        out.push(event(at, kind, text));
-                    }
+                if sync.consecutive_failures <= 1 || self.sync_failing_since.is_none() {
+                    self.sync_failing_since = sync.last_attempt;
+                    self.sync_failing_told = false;
+                    let kind = EventKind::SyncFailed {
+                        error: error.clone(),
+                    };
+                    out.push(event(at, kind, format!("sync failed: {error}")));
+                }
+            } else {
+                if let Some(m) = minute {
+                    m.syncs += 1;
+                }
+                if self.sync_failing_since.take().is_some() {
+                    let failures = self.sync_failures_run;
+                    let kind = EventKind::SyncRecovered { failures };
+                    let text = format!(
+                        "the sync works again after {}",
+                        count(failures, "failure", "failures")
+                    );
+                    out.push(event(at, kind, text));
+                }
+                let changes =
+                    [sync.last_added, sync.last_changed, sync.last_removed].map(|n| n.unwrap_or(0));
+                // The first sync after start builds or refreshes the generation served:
+                // a change like any other when it changed something.
+                if changes.iter().sum::<usize>() > 0 {
+                    let [added, changed, removed] = changes;
+                    let kind = EventKind::SiteChanged {
+                        added,
+                        changed,
+                        removed,
+                        generation: status.site.generation.clone(),
+                    };
+                    let text = format!(
+                        "the site changed: {added} added, {changed} changed, {removed} removed"
+                    );
+                    out.push(event(at, kind, text));
                 }
             }
             self.sync_failures_run = sync.consecutive_failures;

@@ -140,7 +140,7 @@ impl Recorder {
         writes.tick().await;
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => break,
                 changed = status.changed() => {
                     if changed.is_err() {
                         break;

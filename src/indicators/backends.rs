@@ -45,7 +45,7 @@ impl SysfsLed {
 impl Led for SysfsLed {
     fn set(&mut self, on: bool) -> Result<(), LedError> {
         let path = self.dir.join("brightness");
-        let value = if on != self.active_low { "1" } else { "0" };
+        let value = if on == self.active_low { "0" } else { "1" };
         std::fs::write(&path, value).map_err(|source| LedError::Sysfs { path, source })
     }
 }
@@ -77,10 +77,10 @@ impl GpioLed {
 
 impl Led for GpioLed {
     fn set(&mut self, on: bool) -> Result<(), LedError> {
-        if on != self.active_low {
-            self.pin.set_high();
-        } else {
+        if on == self.active_low {
             self.pin.set_low();
+        } else {
+            self.pin.set_high();
         }
         Ok(())
     }

@@ -86,11 +86,11 @@ pub async fn drive_led(
                 let until = tokio::time::Instant::now() + how_long;
                 loop {
                     tokio::select! {
-                        _ = shutdown.cancelled() => {
+                        () = shutdown.cancelled() => {
                             let _ = led.set(false);
                             return;
                         }
-                        _ = tokio::time::sleep_until(until) => break,
+                        () = tokio::time::sleep_until(until) => break,
                         changed = status.changed() => {
                             if changed.is_err() {
                                 let _ = led.set(false);
@@ -333,7 +333,7 @@ pub fn start(
                     o.size.name(),
                     o.bus.display(),
                     o.address
-                )
+                );
             });
             let open: OpenPanel<linux_embedded_hal::I2cdev> = Box::new(move || {
                 let bus =

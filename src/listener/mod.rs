@@ -70,7 +70,7 @@ fn bind_socket(addr: SocketAddr, only_v6: Option<bool>) -> io::Result<TcpListene
 fn no_ipv6(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT)
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
     )
 }
 

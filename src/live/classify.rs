@@ -162,8 +162,8 @@ mod tests {
     #[rustfmt::skip]
     fn the_classification_table() {
         use TrafficClass::*;
-        let site = Some("www.example.com");
         type Case<'a> = (Option<&'a str>, Option<&'a str>, Method, &'a str, bool, TrafficClass);
+        let site = Some("www.example.com");
         let cases: &[Case] = &[
             // A browser asking for the site by name over HTTPS reads it, whatever the case or port.
             (site, site, Method::GET, BROWSER, true, Reader),

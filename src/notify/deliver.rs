@@ -65,7 +65,7 @@ impl Sender {
         let host = url
             .parse::<http::Uri>()
             .ok()
-            .and_then(|u| u.authority().map(|a| a.to_string()))
+            .and_then(|u| u.authority().map(std::string::ToString::to_string))
             .unwrap_or_else(|| "the receiver".to_owned());
         Ok(Self {
             client,

@@ -117,7 +117,7 @@ pub async fn run(
             .cloned();
         let due = next_try.max(rate.next_free(Instant::now()));
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
             event = events.recv() => {
                 let Some(event) = event else { return };
                 let message = Message::from_event(&event, &settings.pi, settings.link.as_deref());
@@ -128,10 +128,10 @@ pub async fn run(
                 }
                 publish(&view, &queue);
             }
-            _ = tokio::time::sleep_until(due), if front.is_some() => {
+            () = tokio::time::sleep_until(due), if front.is_some() => {
                 let Some(front) = front else { continue };
                 let result = tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    () = shutdown.cancelled() => return,
                     result = sender.send(&front.message) => result,
                 };
                 let age = SystemTime::now()

@@ -163,7 +163,7 @@ impl Queue {
             match read_bounded(&path).map(|t| decode(seq, &t)) {
                 Ok(Ok(item)) => items.push(item),
                 Ok(Err(true)) => {
-                    tracing::warn!(file = %path.display(), "queued notification of a newer format: left as it is")
+                    tracing::warn!(file = %path.display(), "queued notification of a newer format: left as it is");
                 }
                 _ => {
                     tracing::warn!(file = %path.display(), "unreadable queued notification: removed");

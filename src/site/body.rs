@@ -257,7 +257,7 @@ mod tests {
         let bytes = Bytes::from(vec![7u8; CHUNK_SIZE * 2]);
         let mut first = Body::held(bytes.clone(), 0, bytes.len() as u64).paced(&budget, &progress);
         let chunk = first.frame().await.expect("a frame").expect("no error");
-        assert_eq!(chunk.data_ref().map(|d| d.len()), Some(CHUNK_SIZE));
+        assert_eq!(chunk.data_ref().map(bytes::Bytes::len), Some(CHUNK_SIZE));
         assert_eq!(
             budget.available_permits(),
             0,

@@ -153,7 +153,7 @@ fn redirect_to_https<B>(site: &Site, req: &Request<B>) -> Response<Body> {
     let path_and_query = req
         .uri()
         .path_and_query()
-        .map(|pq| pq.as_str())
+        .map(http::uri::PathAndQuery::as_str)
         .filter(|pq| pq.starts_with('/'))
         .unwrap_or("/");
     let host = if host.contains(':') {

@@ -122,13 +122,12 @@ impl SiteIndex {
                 } else if file_type.is_file() {
                     found.push((key, entry.path()));
                 } else if file_type.is_symlink() {
-                    match resolve_link_inside(&entry.path(), &root) {
-                        Some(target) => found.push((key, target)),
-                        None => {
-                            tracing::warn!(path = %entry.path().display(),
-                                "skipping a symlink that leaves the site root or is not a file");
-                            index.skipped += 1;
-                        }
+                    if let Some(target) = resolve_link_inside(&entry.path(), &root) {
+                        found.push((key, target));
+                    } else {
+                        tracing::warn!(path = %entry.path().display(),
+                            "skipping a symlink that leaves the site root or is not a file");
+                        index.skipped += 1;
                     }
                 }
             }

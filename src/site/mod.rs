@@ -146,7 +146,7 @@ fn build_index(
         let generation = resolved.parent().unwrap_or(&resolved).to_owned();
         match crate::generation::lease(&generation) {
             Ok(Some(lease)) => break (resolved, Some(lease)),
-            Ok(None) if attempts < 3 => continue,
+            Ok(None) if attempts < 3 => {}
             Ok(None) => break (resolved, None),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot lease the generation; serving it unleased");

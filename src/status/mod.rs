@@ -438,7 +438,7 @@ impl Collector {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return,
                 _ = ticks.tick() => {}
             }
             // /proc and statvfs reads are quick but blocking; a second apart they are cheap.

@@ -433,7 +433,7 @@ mod tests {
         if let Some(sync) = status.site.sync.as_mut() {
             sync.last_error = Some(hostile.to_owned());
         }
-        let page = render(&status, "", false, &Default::default());
+        let page = render(&status, "", false, &crate::history::Live::default());
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;'"));
     }
@@ -445,7 +445,7 @@ mod tests {
             &Status::example(Mode::Live, now),
             "?token=a%26b",
             true,
-            &Default::default(),
+            &crate::history::Live::default(),
         );
         for link in [
             r#"content="5;url=/?token=a%26b""#,

@@ -78,10 +78,10 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
-                _ = tokio::time::sleep(CONNECTION_DEADLINE) => {
+                () = tokio::time::sleep(CONNECTION_DEADLINE) => {
                     tracing::debug!(%peer, "status page: connection deadline");
                 }
-                _ = shutdown.cancelled() => {
+                () = shutdown.cancelled() => {
                     // Lets a request in flight finish (the appliance's grace bounds it);
                     // an idle keep-alive connection closes at once.
                     conn.as_mut().graceful_shutdown();

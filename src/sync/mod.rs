@@ -219,7 +219,7 @@ impl SyncStatus {
         match outcome {
             Ok(report) => {
                 self.last_success = Some(at);
-                self.generation = report.generation.clone();
+                self.generation.clone_from(&report.generation);
                 self.last_report = Some(report.clone());
                 self.last_error = None;
                 self.consecutive_failures = 0;

@@ -175,7 +175,7 @@ pub fn plan(
         out.total_bytes += object.size;
         match current.objects.get(*key) {
             Some(entry) if entry.etag == object.etag && entry.size == object.size => {
-                out.keep.push((*key).to_owned())
+                out.keep.push((*key).to_owned());
             }
             _ => {
                 out.fetch_bytes += object.size;

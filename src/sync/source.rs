@@ -141,7 +141,7 @@ impl Bucket {
             stall_timeout: config.stall_timeout,
             limiter,
             requests: RequestCounts::default(),
-            mismatched: Default::default(),
+            mismatched: super::verify::Mismatches::default(),
         }
     }
 
@@ -257,7 +257,11 @@ impl Bucket {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {
                 let status = e.raw_response().map(|r| r.status().as_u16());
-                if status == Some(404) || e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                if status == Some(404)
+                    || e.as_service_error().is_some_and(
+                        aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key,
+                    )
+                {
                     return Err(SourceError::Vanished {
                         key: key.to_owned(),
                     });
@@ -289,7 +293,9 @@ impl Bucket {
         let mut entry = ManifestEntry {
             etag: etag.clone(),
             size: 0,
-            last_modified_unix: response.last_modified().map(|t| t.secs()),
+            last_modified_unix: response
+                .last_modified()
+                .map(aws_sdk_s3::primitives::DateTime::secs),
             content_type: response.content_type().map(str::to_owned),
             cache_control: response.cache_control().map(str::to_owned),
             content_encoding: response.content_encoding().map(str::to_owned),
@@ -501,7 +507,7 @@ fn decode_listed_key(encoded: &str) -> Option<String> {
     percent_encoding::percent_decode_str(&plus_as_space)
         .decode_utf8()
         .ok()
-        .map(|k| k.into_owned())
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Runs `op` until it succeeds, fails for good, or has been tried [`ATTEMPTS`] times.

@@ -245,7 +245,7 @@ impl GenerationStore {
             match fs::remove_dir_all(&dir) {
                 Ok(()) => removed += 1,
                 Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an old generation")
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an old generation");
                 }
             }
         }

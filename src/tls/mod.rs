@@ -100,7 +100,7 @@ pub fn roots(extra: Option<&std::path::Path>) -> Result<rustls::RootCertStore, S
     }
     if let Some(path) = extra {
         let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .and_then(std::iter::Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         if certs.is_empty() {
             return Err(format!("{}: no PEM certificate in it", path.display()));
@@ -204,7 +204,7 @@ pub async fn watch(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            () = stop.cancelled() => return,
             _ = ticker.tick() => {
                 let resolver = resolver.clone();
                 // File reads are blocking; keep them off the reactor threads.

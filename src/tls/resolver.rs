@@ -81,7 +81,7 @@ impl CertResolver {
                 (Some(files), true) => read_pair(&files, &provider)
                     .inspect_err(|e| {
                         tracing::warn!(source = %slot.origin(), error = %e,
-                        "the stored certificate is unusable; fetching it again")
+                        "the stored certificate is unusable; fetching it again");
                     })
                     .ok(),
                 (None, _) => {

@@ -276,7 +276,7 @@ pub async fn run<T>(
         for certificate in &mut certificates {
             let at = SystemTime::now();
             let outcome = tokio::select! {
-                _ = stop.cancelled() => return,
+                () = stop.cancelled() => return,
                 outcome = tokio::time::timeout(FETCH_TIMEOUT, certificate.fetch(&client, &resolver)) => {
                     outcome.unwrap_or(Err(FetchError::Timeout))
                 }
@@ -296,9 +296,9 @@ pub async fn run<T>(
             }
         };
         tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = sync_finished => {}
-            _ = tokio::time::sleep(interval) => {}
+            () = stop.cancelled() => return,
+            () = sync_finished => {}
+            () = tokio::time::sleep(interval) => {}
         }
     }
 }

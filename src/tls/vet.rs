@@ -112,7 +112,7 @@ mod tests {
 
     fn facts(names: &[&str], from: u64, until: u64) -> Facts {
         Facts {
-            names: names.iter().map(|n| n.to_string()).collect(),
+            names: names.iter().map(std::string::ToString::to_string).collect(),
             not_before: at(from),
             not_after: at(until),
             chain_break: None,

@@ -478,8 +478,7 @@ async fn a_running_appliance_holds_no_capabilities() {
             let value = status
                 .lines()
                 .find_map(|l| l.strip_prefix(&format!("{set}:")))
-                .map(str::trim)
-                .unwrap_or_else(|| panic!("no {set} in {}", thread.display()));
+                .map_or_else(|| panic!("no {set} in {}", thread.display()), str::trim);
             assert_eq!(
                 u64::from_str_radix(value, 16).expect("hex"),
                 0,
@@ -657,11 +656,11 @@ async fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
                         rlim_cur: 0,
                         rlim_max: 0,
                     };
-                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     limit.rlim_cur = limit.rlim_cur.min(256);
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())

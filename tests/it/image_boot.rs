@@ -83,20 +83,19 @@ fn repo() -> &'static Path {
 
 fn work_dir() -> PathBuf {
     std::env::var_os("PI_FAILOVER_QEMU_WORK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/qemu-image"))
+        .map_or_else(|| repo().join("target/qemu-image"), PathBuf::from)
 }
 
 /// The static aarch64 binary that goes into the image.
 fn aarch64_binary() -> PathBuf {
-    let bin = std::env::var_os("PI_FAILOVER_AARCH64_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
+    let bin = std::env::var_os("PI_FAILOVER_AARCH64_BIN").map_or_else(
+        || {
             let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo().join("target"));
+                .map_or_else(|| repo().join("target"), PathBuf::from);
             target.join("aarch64-unknown-linux-musl/pi/pi-failover")
-        });
+        },
+        PathBuf::from,
+    );
     assert!(
         bin.is_file(),
         "{} does not exist: the image test needs the Pi's binary. Build it first:\n  \
@@ -180,11 +179,10 @@ fn image(board: &str) -> PathBuf {
         );
         images
     });
-    images
-        .iter()
-        .find(|(b, _)| b == board)
-        .map(|(_, path)| path.clone())
-        .unwrap_or_else(|| panic!("build.sh made no card for {board}: {images:?}"))
+    images.iter().find(|(b, _)| b == board).map_or_else(
+        || panic!("build.sh made no card for {board}: {images:?}"),
+        |(_, path)| path.clone(),
+    )
 }
 
 /// A card written from `board`'s image, as `dd` writes one: the image, then the rest of the
@@ -642,7 +640,9 @@ impl Guest {
             })
             .unwrap_or_default();
         let boots = kinds.iter().filter(|k| **k == "boot").count();
-        if !json.get("not_written").is_some_and(|w| w.is_null())
+        if !json
+            .get("not_written")
+            .is_some_and(serde_json::Value::is_null)
             || boots < 2
             || !kinds.contains(&"unclean_shutdown")
         {
@@ -993,13 +993,15 @@ fn data_partition(card: &Path) -> DataPartition {
 /// emulation keeps the cores busy), on a runtime of its own.
 fn one_guest(scenario: impl std::future::Future<Output = ()>) {
     let _alone = common::exclusive_blocking();
-    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_GUEST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(scenario)
+        .block_on(scenario);
 }
 
 /// A fresh card for one test: the image with the user's files for a bucket seeded with the

@@ -14,6 +14,7 @@
 //! between top-level modules, naming the files that close it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// `module -> (module it uses -> files that use it)`.
@@ -173,11 +174,11 @@ fn the_top_level_modules_use_each_other_without_a_cycle() {
     assert!(graph.len() > 20, "read too few modules: {:?}", graph.keys());
     let mut report = String::new();
     for cycle in cycles(&graph) {
-        report.push_str(&format!("a cycle: {}\n", cycle.join(", ")));
+        let _ = writeln!(report, "a cycle: {}", cycle.join(", "));
         for from in &cycle {
             for (to, files) in &graph[from] {
                 if cycle.contains(to) {
-                    report.push_str(&format!("  {from} -> {to}: {files:?}\n"));
+                    let _ = writeln!(report, "  {from} -> {to}: {files:?}");
                 }
             }
         }

@@ -72,9 +72,10 @@ async fn wait_for_status(
         if holds(&status) {
             return status;
         }
-        if tokio::time::Instant::now() > deadline {
-            panic!("not {what} within {within:?}: {status:#}");
-        }
+        assert!(
+            tokio::time::Instant::now() <= deadline,
+            "not {what} within {within:?}: {status:#}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

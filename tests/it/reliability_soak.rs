@@ -82,7 +82,10 @@ struct Tally {
 impl Tally {
     fn failed(&self, counter: &AtomicU64, what: String) {
         counter.fetch_add(1, Ordering::Relaxed);
-        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let mut samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if samples.len() < 10 {
             samples.push(what);
         }
@@ -196,9 +199,9 @@ fn raise_fd_limit() {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0 {
             limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
         }
     }
 }
@@ -295,7 +298,7 @@ async fn hundreds_of_readers_never_see_an_error_a_404_or_a_mixed_body_while_gene
     let samples = tally
         .samples
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     assert_eq!((errors, not_found, mixed), (0, 0, 0), "{samples:#?}");
     // A switch a second needs a sync shorter than the interval under full load: a release

@@ -30,9 +30,9 @@ async fn until_closed(
         match tokio::time::timeout(limit.saturating_sub(start.elapsed()), stream.read(&mut buf))
             .await
         {
-            Ok(Ok(0)) | Ok(Err(_)) => return (start.elapsed(), out),
+            Ok(Ok(0) | Err(_)) => return (start.elapsed(), out),
             Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-            Err(_) => panic!("the server kept the connection open for {limit:?}"),
+            Err(_elapsed) => panic!("the server kept the connection open for {limit:?}"),
         }
     }
 }

@@ -79,7 +79,7 @@ async fn rsa_pkcs1_and_ec_sec1_keys_from_openssl_are_served() {
                 c.tls.certificates = vec![CertificateConfig::files(
                     fixtures.join(format!("{kind}-cert.pem")),
                     fixtures.join(format!("{kind}-key.pem")),
-                )]
+                )];
             })
             .await;
         let client = Client::new(vec![fixture_cert(&format!("{kind}-cert.pem"))]);
@@ -95,7 +95,7 @@ async fn ed25519_keys_are_served() {
     f.ca.issue_with_key(&["localhost"], key, &f.path("ed.pem"), &f.path("ed.key"));
     let app = f
         .start_with(|c| {
-            c.tls.certificates = vec![CertificateConfig::files(f.path("ed.pem"), f.path("ed.key"))]
+            c.tls.certificates = vec![CertificateConfig::files(f.path("ed.pem"), f.path("ed.key"))];
         })
         .await;
     let r = f.client().get(app.https_addr(), "/up.txt").await;
@@ -229,6 +229,7 @@ async fn certificate_expiry_and_names_are_known() {
 /// through and clears the reason.
 #[tokio::test]
 async fn a_bad_renewal_is_refused_with_its_reason_and_the_certificate_in_use_kept() {
+    type Issue<'a> = Box<dyn Fn() + 'a>;
     use std::time::SystemTime;
     let day = |n: i64| {
         let now = SystemTime::now();
@@ -252,7 +253,6 @@ async fn a_bad_renewal_is_refused_with_its_reason_and_the_certificate_in_use_kep
     let other = tempfile::tempdir().expect("tmp");
     let stranger = other.path().join("stranger.pem");
     stranger_certificate(&stranger);
-    type Issue<'a> = Box<dyn Fn() + 'a>;
     let cases: Vec<(&str, Issue, &str)> = vec![
         (
             "expired",
@@ -277,7 +277,7 @@ async fn a_bad_renewal_is_refused_with_its_reason_and_the_certificate_in_use_kep
         (
             "missing a name",
             Box::new(|| {
-                f.ca.issue_valid(&["localhost"], day(-1), day(90), &cert, &key)
+                f.ca.issue_valid(&["localhost"], day(-1), day(90), &cert, &key);
             }),
             "does not cover example.test",
         ),

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use std::fmt::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -535,7 +536,7 @@ async fn a_sync_killed_midway_leaves_the_site_whole_and_the_next_one_completes()
         .expect("spawn sync");
     let staging = t.f.path("data/site/staging");
     for _ in 0..100 {
-        if std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0) > 0 {
+        if std::fs::read_dir(&staging).map_or(0, std::iter::Iterator::count) > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -757,9 +758,14 @@ async fn a_large_object_on_a_thin_uplink_syncs_while_bytes_flow() {
 async fn bytes_that_are_gzip_already_get_no_gz_of_their_own() {
     use std::io::Write;
     let t = Setup::new().await;
-    let table: String = (0..2000)
-        .map(|i| format!("<tr><td>row {i}</td><td>{}</td></tr>\n", i * 7919 % 10007))
-        .collect();
+    let table = (0..2000).fold(String::new(), |mut table, i| {
+        let _ = writeln!(
+            table,
+            "<tr><td>row {i}</td><td>{}</td></tr>",
+            i * 7919 % 10007
+        );
+        table
+    });
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(table.as_bytes()).expect("gzip");
     let gz = gz.finish().expect("gzip");
@@ -882,10 +888,10 @@ const MODEL_KEYS: &[&str] = &[
 ];
 
 fn model_body(rng: &mut fastrand::Rng, key: &str) -> Vec<u8> {
+    const WORDS: &[&str] = &["pi", "standby", "origin", "sync", "reader", "<p>", "</p>\n"];
     if key.ends_with(".bin") {
         return (0..rng.usize(100..3000)).map(|_| rng.u8(..)).collect();
     }
-    const WORDS: &[&str] = &["pi", "standby", "origin", "sync", "reader", "<p>", "</p>\n"];
     let target = if key == "search.json" && rng.u8(..3) == 0 {
         rng.usize(2_200_000..2_600_000)
     } else {
@@ -920,7 +926,12 @@ fn model_expected(bucket: &common::s3::MemBucket) -> std::collections::BTreeMap<
         max_delete_fraction: 1.0,
         allow_empty: true,
     };
-    let planned = plan(&listing, &Default::default(), &limits).expect("plan");
+    let planned = plan(
+        &listing,
+        &pi_failover::generation::manifest::Manifest::default(),
+        &limits,
+    )
+    .expect("plan");
     planned
         .fetch
         .into_iter()
@@ -965,34 +976,31 @@ async fn assert_serves(
     let mut conn = client.h1(addr).await;
     for key in MODEL_KEYS {
         let url = url_of(key);
-        match expected.get(*key) {
-            Some(bytes) => {
-                for encoding in ["identity", "br", "gzip"] {
-                    let reply = conn
-                        .send(common::request(
-                            "GET",
-                            &url,
-                            &[("accept-encoding", encoding)],
-                        ))
-                        .await;
-                    assert_eq!(
-                        reply.status, 200,
-                        "seed {seed} step {step}: {key:?} ({encoding})"
-                    );
-                    assert!(
-                        decode(&reply) == *bytes,
-                        "seed {seed} step {step}: {key:?} ({encoding}) is not the bucket's bytes"
-                    );
-                }
-            }
-            None => {
-                let reply = conn.send(common::get(&url)).await;
+        if let Some(bytes) = expected.get(*key) {
+            for encoding in ["identity", "br", "gzip"] {
+                let reply = conn
+                    .send(common::request(
+                        "GET",
+                        &url,
+                        &[("accept-encoding", encoding)],
+                    ))
+                    .await;
+                assert_eq!(
+                    reply.status, 200,
+                    "seed {seed} step {step}: {key:?} ({encoding})"
+                );
                 assert!(
-                    reply.status == 404 || reply.status == 301,
-                    "seed {seed} step {step}: {key:?} is not in the generation, yet answered {}",
-                    reply.status
+                    decode(&reply) == *bytes,
+                    "seed {seed} step {step}: {key:?} ({encoding}) is not the bucket's bytes"
                 );
             }
+        } else {
+            let reply = conn.send(common::get(&url)).await;
+            assert!(
+                reply.status == 404 || reply.status == 301,
+                "seed {seed} step {step}: {key:?} is not in the generation, yet answered {}",
+                reply.status
+            );
         }
     }
 }
@@ -1097,15 +1105,14 @@ async fn model_random_bucket_histories_never_touch_what_is_served() {
                 let outcome =
                     tokio::time::timeout(Duration::from_millis(150), syncer.sync_once(false)).await;
                 t.s3.bucket.fail_always(None);
-                match outcome {
-                    Ok(finished) => finished,
-                    Err(_) => {
-                        killed += 1;
-                        was_killed = true;
-                        Err(SyncError::Busy {
-                            path: PathBuf::from("killed"),
-                        })
-                    }
+                if let Ok(finished) = outcome {
+                    finished
+                } else {
+                    killed += 1;
+                    was_killed = true;
+                    Err(SyncError::Busy {
+                        path: PathBuf::from("killed"),
+                    })
                 }
             }
         };
@@ -1164,7 +1171,7 @@ fn search_index(len: usize) -> Vec<u8> {
     let mut text = String::from("{\"docs\":[");
     while text.len() < len {
         text.push_str(words[rng.usize(..words.len())]);
-        text.push_str(&format!("\"p{}\",", rng.u16(..)));
+        let _ = write!(text, "\"p{}\",", rng.u16(..));
     }
     text.into_bytes()
 }
@@ -1362,7 +1369,7 @@ async fn sync_once_peak_kb(t: &Setup) -> i64 {
         let mut status = 0;
         // SAFETY: wait4 fills the two structs it is given; the child is ours and unreaped.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let reaped = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
         assert_eq!(reaped, pid, "wait4");
         (status, usage.ru_maxrss)
     })

@@ -24,7 +24,7 @@ fn config(f: &Fixture, s3: &S3Server, pebble: &Pebble, route53: &Route53) -> Con
     let mut config = f.s3_config(s3);
     config.tls.certificates = vec![CertificateConfig {
         source: CertificateSource::Acme,
-        names: Some(NAMES.iter().map(|n| n.to_string()).collect()),
+        names: Some(NAMES.iter().map(std::string::ToString::to_string).collect()),
         directory: Some(pebble.directory.clone()),
         directory_ca: Some(pebble.directory_ca.clone()),
         contact: Some("owner@example.test".into()),
@@ -132,7 +132,7 @@ async fn the_pi_obtains_and_renews_its_own_certificate_without_a_dropped_request
                     c.send(common::get("/")).await.status
                 };
                 let (a, b) = (kept.try_send(common::get("/")).await, fresh.await);
-                for ok in [a.map(|r| r.status == 200).unwrap_or(false), b == 200] {
+                for ok in [a.is_ok_and(|r| r.status == 200), b == 200] {
                     if ok {
                         served_ok.fetch_add(1, Ordering::Relaxed);
                     } else {

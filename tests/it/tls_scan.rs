@@ -49,7 +49,7 @@ async fn a_full_chain_file_is_sent_whole_and_in_order() {
     std::fs::write(&key, leaf_key.serialize_pem()).expect("key");
     let app = f
         .start_with(|c| {
-            c.tls.certificates = vec![CertificateConfig::files(fullchain.clone(), key.clone())]
+            c.tls.certificates = vec![CertificateConfig::files(fullchain.clone(), key.clone())];
         })
         .await;
 
@@ -210,7 +210,7 @@ mod sslscan {
         fn parse(xml: String) -> Self {
             use quick_xml::events::{BytesStart, Event};
 
-            fn element(e: &BytesStart, certificate: &Option<String>) -> Element {
+            fn element(e: &BytesStart, certificate: Option<&String>) -> Element {
                 let attrs = e
                     .attributes()
                     .map(|a| {
@@ -228,7 +228,7 @@ mod sslscan {
                     tag: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
                     attrs,
                     text: String::new(),
-                    certificate: certificate.clone(),
+                    certificate: certificate.cloned(),
                 }
             }
 
@@ -243,7 +243,7 @@ mod sslscan {
                     .unwrap_or_else(|e| panic!("sslscan's XML: {e}\n{xml}"));
                 let text = match event {
                     Event::Start(e) => {
-                        let el = element(&e, &certificate);
+                        let el = element(&e, certificate.as_ref());
                         if el.tag == "certificate" {
                             certificate = Some(el.attr("type").to_owned());
                         }
@@ -252,7 +252,7 @@ mod sslscan {
                         continue;
                     }
                     Event::Empty(e) => {
-                        elements.push(element(&e, &certificate));
+                        elements.push(element(&e, certificate.as_ref()));
                         continue;
                     }
                     Event::End(e) => {
@@ -335,10 +335,10 @@ mod sslscan {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        let xml = stdout
-            .find("<?xml")
-            .map(|start| stdout[start..].to_owned())
-            .unwrap_or_else(|| panic!("no XML report from sslscan:\n{stdout}"));
+        let xml = stdout.find("<?xml").map_or_else(
+            || panic!("no XML report from sslscan:\n{stdout}"),
+            |start| stdout[start..].to_owned(),
+        );
         // Shown with --nocapture: what the scanner saw, for the record.
         println!("{xml}");
         let report = Report::parse(xml);

@@ -139,7 +139,7 @@ impl AcmeCertificate {
                     }
                     Err(instant_acme::Error::Unsupported(_)) => {}
                     Err(e) => {
-                        tracing::debug!(error = %e, "no renewal information; two thirds of the lifetime")
+                        tracing::debug!(error = %e, "no renewal information; two thirds of the lifetime");
                     }
                 }
             }
@@ -197,7 +197,7 @@ pub async fn run(
             retry_at
         } else {
             tokio::select! {
-                _ = stop.cancelled() => return,
+                () = stop.cancelled() => return,
                 due = certificate.due(&resolver) => due,
             }
         };
@@ -205,8 +205,8 @@ pub async fn run(
         if let Ok(wait) = due.duration_since(SystemTime::now()) {
             if !wait.is_zero() {
                 tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(wait.min(RECHECK)) => continue,
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(wait.min(RECHECK)) => continue,
                 }
             }
         }
@@ -214,7 +214,7 @@ pub async fn run(
         // Stopped mid-attempt, the order and its TXT values are in `order.json`: the next
         // start removes the values and resumes the order.
         let outcome = tokio::select! {
-            _ = stop.cancelled() => return,
+            () = stop.cancelled() => return,
             outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, certificate.renew(&resolver)) => {
                 outcome.unwrap_or(Err(AcmeError::Timeout))
             }

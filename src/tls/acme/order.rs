@@ -107,10 +107,10 @@ impl Issuer<'_> {
                         .await?);
                 }
                 Ok(_) => {
-                    tracing::info!(directory = %self.settings.directory, "the ACME directory changed; registering a new account")
+                    tracing::info!(directory = %self.settings.directory, "the ACME directory changed; registering a new account");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "the stored ACME account is unreadable; registering a new one")
+                    tracing::warn!(error = %e, "the stored ACME account is unreadable; registering a new one");
                 }
             }
         }
@@ -192,7 +192,7 @@ impl Issuer<'_> {
                     tracing::info!(order = %url, "the order under way became invalid; starting a new one");
                 }
                 Err(e) => {
-                    tracing::info!(order = %url, error = %e, "the order under way is gone; starting a new one")
+                    tracing::info!(order = %url, error = %e, "the order under way is gone; starting a new one");
                 }
             }
             *pending = Pending::default();
@@ -235,16 +235,15 @@ impl Issuer<'_> {
             }
         }
         if order.state().status == OrderStatus::Ready {
-            let key_pem = match &pending.key_pem {
-                Some(pem) => pem.clone(),
-                None => {
-                    let key =
-                        rcgen::KeyPair::generate().map_err(|e| IssueError::Other(e.to_string()))?;
-                    let pem = key.serialize_pem();
-                    pending.key_pem = Some(pem.clone());
-                    self.save_pending(pending)?;
-                    pem
-                }
+            let key_pem = if let Some(pem) = &pending.key_pem {
+                pem.clone()
+            } else {
+                let key =
+                    rcgen::KeyPair::generate().map_err(|e| IssueError::Other(e.to_string()))?;
+                let pem = key.serialize_pem();
+                pending.key_pem = Some(pem.clone());
+                self.save_pending(pending)?;
+                pem
             };
             let key = rcgen::KeyPair::from_pem(&key_pem)
                 .map_err(|e| IssueError::Other(format!("the order's stored key: {e}")))?;

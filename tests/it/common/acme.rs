@@ -128,9 +128,7 @@ impl Pebble {
                 "tlsPort": free_tcp_port(),
                 "ocspResponderURL": "",
                 "externalAccountBindingRequired": eab.is_some(),
-                "externalAccountMACKeys": eab
-                    .map(|(kid, key)| serde_json::json!({ kid: key }))
-                    .unwrap_or_else(|| serde_json::json!({})),
+                "externalAccountMACKeys": eab.map_or_else(|| serde_json::json!({}), |(kid, key)| serde_json::json!({ kid: key })),
                 "certificateValidityPeriod": validity.as_secs(),
             }
         });
@@ -188,7 +186,7 @@ impl Pebble {
         let child = self
             .pebble
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some(mut pebble) = child {
             let _ = pebble.start_kill();

@@ -85,7 +85,10 @@ struct Shared {
 impl Shared {
     /// The fault for the next object download, consuming one of a `Next` plan.
     fn take(&self) -> Option<Fault> {
-        let mut plan = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+        let mut plan = self
+            .plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let fault = match *plan {
             Plan::PassThrough => None,
             Plan::Always(fault) => Some(fault),
@@ -146,7 +149,11 @@ impl FaultProxy {
     }
 
     pub fn set(&self, plan: Plan) {
-        *self.shared.plan.lock().unwrap_or_else(|p| p.into_inner()) = plan;
+        *self
+            .shared
+            .plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = plan;
     }
 
     /// Object downloads that got a fault so far.
@@ -257,7 +264,7 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
                 flipped = true;
             }
             let keep = match fault {
-                Some(Fault::CutBody(after)) | Some(Fault::StallBody { after, .. }) => {
+                Some(Fault::CutBody(after) | Fault::StallBody { after, .. }) => {
                     after.saturating_sub(body_seen).min(pending.len())
                 }
                 _ => pending.len(),

@@ -8,6 +8,7 @@ pub mod process;
 pub mod s3;
 pub mod webhook;
 
+use std::fmt::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -258,7 +259,7 @@ impl TestCa {
 }
 
 fn leaf_params(names: &[&str]) -> CertificateParams {
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = names.iter().map(std::string::ToString::to_string).collect();
     CertificateParams::new(names).expect("leaf params")
 }
 
@@ -304,10 +305,10 @@ pub async fn status_page_get(
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("host"))
     {
-        req.push_str(&format!("Host: {addr}\r\n"));
+        let _ = write!(req, "Host: {addr}\r\n");
     }
     for (name, value) in headers {
-        req.push_str(&format!("{name}: {value}\r\n"));
+        let _ = write!(req, "{name}: {value}\r\n");
     }
     req.push_str("\r\n");
     tcp.write_all(req.as_bytes()).await.expect("write");

@@ -95,7 +95,11 @@ pub fn url_encode(key: &str) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// What the next GET (of any key) suffers.
@@ -142,7 +146,7 @@ impl MemBucket {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn put(&self, key: &str, object: StoredObject) {
