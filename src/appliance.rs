@@ -124,6 +124,37 @@ impl Listeners {
             status,
         })
     }
+
+    /// The bound sockets as tokio listeners, with the addresses they got.
+    fn into_tokio(self) -> Result<Open, StartError> {
+        let (https, https_addr) = into_tokio(self.https)?;
+        let (http, http_addr) = match self.http.map(into_tokio).transpose()? {
+            Some((listener, addr)) => (Some(listener), Some(addr)),
+            None => (None, None),
+        };
+        let (status, status_addr) = match self.status.map(into_tokio).transpose()? {
+            Some((listener, addr)) => (Some(listener), Some(addr)),
+            None => (None, None),
+        };
+        Ok(Open {
+            https,
+            https_addr,
+            http,
+            http_addr,
+            status,
+            status_addr,
+        })
+    }
+}
+
+/// The listeners, open for tokio.
+struct Open {
+    https: TcpListener,
+    https_addr: SocketAddr,
+    http: Option<TcpListener>,
+    http_addr: Option<SocketAddr>,
+    status: Option<TcpListener>,
+    status_addr: Option<SocketAddr>,
 }
 
 impl Appliance {
@@ -133,118 +164,47 @@ impl Appliance {
         Self::start_on(config, listeners).await
     }
 
-    /// [`Appliance::start`] on listeners bound beforehand ([`Listeners::bind`]).
+    /// [`Appliance::start`] on listeners bound beforehand ([`Listeners::bind`]), in the order
+    /// the parts depend on each other: certificates and the site, the servers, the sync and
+    /// the certificate sources, the status with its history and indicators, the status page.
     pub async fn start_on(config: Config, listeners: Listeners) -> Result<Self, StartError> {
         let signals = Signals::install().map_err(StartError::Signals)?;
         let certs = Arc::new(CertResolver::load(
             crate::settings::certificate_slots(&config)?,
             &config.site.hostnames,
         )?);
+        let open = listeners.into_tokio()?;
+        let mut site = Site::new(&config)?;
+        site.set_https_port(open.https_addr.port());
+        let site = Arc::new(site);
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let traffic = Arc::new(Traffic::new());
+
         let acceptor = TlsAcceptor::from(tls::server_config(
             certs.clone(),
             config.tls.cipher_preference,
         )?);
-
-        let (https, https_addr) = into_tokio(listeners.https)?;
-        let http = listeners.http.map(into_tokio).transpose()?;
-        let http_addr = http.as_ref().map(|(_, addr)| *addr);
-        let http = http.map(|(l, _)| l);
-        let status = listeners.status.map(into_tokio).transpose()?;
-        let status_addr = status.as_ref().map(|(_, addr)| *addr);
-        let status_listener = status.map(|(l, _)| l);
-
-        let mut site = Site::new(&config)?;
-        site.set_https_port(https_addr.port());
-        let site = Arc::new(site);
-
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let traffic = Arc::new(Traffic::new());
-        let (connections, reserve, handshakes) = ServerContext::permits(&config.limits);
-        let ctx = ServerContext {
-            traffic: traffic.clone(),
-            classifier: Arc::new(Classifier::new(
-                &config.site.hostnames,
-                &config.site.health_path,
-                &config.live.health_checkers,
-            )),
-            site: site.clone(),
-            limits: config.limits.clone(),
-            connections,
-            reserve,
-            handshakes,
-            per_address: crate::per_address::PerAddress::new(
-                config.limits.max_connections_per_address,
-            ),
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-        };
-        tracker.spawn(server::serve_https(https, acceptor, ctx.clone()));
-        if let Some(http) = http {
+        let ctx = server_context(&config, &site, &traffic, &shutdown, &tracker);
+        tracker.spawn(server::serve_https(open.https, acceptor, ctx.clone()));
+        if let Some(http) = open.http {
             tracker.spawn(server::serve_http(http, ctx));
         }
-        tracker.spawn(tls::watch(
-            certs.clone(),
-            config.tls.watch_interval,
-            shutdown.clone(),
-        ));
-        let (sync_status, sync_status_rx) =
-            tokio::sync::watch::channel(crate::sync::SyncStatus::default());
-        if let Some(syncer) = crate::sync::Syncer::new(&config).await? {
-            sync_status.send_modify(|s| s.generation = syncer.store().current_id());
-            let sync_status = Arc::new(sync_status);
-            tracker.spawn(follow_current(
-                syncer.store().clone(),
-                site.clone(),
-                sync_status.clone(),
-                shutdown.clone(),
-            ));
-            tracker.spawn(sync_loop(
-                syncer,
-                site.clone(),
-                sync_status,
-                shutdown.clone(),
-            ));
-        }
+        let sync_status = spawn_sync(&config, &site, &tracker, &shutdown).await?;
+        spawn_certificate_sources(&config, &certs, &sync_status, &tracker, &shutdown).await;
 
-        let fetched = tls::s3::S3Certificate::all(&certs);
-        if let (Some(s3), false) = (&config.s3, fetched.is_empty()) {
-            tracker.spawn(tls::s3::run(
-                certs.clone(),
-                crate::aws::s3_client(s3, None).await,
-                fetched,
-                sync_status_rx.clone(),
-                s3.interval,
-                shutdown.clone(),
-            ));
-        }
+        let (status, history, indicators) = spawn_status(
+            &config,
+            StatusInputs {
+                site: &site,
+                certs: &certs,
+                traffic,
+                sync: &sync_status,
+            },
+            &tracker,
+            &shutdown,
+        );
 
-        spawn_acme(&config, &certs, &tracker, &shutdown).await;
-
-        let (probe, dns) = spawn_checks(&config, &tracker, &shutdown);
-        let (notify_events, notifications) = spawn_notifier(&config, &tracker, &shutdown);
-        let indicators = crate::indicators::SharedIndicatorStatus::default();
-        let (collector, first) = Collector::new(Sources {
-            indicators: indicators.clone(),
-            site: site.clone(),
-            certs: certs.clone(),
-            traffic,
-            sync: config
-                .s3
-                .as_ref()
-                .map(|s3| (s3.bucket.clone(), sync_status_rx.clone())),
-            probe,
-            dns,
-            data_dir: config.storage.data_dir.clone(),
-            clock_state: config.clock.state_file.clone(),
-            hostnames: config.site.hostnames.clone(),
-            live: config.live.clone(),
-            certificate_attention_after: config.tls.attention_after_failing,
-            notifications,
-        });
-        let (status_tx, status) = tokio::sync::watch::channel(Arc::new(first));
-        tracker.spawn(collector.run(status_tx, STATUS_EVERY, shutdown.clone()));
-        let history = spawn_history(&config, &status, notify_events, &tracker, &shutdown);
         let indicator_stop = crate::indicators::Stop {
             shutdown: shutdown.clone(),
             drained: CancellationToken::new(),
@@ -258,9 +218,9 @@ impl Appliance {
             &indicator_tasks,
             &indicator_stop,
         );
-        if let Some(listener) = status_listener {
+        if let Some(listener) = open.status {
             let page = StatusPage {
-                history: history.clone(),
+                history,
                 oled: simulated_oled,
                 status: status.clone(),
                 access: Arc::new(Access::new(
@@ -276,10 +236,15 @@ impl Appliance {
                 tracker.clone(),
             ));
         }
-        tracing::info!(https = %https_addr, http = ?http_addr, status = ?status_addr, "serving");
+        tracing::info!(
+            https = %open.https_addr,
+            http = ?open.http_addr,
+            status = ?open.status_addr,
+            "serving"
+        );
         Ok(Self {
-            https_addr,
-            http_addr,
+            https_addr: open.https_addr,
+            http_addr: open.http_addr,
             site,
             certs,
             shutdown,
@@ -287,9 +252,9 @@ impl Appliance {
             indicators: indicator_stop,
             indicator_tasks,
             grace: config.limits.shutdown_grace,
-            sync_status: sync_status_rx,
+            sync_status,
             status,
-            status_addr,
+            status_addr: open.status_addr,
             signals,
         })
     }
@@ -300,10 +265,6 @@ impl Appliance {
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
-    }
-
-    pub fn site(&self) -> &Arc<Site> {
-        &self.site
     }
 
     pub fn certificates(&self) -> &Arc<CertResolver> {
@@ -373,6 +334,138 @@ impl Appliance {
         tracing::info!("shutting down: draining connections");
         self.shutdown().await;
     }
+}
+
+/// What both servers share: the site, the traffic counters, the classifier and the limits.
+fn server_context(
+    config: &Config,
+    site: &Arc<Site>,
+    traffic: &Arc<Traffic>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> ServerContext {
+    let (connections, reserve, handshakes) = ServerContext::permits(&config.limits);
+    ServerContext {
+        traffic: traffic.clone(),
+        classifier: Arc::new(Classifier::new(
+            &config.site.hostnames,
+            &config.site.health_path,
+            &config.live.health_checkers,
+        )),
+        site: site.clone(),
+        limits: config.limits.clone(),
+        connections,
+        reserve,
+        handshakes,
+        per_address: crate::per_address::PerAddress::new(config.limits.max_connections_per_address),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    }
+}
+
+/// The S3 sync, when the site comes from a bucket: the loop and the follower that serves
+/// each new generation. Its status, for the collector and the certificate fetcher.
+async fn spawn_sync(
+    config: &Config,
+    site: &Arc<Site>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<tokio::sync::watch::Receiver<crate::sync::SyncStatus>, StartError> {
+    let (sync_status, sync_status_rx) =
+        tokio::sync::watch::channel(crate::sync::SyncStatus::default());
+    if let Some(syncer) = crate::sync::Syncer::new(config).await? {
+        sync_status.send_modify(|s| s.generation = syncer.store().current_id());
+        let sync_status = Arc::new(sync_status);
+        tracker.spawn(follow_current(
+            syncer.store().clone(),
+            site.clone(),
+            sync_status.clone(),
+            shutdown.clone(),
+        ));
+        tracker.spawn(sync_loop(
+            syncer,
+            site.clone(),
+            sync_status,
+            shutdown.clone(),
+        ));
+    }
+    Ok(sync_status_rx)
+}
+
+/// Where new certificates come from: the files watched, the S3 location fetched after each
+/// sync, the ACME orders.
+async fn spawn_certificate_sources(
+    config: &Config,
+    certs: &Arc<CertResolver>,
+    sync_status: &tokio::sync::watch::Receiver<crate::sync::SyncStatus>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    tracker.spawn(tls::watch(
+        certs.clone(),
+        config.tls.watch_interval,
+        shutdown.clone(),
+    ));
+    let fetched = tls::s3::S3Certificate::all(certs);
+    if let (Some(s3), false) = (&config.s3, fetched.is_empty()) {
+        tracker.spawn(tls::s3::run(
+            certs.clone(),
+            crate::aws::s3_client(s3, None).await,
+            fetched,
+            sync_status.clone(),
+            s3.interval,
+            shutdown.clone(),
+        ));
+    }
+    spawn_acme(config, certs, tracker, shutdown).await;
+}
+
+/// What the status is collected from, made by the steps before it.
+struct StatusInputs<'a> {
+    site: &'a Arc<Site>,
+    certs: &'a Arc<CertResolver>,
+    traffic: Arc<Traffic>,
+    sync: &'a tokio::sync::watch::Receiver<crate::sync::SyncStatus>,
+}
+
+/// The status, collected every second from every part (with the primary's probe, the DNS
+/// check and the notifier started here), the history recorded from it, and the indicators'
+/// report it includes.
+fn spawn_status(
+    config: &Config,
+    inputs: StatusInputs<'_>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> (
+    tokio::sync::watch::Receiver<Arc<Status>>,
+    crate::history::SharedHistory,
+    crate::indicators::SharedIndicatorStatus,
+) {
+    let (probe, dns) = spawn_checks(config, tracker, shutdown);
+    let (notify_events, notifications) = spawn_notifier(config, tracker, shutdown);
+    let indicators = crate::indicators::SharedIndicatorStatus::default();
+    let (collector, first) = Collector::new(Sources {
+        indicators: indicators.clone(),
+        site: inputs.site.clone(),
+        certs: inputs.certs.clone(),
+        traffic: inputs.traffic,
+        sync: config
+            .s3
+            .as_ref()
+            .map(|s3| (s3.bucket.clone(), inputs.sync.clone())),
+        probe,
+        dns,
+        data_dir: config.storage.data_dir.clone(),
+        clock_state: config.clock.state_file.clone(),
+        hostnames: config.site.hostnames.clone(),
+        live: config.live.clone(),
+        certificate_attention_after: config.tls.attention_after_failing,
+        notifications,
+    });
+    let (status_tx, status) = tokio::sync::watch::channel(Arc::new(first));
+    tracker.spawn(collector.run(status_tx, STATUS_EVERY, shutdown.clone()));
+    let history = spawn_history(config, &status, notify_events, tracker, shutdown);
+    (status, history, indicators)
 }
 
 /// One renewal task per `acme` certificate, each with a Route 53 client for its zone.

@@ -24,9 +24,40 @@ pub fn pattern(mode: Mode) -> Pattern {
     }
 }
 
+/// A pattern in the words the status page uses, read from the pattern itself so the page
+/// never describes a pattern the LED does not play.
+pub fn describe(pattern: &Pattern) -> String {
+    let period: Duration = pattern.iter().map(|(_, d)| *d).sum();
+    let lit: Duration = pattern.iter().filter(|(on, _)| *on).map(|(_, d)| *d).sum();
+    if lit == period {
+        return "solid on".into();
+    }
+    if lit.is_zero() {
+        return "off".into();
+    }
+    if lit * 4 < period {
+        let secs = period.as_secs_f64();
+        return format!("a short blip every {secs} s");
+    }
+    match (1000 / period.as_millis().max(1)) as u64 {
+        1 => "blinking once a second".into(),
+        n => format!("blinking {n} times a second"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_mode_is_described_as_its_pattern_plays() {
+        let words = |mode| describe(&pattern(mode));
+        assert_eq!(words(Mode::Live), "solid on");
+        assert_eq!(words(Mode::Draining), "solid on");
+        assert_eq!(words(Mode::Standby), "a short blip every 2.5 s");
+        assert_eq!(words(Mode::Attention), "blinking once a second");
+        assert_eq!(words(Mode::Error), "blinking 4 times a second");
+    }
 
     fn period(p: &Pattern) -> Duration {
         p.iter().map(|(_, d)| *d).sum()

@@ -8,7 +8,6 @@ use maud::{html, Markup, DOCTYPE};
 use super::graphs;
 use crate::format::{bytes, count, duration};
 use crate::indicators::glow::Glow;
-use crate::live::mode::Mode;
 use crate::status::Status;
 
 /// Seconds between the page's own refreshes.
@@ -329,7 +328,11 @@ fn indicator_rows(s: &Status, token_query: &str, simulated_oled: bool) -> Vec<Ro
     let mut rows = vec![
         (
             "LED",
-            text(format_args!("{} — {}", ind.led, led_words(s.mode))),
+            text(format_args!(
+                "{} — {}",
+                ind.led,
+                crate::indicators::led::describe(&crate::indicators::led::pattern(s.mode))
+            )),
         ),
         ("OLED", text(format_args!("{}{glow}", ind.oled))),
     ];
@@ -396,16 +399,6 @@ fn joined<T: ToString>(items: &[T]) -> String {
         .join(", ")
 }
 
-/// The LED's pattern in words (`indicators::led::pattern`).
-fn led_words(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Live | Mode::Draining => "solid on",
-        Mode::Standby => "a short blip every 2.5 s",
-        Mode::Attention => "blinking once a second",
-        Mode::Error => "blinking four times a second",
-    }
-}
-
 fn ago(t: SystemTime, now: SystemTime) -> String {
     match now.duration_since(t) {
         Ok(d) => format!("{} ago", duration(d.as_secs())),
@@ -426,7 +419,7 @@ mod tests {
     #[test]
     fn text_from_the_outside_is_shown_as_text_never_as_markup() {
         let now = SystemTime::now();
-        let mut status = Status::example(Mode::Attention, now);
+        let mut status = Status::example(crate::live::mode::Mode::Attention, now);
         let hostile = r#"<script>alert("x")</script>&'"#;
         status.reason = hostile.to_owned();
         status.system.hostname = hostile.to_owned();
@@ -442,7 +435,7 @@ mod tests {
     fn the_page_opened_with_its_token_keeps_it_on_every_link() {
         let now = SystemTime::now() - Duration::from_secs(1);
         let page = render(
-            &Status::example(Mode::Live, now),
+            &Status::example(crate::live::mode::Mode::Live, now),
             "?token=a%26b",
             true,
             &crate::history::Live::default(),

@@ -1,19 +1,27 @@
 //! The local status server: its own plain-HTTP listener (never the public HTTPS one), for
-//! people on the co-location's LAN or holding the token. `/` is the page, `/api/status` the
-//! JSON (docs/status-api.md), `/metrics` the Prometheus text.
+//! people on the co-location's LAN or holding the token. `/` is the page, `/api/status` and
+//! `/api/history` the JSON (docs/status-api.md), `/metrics` the Prometheus text.
+//!
+//! On axum: a handful of routes, HEAD and 405 from its method router, the access check and
+//! the headers every answer carries as layers around the routes, apart from them (gokrazy's
+//! `authenticated.go`). The site server stays on hyper alone: two routes, a pread-based body
+//! and limits that live below HTTP gain nothing from a router (README, "Layout").
 
 pub mod access;
 pub mod graphs;
 pub mod html;
 pub mod metrics;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::middleware::Next;
+use axum::routing::get;
+use axum::Router;
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -54,6 +62,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let router = router(page);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let per_address = crate::per_address::PerAddress::new(MAX_CONNECTIONS_PER_ADDRESS);
     while let Some((tcp, peer)) = crate::server::accept_next(&listener, &shutdown).await {
@@ -64,11 +73,12 @@ pub async fn serve(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let page = page.clone();
+        let router = router.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                std::future::ready(Ok::<_, Infallible>(answer(&page, peer, &req)))
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
+                tower_service::Service::call(&mut router.clone(), req)
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -93,75 +103,121 @@ pub async fn serve(
     }
 }
 
-/// One request, top to bottom: access → method → route.
-pub fn answer<B>(page: &StatusPage, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
-    if !page.access.permits(peer.ip(), req) {
-        tracing::debug!(%peer, "status page: refused");
-        let mut refused = reply(
-            StatusCode::FORBIDDEN,
-            "text/plain; charset=utf-8",
-            "403 Forbidden: the status page answers the local network by a local name, or a request with its token\n".into(),
-        );
-        // A refused client gets nothing more on this connection: pipelined requests behind
-        // the first are not read, and the permit comes back as soon as the answer is sent.
-        refused
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return refused;
+/// The client's address, put on each request by the accept loop: what the access check reads.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+/// The routes, inside the access check and the headers of every answer. HEAD is answered as
+/// GET without the body, another method with 405 and `Allow` (axum's method router).
+pub fn router(page: StatusPage) -> Router {
+    Router::new()
+        .route("/", get(page_html))
+        .route("/api/status", get(status_json))
+        .route("/api/history", get(history_json))
+        .route("/metrics", get(metrics_text))
+        .route("/oled.png", get(oled_png))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(page.clone(), admit))
+        .with_state(page)
+}
+
+/// The access check, before any route (`access`): the allow-list by a local name, or the
+/// token; then the headers every answer carries, the router's own (405) included.
+async fn admit(
+    State(page): State<StatusPage>,
+    req: axum::extract::Request,
+    next: Next,
+) -> axum::response::Response {
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    if peer.is_some_and(|peer| page.access.permits(peer.ip(), &req)) {
+        return every_answer(next.run(req).await);
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "405 Method Not Allowed\n".into(),
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
-    }
-    let status = page.status.borrow().clone();
-    let mut response = match req.uri().path() {
-        "/" => {
-            let token = page.access.token_query(req).unwrap_or_default();
-            // Drawn under the lock rather than from a copy of a month of samples per request;
-            // the recorder waits the millisecond it takes.
-            let history = page
-                .history
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let html = html::render(&status, &token, page.oled.is_some(), &history);
-            drop(history);
-            reply(StatusCode::OK, "text/html; charset=utf-8", html)
-        }
-        "/api/history" => history_json(page),
-        "/api/status" => match serde_json::to_string_pretty(&*status) {
-            Ok(json) => reply(StatusCode::OK, "application/json", json),
-            Err(e) => reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain; charset=utf-8",
-                format!("{e}\n"),
-            ),
-        },
-        "/metrics" => reply(
-            StatusCode::OK,
-            metrics::CONTENT_TYPE,
-            metrics::render(&status),
-        ),
-        "/oled.png" => oled_png(page),
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "404 Not Found\n".into(),
-        ),
-    };
-    if req.method() == Method::HEAD {
-        *response.body_mut() = Full::new(Bytes::new());
-    }
+    tracing::debug!(?peer, "status page: refused");
+    let mut refused = reply(
+        StatusCode::FORBIDDEN,
+        "text/plain; charset=utf-8",
+        "403 Forbidden: the status page answers the local network by a local name, or a request with its token\n".into(),
+    );
+    // A refused client gets nothing more on this connection: pipelined requests behind the
+    // first are not read, and the permit comes back as soon as the answer is sent.
+    refused
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    every_answer(axum::response::IntoResponse::into_response(refused))
+}
+
+/// What every answer carries: never cached, never framed, never sniffed, the token never
+/// sent on as a Referer, nothing loaded from elsewhere.
+fn every_answer(mut response: axum::response::Response) -> axum::response::Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"),
+    );
     response
 }
 
+/// `/`: the page, with the token carried into its links when the request came with it.
+async fn page_html(
+    State(page): State<StatusPage>,
+    req: axum::extract::Request,
+) -> Response<Full<Bytes>> {
+    let status = page.status.borrow().clone();
+    let token = page.access.token_query(&req).unwrap_or_default();
+    // Drawn under the lock rather than from a copy of a month of samples per request; the
+    // recorder waits the millisecond it takes.
+    let history = page
+        .history
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let html = html::render(&status, &token, page.oled.is_some(), &history);
+    drop(history);
+    reply(StatusCode::OK, "text/html; charset=utf-8", html)
+}
+
+/// `/api/status` (docs/status-api.md).
+async fn status_json(State(page): State<StatusPage>) -> Response<Full<Bytes>> {
+    let status = page.status.borrow().clone();
+    match serde_json::to_string_pretty(&*status) {
+        Ok(json) => reply(StatusCode::OK, "application/json", json),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("{e}\n"),
+        ),
+    }
+}
+
+/// `/metrics`: the Prometheus text.
+async fn metrics_text(State(page): State<StatusPage>) -> Response<Full<Bytes>> {
+    let status = page.status.borrow().clone();
+    reply(
+        StatusCode::OK,
+        metrics::CONTENT_TYPE,
+        metrics::render(&status),
+    )
+}
+
+async fn not_found() -> Response<Full<Bytes>> {
+    reply(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        "404 Not Found\n".into(),
+    )
+}
+
 /// `/api/history` (docs/status-api.md): the history as the graphs draw it.
-fn history_json(page: &StatusPage) -> Response<Full<Bytes>> {
+async fn history_json(State(page): State<StatusPage>) -> Response<Full<Bytes>> {
     #[derive(serde::Serialize)]
     struct HistoryDocument<'a> {
         schema: u32,
@@ -200,7 +256,7 @@ fn history_json(page: &StatusPage) -> Response<Full<Bytes>> {
 }
 
 /// The simulated panel's glass, 3 screen pixels per panel pixel.
-fn oled_png(page: &StatusPage) -> Response<Full<Bytes>> {
+async fn oled_png(State(page): State<StatusPage>) -> Response<Full<Bytes>> {
     let Some(bus) = page.oled.as_ref() else {
         return reply(
             StatusCode::NOT_FOUND,
@@ -225,22 +281,7 @@ fn oled_png(page: &StatusPage) -> Response<Full<Bytes>> {
 fn reply(code: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = code;
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // The token may sit in the URL: never send it on as a Referer.
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"),
-    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }

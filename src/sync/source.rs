@@ -115,12 +115,8 @@ pub struct Bucket {
 const LIMITER_BURST: u32 = 64 * 1024;
 
 impl Bucket {
-    pub async fn connect(config: &S3Config) -> Self {
-        Self::connect_with_clock(config, None).await
-    }
-
-    /// As [`Bucket::connect`], signing with `clock` instead of the system clock (a Pi without
-    /// a real-time clock, in tests). Either way the SDK measures the skew from each response's
+    /// The bucket's client, signing with `clock` when given instead of the system clock (a Pi
+    /// without a real-time clock, in tests). Either way the SDK measures the skew from each response's
     /// `Date` (kept per client) and our retry of a `RequestTimeTooSkewed` is signed with the
     /// corrected time.
     pub async fn connect_with_clock(config: &S3Config, clock: Option<SharedTimeSource>) -> Self {

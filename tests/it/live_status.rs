@@ -569,3 +569,73 @@ async fn a_sync_refused_for_bad_credentials_says_why_but_never_shows_them() {
     }
     app.shutdown().await;
 }
+
+/// The status page's answers beyond GET, whatever serves its routes: HEAD is GET without the
+/// body, another method gets 405 naming the allowed ones, an unknown path 404; every answer
+/// (the refusal and the 405 included) is uncached, unframed and unsniffed.
+#[tokio::test]
+async fn the_status_page_answers_head_other_methods_and_unknown_paths_with_its_headers() {
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let app = f
+        .start_with(|c| {
+            c.status.allow = vec!["127.0.0.1/32".parse().expect("net")];
+            // With a token the packet filter lets others reach the page, to be refused there.
+            c.status.token = Some(TOKEN.into());
+        })
+        .await;
+    let addr = app.status_addr().expect("status page on");
+    let ask = |source: &'static str, method: &'static str, path: &'static str| async move {
+        let mut tcp = connect_from(source, addr).await;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        tcp.write_all(req.as_bytes()).await.expect("write");
+        let mut out = String::new();
+        tcp.read_to_string(&mut out).await.expect("read");
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        (head.to_ascii_lowercase(), body.to_owned())
+    };
+    let always = [
+        "cache-control: no-store",
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "content-security-policy: default-src 'none'",
+    ];
+    let (get, get_body) = ask("127.0.0.1", "GET", "/api/status").await;
+    let (head, head_body) = ask("127.0.0.1", "HEAD", "/api/status").await;
+    assert!(
+        get.starts_with("http/1.1 200") && get_body.contains("\"mode\""),
+        "{get}"
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head_body.is_empty(), "HEAD has no body: {head_body:?}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let (post, _) = ask("127.0.0.1", "POST", "/api/status").await;
+    assert!(post.starts_with("http/1.1 405"), "{post}");
+    let allow = post
+        .lines()
+        .find_map(|l| l.strip_prefix("allow: "))
+        .unwrap_or_default()
+        .replace(' ', "");
+    assert!(
+        allow.split(',').any(|m| m == "get") && allow.split(',').any(|m| m == "head"),
+        "{post}"
+    );
+    let (missing, _) = ask("127.0.0.1", "GET", "/nothing-here").await;
+    assert!(missing.starts_with("http/1.1 404"), "{missing}");
+    let (refused, refused_body) = ask("127.0.0.9", "POST", "/api/status").await;
+    assert!(refused.starts_with("http/1.1 403"), "{refused}");
+    assert!(!refused_body.contains("STANDBY"), "{refused_body}");
+    for (what, head) in [
+        ("GET", &get),
+        ("405", &post),
+        ("404", &missing),
+        ("403", &refused),
+    ] {
+        for header in always {
+            assert!(head.contains(header), "{what} lacks {header}: {head}");
+        }
+    }
+    app.shutdown().await;
+}
