@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path};
 
 use libfuzzer_sys::fuzz_target;
-use pi_failover::sync::key::{key_to_relative_path, MAX_PATH, MAX_SEGMENT};
 use pi_failover::generation::manifest::Manifest;
+use pi_failover::sync::key::{key_to_relative_path, MAX_PATH, MAX_SEGMENT};
 use pi_failover::sync::plan::{plan, PlanLimits, RemoteObject};
 use pi_failover::sync::precompress;
 
