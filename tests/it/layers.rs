@@ -1,5 +1,5 @@
-//! The crate's top-level modules form layers without cycles (README, "Layout"), each using
-//! only those below it:
+//! The crate's top-level modules form layers without cycles (README, "Repository layout"),
+//! each using only those below it:
 //!
 //! 1. config, format, generation, content_type, aws, backoff, pacing, throttle, listener, …
 //! 2. site, sync, tls → live, clock, budget
@@ -185,7 +185,7 @@ fn the_top_level_modules_use_each_other_without_a_cycle() {
     }
     assert!(
         report.is_empty(),
-        "{report}move what both sides need into a module below them (README, \"Layout\")"
+        "{report}move what both sides need into a module below them (README, \"Repository layout\")"
     );
     // `config` is a leaf: the schema, its defaults and checks, nothing of the subsystems.
     assert_eq!(
