@@ -600,6 +600,14 @@ async fn sync_loop(
             () = stop.cancelled() => return,
             result = syncer.sync_once(false) => result,
         };
+        // The site serves a new generation before the status says the sync is done: whoever
+        // acts on the status (the certificate fetch, a test asking for the new page) finds
+        // it served (the model test once asked in between and got a 404).
+        if let Ok(report) = &result {
+            if report.switched || !site.has_content() || site.behind_current() {
+                serve_current(&site, report.generation.as_deref()).await;
+            }
+        }
         status.send_modify(|s| s.record(started, &result));
         failures = match &result {
             Ok(_) => 0,
@@ -612,9 +620,6 @@ async fn sync_loop(
         let delay = syncer.next_delay(failures);
         match result {
             Ok(report) => {
-                if report.switched || !site.has_content() || site.behind_current() {
-                    serve_current(&site, report.generation.as_deref()).await;
-                }
                 tracing::info!(
                     listed = report.listed,
                     added = report.added,
