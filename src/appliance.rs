@@ -128,14 +128,8 @@ impl Listeners {
     /// The bound sockets as tokio listeners, with the addresses they got.
     fn into_tokio(self) -> Result<Open, StartError> {
         let (https, https_addr) = into_tokio(self.https)?;
-        let (http, http_addr) = match self.http.map(into_tokio).transpose()? {
-            Some((listener, addr)) => (Some(listener), Some(addr)),
-            None => (None, None),
-        };
-        let (status, status_addr) = match self.status.map(into_tokio).transpose()? {
-            Some((listener, addr)) => (Some(listener), Some(addr)),
-            None => (None, None),
-        };
+        let (http, http_addr) = self.http.map(into_tokio).transpose()?.unzip();
+        let (status, status_addr) = self.status.map(into_tokio).transpose()?.unzip();
         Ok(Open {
             https,
             https_addr,

@@ -358,14 +358,7 @@ mod tests {
         Ok(c)
     }
 
-    const MINIMAL: &str = r#"
-        [site]
-        root = "/srv/site"
-        hostnames = ["example.com"]
-        [[tls.certificates]]
-        cert = "fullchain.pem"
-        key = "privkey.pem"
-    "#;
+    use crate::config::tests::MINIMAL;
 
     #[test]
     fn acme_entries_are_checked_with_the_key_and_the_fix() {

@@ -390,14 +390,15 @@ pub fn is_valid_hostname(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn parse_str(text: &str) -> Result<Config, ConfigError> {
         parse(text, Path::new("/boot/pi-failover.toml"))
     }
 
-    const MINIMAL: &str = r#"
+    /// The smallest valid config, for the tests of this crate (`settings` too).
+    pub(crate) const MINIMAL: &str = r#"
         [site]
         root = "/srv/site"
         hostnames = ["example.com"]

@@ -39,7 +39,8 @@ pub fn describe(pattern: &Pattern) -> String {
         let secs = period.as_secs_f64();
         return format!("a short blip every {secs} s");
     }
-    match (1000 / period.as_millis().max(1)) as u64 {
+    match 1000 / period.as_millis().max(1) {
+        0 => format!("blinking every {} s", period.as_secs_f64()),
         1 => "blinking once a second".into(),
         n => format!("blinking {n} times a second"),
     }
@@ -57,6 +58,9 @@ mod tests {
         assert_eq!(words(Mode::Standby), "a short blip every 2.5 s");
         assert_eq!(words(Mode::Attention), "blinking once a second");
         assert_eq!(words(Mode::Error), "blinking 4 times a second");
+        let slow = vec![(true, ms(1000)), (false, ms(1000))];
+        assert_eq!(describe(&slow), "blinking every 2 s");
+        assert_eq!(describe(&vec![(false, ms(500))]), "off");
     }
 
     fn period(p: &Pattern) -> Duration {

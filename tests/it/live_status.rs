@@ -586,15 +586,11 @@ async fn the_status_page_answers_head_other_methods_and_unknown_paths_with_its_h
         .await;
     let addr = app.status_addr().expect("status page on");
     let ask = |source: &'static str, method: &'static str, path: &'static str| async move {
-        let mut tcp = connect_from(source, addr).await;
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        tcp.write_all(req.as_bytes()).await.expect("write");
-        let mut out = String::new();
-        tcp.read_to_string(&mut out).await.expect("read");
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        (head.to_ascii_lowercase(), body.to_owned())
+        let (head, body) = common::status_page_request(addr, source, method, path, &[]).await;
+        (
+            head.to_ascii_lowercase(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
     };
     let always = [
         "cache-control: no-store",

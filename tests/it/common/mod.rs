@@ -299,8 +299,24 @@ pub async fn status_page_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Vec<u8>) {
+    let (head, body) = status_page_request(addr, source, "GET", path, headers).await;
+    (raw_status(head.as_bytes()), body)
+}
+
+/// [`status_page_get`] with any method (an empty body); the head as sent (status line and
+/// headers) and the body.
+pub async fn status_page_request(
+    addr: SocketAddr,
+    source: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (String, Vec<u8>) {
     let mut tcp = connect_from(source, addr).await;
-    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if method != "GET" && method != "HEAD" {
+        req.push_str("Content-Length: 0\r\n");
+    }
     if !headers
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("host"))
@@ -314,12 +330,10 @@ pub async fn status_page_get(
     tcp.write_all(req.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
     tcp.read_to_end(&mut raw).await.expect("read");
-    let code = raw_status(&raw);
-    let body = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or_else(Vec::new, |at| raw[at + 4..].to_vec());
-    (code, body)
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n");
+    let head = String::from_utf8_lossy(&raw[..end.unwrap_or(raw.len())]).into_owned();
+    let body = end.map_or_else(Vec::new, |at| raw[at + 4..].to_vec());
+    (head, body)
 }
 
 /// An HTTPS server on 127.0.0.1 whose every answer carries a `Date` `ahead` of this clock (a
