@@ -338,7 +338,6 @@ fn server_context(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> ServerContext {
-    let (connections, reserve, handshakes) = ServerContext::permits(&config.limits);
     ServerContext {
         traffic: traffic.clone(),
         classifier: Arc::new(Classifier::new(
@@ -348,10 +347,8 @@ fn server_context(
         )),
         site: site.clone(),
         limits: config.limits.clone(),
-        connections,
-        reserve,
-        handshakes,
-        per_address: crate::per_address::PerAddress::new(config.limits.max_connections_per_address),
+        gate: server::Gate::site(&config.limits),
+        handshakes: Arc::new(tokio::sync::Semaphore::new(config.limits.max_handshakes)),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
     }

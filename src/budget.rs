@@ -17,7 +17,7 @@ use std::fmt;
 use crate::config::LimitsConfig;
 
 /// Connections the status page serves at once (`status_page`).
-pub const STATUS_CONNECTIONS: usize = 32;
+pub(crate) const STATUS_CONNECTIONS: usize = 32;
 
 /// Descriptors besides sockets and served files: listeners, the runtime's epoll and
 /// eventfds, standard streams, the signal pipe, the LED and OLED devices, DNS lookups, the
@@ -31,7 +31,7 @@ const DESCRIPTORS_PER_DOWNLOAD: u64 = 4;
 /// write buffers, header tables and per-stream state. Measured, not guessed: 32 connections
 /// with 64 never-read streams each grew the server by 8.3 MB (about 260 KB a connection,
 /// response bytes included; debug build, glibc) in `serve_limits::attacks`.
-pub const CONNECTION_OVERHEAD: u64 = 256 * 1024;
+pub(crate) const CONNECTION_OVERHEAD: u64 = 256 * 1024;
 
 /// Response-body reads in progress at the same instant can each hold a descriptor that the
 /// cache has just evicted: one per runtime thread.
@@ -75,7 +75,7 @@ impl Budget {
     }
 
     /// Memory every connection's buffers may take at once, in bytes.
-    pub fn connection_memory(&self) -> u64 {
+    pub(crate) fn connection_memory(&self) -> u64 {
         self.connections.saturating_mul(self.per_connection_bytes)
     }
 }

@@ -17,7 +17,7 @@ const GENERIC_TYPES: &[&str] = &[
 ];
 
 /// The object's own Content-Type, unless it is a generic one and the extension knows better.
-pub fn effective_content_type(key: &str, stored: Option<&str>) -> HeaderValue {
+pub(crate) fn effective_content_type(key: &str, stored: Option<&str>) -> HeaderValue {
     let by_extension = content_type_for(key);
     let Some(stored) = stored.map(str::trim).filter(|s| !s.is_empty()) else {
         return by_extension;
@@ -43,7 +43,7 @@ pub fn effective_content_type(key: &str, stored: Option<&str>) -> HeaderValue {
 
 /// Is a media type (its essence, or a full Content-Type) text? Text gets a UTF-8 charset
 /// here and precompressed siblings at sync time.
-pub fn is_textual(content_type: &str) -> bool {
+pub(crate) fn is_textual(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     essence.starts_with("text/")
         || matches!(
@@ -60,7 +60,7 @@ pub fn is_textual(content_type: &str) -> bool {
 
 /// Content-Type by extension, with a UTF-8 charset on text, as nginx's `charset utf-8`
 /// with `charset_types` does for a Jekyll site.
-pub fn content_type_for(key: &str) -> HeaderValue {
+pub(crate) fn content_type_for(key: &str) -> HeaderValue {
     let mime = mime_guess::from_path(key).first_or_octet_stream();
     let essence = mime.essence_str();
     let value = if is_textual(essence) {

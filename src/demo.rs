@@ -12,9 +12,9 @@ use crate::config::{self, Config};
 static SAMPLE_SITE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/demo/site");
 
 /// Preferred demo ports; a busy one is replaced by a free one.
-pub const DEMO_HTTPS_PORT: u16 = 8443;
-pub const DEMO_HTTP_PORT: u16 = 8081;
-pub const DEMO_STATUS_PORT: u16 = 8080;
+pub(crate) const DEMO_HTTPS_PORT: u16 = 8443;
+pub(crate) const DEMO_HTTP_PORT: u16 = 8081;
+pub(crate) const DEMO_STATUS_PORT: u16 = 8080;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -67,7 +67,7 @@ impl DemoFiles {
 /// Writes the sample site and a fresh self-signed certificate into a temporary directory
 /// and returns a config that serves them on loopback. With `s3`, the site comes from that
 /// bucket instead, synced into the temporary directory.
-pub fn prepare(s3: Option<&config::S3Config>) -> Result<DemoFiles, DemoError> {
+pub(crate) fn prepare(s3: Option<&config::S3Config>) -> Result<DemoFiles, DemoError> {
     // 0700: the directory holds the demo's private key.
     let dir = tempfile::Builder::new()
         .prefix("pi-failover-demo-")

@@ -17,7 +17,7 @@ pub fn count(n: impl Into<i128> + std::fmt::Display + Copy, one: &str, many: &st
 
 /// Unix seconds as RFC 3339 UTC to the second, as the JSON, the graphs and the messages write
 /// times.
-pub fn rfc3339(unix: u64) -> String {
+pub(crate) fn rfc3339(unix: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
         .to_string()
 }
@@ -27,7 +27,7 @@ pub fn rfc3339(unix: u64) -> String {
 pub mod json_time {
     use std::time::SystemTime;
 
-    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_rfc3339_seconds(*t))
     }
 }
@@ -36,6 +36,8 @@ pub mod json_time {
 pub mod json_time_option {
     use std::time::SystemTime;
 
+    // `pub`, not `pub(crate)`: serde gives a `with` function `&Option<T>`, which clippy asks
+    // a crate-private function not to take.
     pub fn serialize<S: serde::Serializer>(
         t: &Option<SystemTime>,
         s: S,

@@ -28,10 +28,10 @@ use tokio::time::Instant;
 pub const CHUNK_SIZE: usize = 16 * 1024;
 
 /// Response-body bytes in flight on one connection.
-pub type ByteBudget = Arc<Semaphore>;
+pub(crate) type ByteBudget = Arc<Semaphore>;
 
 /// A new budget of `bytes` for one connection.
-pub fn byte_budget(bytes: usize) -> ByteBudget {
+pub(crate) fn byte_budget(bytes: usize) -> ByteBudget {
     Arc::new(Semaphore::new(bytes))
 }
 
@@ -46,7 +46,7 @@ pub enum Stall {
 
 /// The progress clock of one connection and of each response body alive on it.
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     opened: Instant,
     /// Milliseconds since `opened` of the connection's last progress.
     last_ms: AtomicU64,
@@ -62,7 +62,7 @@ struct Streams {
 
 /// A response body's place in its connection's clock; freed on drop.
 #[derive(Debug)]
-pub struct StreamClock {
+pub(crate) struct StreamClock {
     progress: Arc<Progress>,
     slot: usize,
 }
@@ -86,12 +86,12 @@ impl Progress {
     }
 
     /// The connection made progress: a request arrived, or a response chunk moved on.
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.last_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     /// Registers a response body; its clock starts now.
-    pub fn open_stream(self: &Arc<Self>) -> StreamClock {
+    pub(crate) fn open_stream(self: &Arc<Self>) -> StreamClock {
         let now = self.now_ms();
         let mut streams = self.streams();
         let slot = if let Some(slot) = streams.free.pop() {
@@ -136,7 +136,7 @@ impl Progress {
 
 impl StreamClock {
     /// The body produced a chunk: its stream had window, so it is moving.
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let now = self.progress.now_ms();
         if let Some(last) = self.progress.streams().last_ms.get_mut(self.slot) {
             *last = Some(now);

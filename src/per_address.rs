@@ -31,7 +31,7 @@ impl From<IpAddr> for Client {
 
 /// Open connections by client, shared by both listeners.
 #[derive(Debug)]
-pub struct PerAddress {
+pub(crate) struct PerAddress {
     cap: usize,
     open: Mutex<HashMap<Client, usize>>,
 }
@@ -52,7 +52,7 @@ impl PerAddress {
     }
 
     /// A slot for a new connection from `ip`, or `None` when the address is at its cap.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
         let client = Client::from(ip);
         let mut open = self
             .open

@@ -35,7 +35,7 @@ struct Queue {
 
 /// hyper's executor for one HTTP/2 connection's streams.
 #[derive(Clone, Default)]
-pub struct StreamExecutor {
+pub(crate) struct StreamExecutor {
     queue: Arc<Queue>,
 }
 
@@ -59,7 +59,7 @@ where
 const ROUNDS_PER_POLL: usize = 4;
 
 /// A connection future and the streams its executor was given.
-pub struct WithStreams<C> {
+pub(crate) struct WithStreams<C> {
     conn: Pin<Box<C>>,
     queue: Arc<Queue>,
     running: FuturesUnordered<StreamFuture>,

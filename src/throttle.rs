@@ -10,11 +10,11 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// At most one line per kind of repeated error in this time.
-pub const REPORT_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// One kind of repeated error, e.g. `accept` failing.
 #[derive(Debug)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     state: Mutex<State>,
 }
 

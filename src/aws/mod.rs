@@ -13,7 +13,10 @@ pub use error::{describe, with_causes};
 
 /// An S3 client for `config`'s region, endpoint and credentials, signing with `clock` when
 /// given (a Pi without a real-time clock, in tests) instead of the system clock.
-pub async fn s3_client(config: &S3Config, clock: Option<SharedTimeSource>) -> aws_sdk_s3::Client {
+pub(crate) async fn s3_client(
+    config: &S3Config,
+    clock: Option<SharedTimeSource>,
+) -> aws_sdk_s3::Client {
     let shared = sdk_config(Some(config), &config.region, clock).await;
     let mut builder =
         aws_sdk_s3::config::Builder::from(&shared).force_path_style(config.path_style);
@@ -26,7 +29,7 @@ pub async fn s3_client(config: &S3Config, clock: Option<SharedTimeSource>) -> aw
 /// A Route 53 client (the `acme` source's DNS-01 challenges) with the site sync's credentials
 /// (`[s3]`'s file and profile; the SDK's default chain without `[s3]`), at `endpoint` when
 /// given (a test server) instead of AWS's.
-pub async fn route53_client(
+pub(crate) async fn route53_client(
     credentials: Option<&S3Config>,
     endpoint: Option<&str>,
 ) -> aws_sdk_route53::Client {

@@ -58,7 +58,7 @@ impl ClockSettings {
 /// Whether the kernel's clock is synchronised (an NTP daemon disciplines it), from
 /// adjtimex(2) with no changes: TIME_ERROR or STA_UNSYNC mean it is free-running. `None`
 /// where it cannot be read. A step by [`watch`] leaves it unsynchronised: that one is coarse.
-pub fn kernel_synchronised() -> Option<bool> {
+pub(crate) fn kernel_synchronised() -> Option<bool> {
     // SAFETY: a zeroed timex with modes = 0 only reads the kernel's state into it.
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };
     let state = unsafe { libc::adjtimex(&raw mut tx) };

@@ -27,7 +27,7 @@ pub struct ClockState {
 
 /// How long a coarse check is trusted: the watcher repeats it every hour while NTP stays
 /// silent, so an older one means the watcher stopped.
-pub const COARSE_FRESH_FOR: Duration = Duration::from_secs(3 * 3600);
+pub(crate) const COARSE_FRESH_FOR: Duration = Duration::from_secs(3 * 3600);
 
 impl ClockState {
     /// The state in `path`, if there is a readable one.
@@ -51,7 +51,7 @@ impl ClockState {
 
     /// A recent successful HTTPS check: the clock is right to about a second although
     /// the kernel says it is not synchronised.
-    pub fn coarse_and_fresh(&self, now: SystemTime) -> bool {
+    pub(crate) fn coarse_and_fresh(&self, now: SystemTime) -> bool {
         let checked = SystemTime::UNIX_EPOCH + Duration::from_secs(self.checked_at);
         self.source == "https-date"
             && self.last_error.is_none()

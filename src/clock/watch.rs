@@ -11,7 +11,7 @@ use super::{kernel_synchronised, ClockSettings};
 
 /// A coarse check steps the clock only when it is off by more than this: the `Date` header
 /// has one-second resolution and the round trip adds its own error.
-pub const STEP_THRESHOLD: f64 = 2.0;
+pub(crate) const STEP_THRESHOLD: f64 = 2.0;
 /// How often the synchronisation flag is looked at.
 const POLL: Duration = Duration::from_secs(10);
 /// How often a working fallback checks again (the Pi's crystal drifts seconds a day).

@@ -363,7 +363,7 @@ fn pem_file_is_there(file: &Path, key: &str, path: Option<&Path>) -> Result<(), 
     }
 }
 
-pub fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigError {
+pub(crate) fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigError {
     ConfigError::Key {
         file: file.to_owned(),
         key: key.to_owned(),
@@ -372,7 +372,7 @@ pub fn key_error(file: &Path, key: &str, problem: String, fix: &str) -> ConfigEr
     }
 }
 
-pub fn is_valid_hostname(name: &str) -> bool {
+pub(crate) fn is_valid_hostname(name: &str) -> bool {
     if name.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }

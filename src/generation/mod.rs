@@ -52,7 +52,7 @@ pub(crate) fn at<'a>(
 }
 
 /// The directory the site server serves when the site comes from S3.
-pub fn current_files(data_dir: &Path) -> PathBuf {
+pub(crate) fn current_files(data_dir: &Path) -> PathBuf {
     data_dir.join(SITE_DIR).join(CURRENT).join(FILES)
 }
 

@@ -25,7 +25,7 @@ pub enum RedirectRejection {
 
 /// The shape rules alone, without the site's hostnames: for a manifest written before the
 /// sync checked hosts.
-pub fn check_shape(location: &str) -> Result<(), RedirectRejection> {
+pub(crate) fn check_shape(location: &str) -> Result<(), RedirectRejection> {
     if location.chars().any(|c| c.is_control() || c == ' ') {
         return Err(RedirectRejection::ForbiddenCharacter);
     }

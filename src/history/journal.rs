@@ -28,11 +28,11 @@ use std::path::{Path, PathBuf};
 use super::{History, Record};
 
 /// The journal's largest size: it is rewritten before passing it.
-pub const JOURNAL_CAP: u64 = 2 * 1024 * 1024;
+pub(crate) const JOURNAL_CAP: u64 = 2 * 1024 * 1024;
 
 const MAGIC: &[u8; 20] = b"pi-failover history\n";
 /// The format this program writes.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 const HEADER_LEN: usize = MAGIC.len() + 4;
 /// No record is larger; a length above it is damage.
 const RECORD_MAX: u32 = 64 * 1024;
@@ -80,7 +80,7 @@ impl Journal {
         Self::open_with_cap(path, JOURNAL_CAP)
     }
 
-    pub fn open_with_cap(path: &Path, cap: u64) -> Result<(Journal, Opened), JournalError> {
+    pub(crate) fn open_with_cap(path: &Path, cap: u64) -> Result<(Journal, Opened), JournalError> {
         let io = |source| JournalError::Io {
             path: path.to_owned(),
             source,
@@ -134,7 +134,11 @@ impl Journal {
 
     /// Writes `records` down, durably. `history` is everything remembered with `records`
     /// already applied: when the file would pass its cap it is rewritten from that instead.
-    pub fn append(&mut self, records: &[Record], history: &History) -> Result<(), JournalError> {
+    pub(crate) fn append(
+        &mut self,
+        records: &[Record],
+        history: &History,
+    ) -> Result<(), JournalError> {
         if records.is_empty() {
             return Ok(());
         }

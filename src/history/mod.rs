@@ -25,17 +25,17 @@ use serde::{Deserialize, Serialize};
 use crate::live::mode::Mode;
 
 /// Bumped when a field of `/api/history` changes meaning or goes away (docs/status-api.md).
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// 24 hours of minutes.
-pub const MINUTES_KEPT: u64 = 24 * 60;
+pub(crate) const MINUTES_KEPT: u64 = 24 * 60;
 /// 30 days of hours.
-pub const HOURS_KEPT: u64 = 30 * 24;
+pub(crate) const HOURS_KEPT: u64 = 30 * 24;
 /// The newest events kept; older ones go when the journal is rewritten.
-pub const EVENTS_KEPT: usize = 500;
+pub(crate) const EVENTS_KEPT: usize = 500;
 /// Event texts (the sentence and every free text of the kind) longer than this are cut: an S3
 /// error can carry a whole XML document.
-pub const EVENT_TEXT_MAX: usize = 400;
+pub(crate) const EVENT_TEXT_MAX: usize = 400;
 
 /// One minute or one hour of the Pi's life. In an hour sample `readers` is the busiest
 /// minute's; the counts are sums.
@@ -82,7 +82,7 @@ impl Sample {
     }
 
     /// The hour `minutes` (all of one hour, oldest first) add up to.
-    pub fn hour_of(minutes: &[&Sample]) -> Option<Sample> {
+    pub(crate) fn hour_of(minutes: &[&Sample]) -> Option<Sample> {
         let last = minutes.last()?;
         let mut hour = Sample::empty(hour_start(last.start), last.mode);
         for m in minutes {
@@ -101,11 +101,11 @@ impl Sample {
     }
 }
 
-pub fn minute_start(unix: u64) -> u64 {
+pub(crate) fn minute_start(unix: u64) -> u64 {
     unix - unix % 60
 }
 
-pub fn hour_start(unix: u64) -> u64 {
+pub(crate) fn hour_start(unix: u64) -> u64 {
     unix - unix % 3600
 }
 
@@ -170,7 +170,7 @@ pub enum EventKind {
 /// An event as JSON has it: one flat object, the fields of its kind present. serde's derived
 /// reader for a 11-variant enum cost the Pi's binary 12 KB; one struct costs a third of it.
 #[derive(Clone, Default, Serialize, Deserialize)]
-pub struct EventFields {
+pub(crate) struct EventFields {
     at: u64,
     kind: String,
     text: String,
@@ -345,7 +345,7 @@ pub struct Served {
 
 impl EventKind {
     /// The events an owner acts on: these are the ones `notify` sends.
-    pub fn notifiable(&self) -> bool {
+    pub(crate) fn notifiable(&self) -> bool {
         match self {
             EventKind::Mode { from, to, .. } => match to {
                 Mode::Live | Mode::Attention | Mode::Error => true,
@@ -437,7 +437,7 @@ pub struct History {
 }
 
 /// The history the recorder keeps and the views read.
-pub type SharedHistory = Arc<Mutex<Live>>;
+pub(crate) type SharedHistory = Arc<Mutex<Live>>;
 
 /// The history and the minute being counted now (drawn as the graphs' last column, so the
 /// graphs move while someone browses).
@@ -455,7 +455,7 @@ impl History {
     /// Takes one record in. A sample for a period already held replaces it (a restart within
     /// a minute writes that minute again); one older than the newest held means the clock
     /// stepped back, and the samples after it, stamped by the wrong clock, go.
-    pub fn apply(&mut self, record: Record) {
+    pub(crate) fn apply(&mut self, record: Record) {
         match record {
             Record::Minute(s) => {
                 place(&mut self.minutes, s);
@@ -485,7 +485,7 @@ impl History {
     }
 
     /// The newest time anything here carries.
-    pub fn last_seen(&self) -> Option<u64> {
+    pub(crate) fn last_seen(&self) -> Option<u64> {
         let minute = self.minutes.back().map(|m| m.start + 59);
         let event = self.events.back().map(|e| e.at);
         minute.max(event)

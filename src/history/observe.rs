@@ -14,7 +14,7 @@ use crate::status::Status;
 /// What the observer is told besides the snapshots.
 #[cfg_attr(test, derive(Debug))]
 #[derive(Clone, Copy)]
-pub struct ObserveSettings {
+pub(crate) struct ObserveSettings {
     /// A sync failing this long is an event of its own (a notification).
     pub sync_failing_after: Duration,
     /// ERROR or ATTENTION held from boot for this long is told (a Pi that boots into a broken
@@ -63,7 +63,7 @@ struct LivePeriod {
 }
 
 #[cfg_attr(test, derive(Debug))]
-pub struct Observer {
+pub(crate) struct Observer {
     settings: ObserveSettings,
     started: u64,
     current: Option<Sample>,
@@ -116,7 +116,7 @@ impl Observer {
     }
 
     /// Whether `event` goes to the owner: its kind says so, and it is not the Pi settling.
-    pub fn tells_owner(&self, event: &super::Event) -> bool {
+    pub(crate) fn tells_owner(&self, event: &super::Event) -> bool {
         let settling_problem = matches!(
             event.kind,
             EventKind::Mode {
@@ -134,7 +134,7 @@ impl Observer {
     }
 
     /// One snapshot in; what it closed and told out, oldest first.
-    pub fn observe(&mut self, status: &Status, now: SystemTime) -> Vec<Record> {
+    pub(crate) fn observe(&mut self, status: &Status, now: SystemTime) -> Vec<Record> {
         let at = unix(now);
         let mut out = Vec::new();
         if self
@@ -221,7 +221,7 @@ impl Observer {
 
     /// The minutes of this hour already written (read back at start, so an hour cut by a
     /// restart still adds up whole).
-    pub fn resume_hour(&mut self, minutes: impl IntoIterator<Item = Sample>) {
+    pub(crate) fn resume_hour(&mut self, minutes: impl IntoIterator<Item = Sample>) {
         self.hour = minutes.into_iter().collect();
     }
 

@@ -16,18 +16,18 @@ use crate::status::Status;
 
 /// How often the journal is written: SD cards wear by the write, and a minute is what a
 /// power cut may cost.
-pub const WRITE_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const WRITE_EVERY: Duration = Duration::from_secs(60);
 
 #[cfg_attr(test, derive(Debug))]
 #[derive(Clone)]
-pub struct RecorderSettings {
+pub(crate) struct RecorderSettings {
     /// `<data_dir>/history/journal`.
     pub journal: PathBuf,
     pub observe: ObserveSettings,
 }
 
 impl RecorderSettings {
-    pub fn in_data_dir(data_dir: &std::path::Path, observe: ObserveSettings) -> Self {
+    pub(crate) fn in_data_dir(data_dir: &std::path::Path, observe: ObserveSettings) -> Self {
         Self {
             journal: data_dir.join("history").join("journal"),
             observe,
@@ -35,7 +35,7 @@ impl RecorderSettings {
     }
 }
 
-pub struct Recorder {
+pub(crate) struct Recorder {
     journal: Option<Journal>,
     observer: Observer,
     shared: SharedHistory,

@@ -26,7 +26,7 @@ pub enum LedError {
 /// A Linux LED-class device: the board's ACT LED, or one made with
 /// `dtoverlay=gpio-led,gpio=17,label=status`. The kernel trigger is switched to `none` so the
 /// LED is ours.
-pub struct SysfsLed {
+pub(crate) struct SysfsLed {
     dir: PathBuf,
     active_low: bool,
 }
@@ -51,7 +51,7 @@ impl Led for SysfsLed {
 }
 
 /// An LED on a GPIO pin through rppal (memory-mapped GPIO; works without any overlay).
-pub struct GpioLed {
+pub(crate) struct GpioLed {
     pin: rppal::gpio::OutputPin,
     active_low: bool,
 }
@@ -89,7 +89,7 @@ impl Led for GpioLed {
 /// The demo's LED: accepts the pattern and lights nothing. The status page says the pattern
 /// in words (a pure function of the mode); a page refreshed every 5 s could not show a blink.
 #[derive(Clone, Copy, Default)]
-pub struct SimulatedLed;
+pub(crate) struct SimulatedLed;
 
 impl Led for SimulatedLed {
     fn set(&mut self, _on: bool) -> Result<(), LedError> {
@@ -98,11 +98,11 @@ impl Led for SimulatedLed {
 }
 
 /// How long a missing or failing LED or OLED waits before it is opened again.
-pub const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Opens its LED on first use and again after a failure (at most every 30 s), so a missing
 /// LED at start — or one that appears later — needs no restart.
-pub struct Reopening {
+pub(crate) struct Reopening {
     open: Box<dyn FnMut() -> Result<Box<dyn Led>, LedError> + Send>,
     led: Option<Box<dyn Led>>,
     next_try: std::time::Instant,

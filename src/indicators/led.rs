@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::live::mode::Mode;
 
 /// One cycle of on/off steps, repeated while the mode lasts.
-pub type Pattern = Vec<(bool, Duration)>;
+pub(crate) type Pattern = Vec<(bool, Duration)>;
 
 const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -34,7 +34,7 @@ pub type SimulatedOled = ssd1306_model::ModelBus;
 pub enum SimulatedOled {}
 
 /// The simulated panel's glass as a PNG, `scale` screen pixels per panel pixel.
-pub fn simulated_png(oled: &SimulatedOled, scale: u32) -> Result<Vec<u8>, String> {
+pub(crate) fn simulated_png(oled: &SimulatedOled, scale: u32) -> Result<Vec<u8>, String> {
     #[cfg(feature = "demo")]
     return oled
         .model()

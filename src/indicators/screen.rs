@@ -22,9 +22,9 @@ use crate::status::Status;
 pub use crate::config::PanelSize;
 
 /// How long each page of a screen with more to say than fits stays up.
-pub const PAGE_EVERY: Duration = Duration::from_secs(4);
+pub(crate) const PAGE_EVERY: Duration = Duration::from_secs(4);
 /// How often the content moves to its next burn-in position.
-pub const SHIFT_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const SHIFT_EVERY: Duration = Duration::from_secs(60);
 
 /// The screen's slow clock: where the content sits, which page is up, and the heartbeat dot
 /// that blinks once a second so a frozen appliance never looks like a working one.
@@ -49,7 +49,7 @@ impl Tick {
 
 /// The four positions the content moves through, one step a minute, so no pixel is lit
 /// for years on end.
-pub fn shift(phase: u64) -> (i32, i32) {
+pub(crate) fn shift(phase: u64) -> (i32, i32) {
     match phase % 4 {
         0 => (0, 0),
         1 => (1, 0),
@@ -64,7 +64,7 @@ const LINE: usize = 20;
 
 /// The words of one screen, before they become pixels.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// The mode word, dark on a lit band across the top.
     pub banner: Option<String>,
     /// Small lines above the big word (the host name).
@@ -78,7 +78,7 @@ pub struct Layout {
 }
 
 /// What the screen says for this status, on this page.
-pub fn compose(status: &Status, size: PanelSize, page: u64, now: SystemTime) -> Layout {
+pub(crate) fn compose(status: &Status, size: PanelSize, page: u64, now: SystemTime) -> Layout {
     let for_how_long = duration(
         now.duration_since(status.mode_since)
             .map_or(0, |d| d.as_secs()),
@@ -171,7 +171,7 @@ pub fn stopping(size: PanelSize, tick: Tick) -> Frame {
 }
 
 /// Puts a layout on pixels: the band or the big word on top, the small lines under it.
-pub fn draw(layout: &Layout, size: PanelSize, tick: Tick) -> Frame {
+pub(crate) fn draw(layout: &Layout, size: PanelSize, tick: Tick) -> Frame {
     let mut frame = Frame::new(128, size.height());
     let (dx, dy) = shift(tick.shift);
     let mut pen = Pen {

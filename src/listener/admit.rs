@@ -34,7 +34,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 /// The most networks a filter takes: a 64-network IPv6 list is 837 instructions, well under
 /// the kernel's 4096 (`BPF_MAXINSNS`); a list longer than this is a config error
 /// (`status.allow`), not a reason to guess.
-pub const MAX_NETWORKS: usize = 64;
+pub(crate) const MAX_NETWORKS: usize = 64;
 
 /// One classic BPF instruction, as `struct sock_filter` lays it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub enum AdmitError {
 
 /// Attaches a filter to `socket` that lets in packets from `allowed` only. An empty list
 /// admits nothing.
-pub fn admit_only(socket: &impl AsFd, allowed: &[IpNet]) -> Result<(), AdmitError> {
+pub(crate) fn admit_only(socket: &impl AsFd, allowed: &[IpNet]) -> Result<(), AdmitError> {
     let program = program(allowed)?;
     let filters: Vec<socket2::SockFilter> = program
         .iter()

@@ -7,7 +7,7 @@ use serde::Serialize;
 /// The class of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TrafficClass {
+pub(crate) enum TrafficClass {
     Reader,
     HealthCheck,
     Other,
@@ -53,7 +53,7 @@ const BOTS: &[&str] = &[
 
 /// Classifies requests against the site's host names and the known checkers.
 #[derive(Debug, Clone)]
-pub struct Classifier {
+pub(crate) struct Classifier {
     hostnames: Vec<String>,
     health_path: String,
     health_checkers: Vec<String>,
@@ -61,7 +61,7 @@ pub struct Classifier {
 
 /// What the classifier looks at.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestFacts<'a> {
+pub(crate) struct RequestFacts<'a> {
     /// The TLS server name; `None` over plain HTTP or when the client sent none.
     pub sni: Option<&'a str>,
     pub host: Option<&'a str>,
@@ -84,7 +84,7 @@ impl Classifier {
         }
     }
 
-    pub fn classify(&self, request: &RequestFacts<'_>) -> TrafficClass {
+    pub(crate) fn classify(&self, request: &RequestFacts<'_>) -> TrafficClass {
         let agent = request.user_agent.unwrap_or("").to_ascii_lowercase();
         // Checkers come first: Route 53 checks by IP with a Host header, over HTTP or HTTPS.
         // The health path is for checkers whoever asks: nobody reads an empty page.

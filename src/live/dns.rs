@@ -22,7 +22,7 @@ pub struct DnsStatus {
 
 /// True when any resolved address is one of ours: with a failover record only one answer is
 /// served at a time; with multivalue answers, several Pis may share the name.
-pub fn points_here(resolved: &[IpAddr], ours: &[IpAddr]) -> bool {
+pub(crate) fn points_here(resolved: &[IpAddr], ours: &[IpAddr]) -> bool {
     resolved.iter().any(|a| ours.contains(a))
 }
 

@@ -156,7 +156,7 @@ pub struct Transition {
 /// Keeps the mode, moving to a new one only after it has been called for through the
 /// debounce period (a blip of traffic or one failed probe does not flip the display).
 #[derive(Debug)]
-pub struct ModeMachine {
+pub(crate) struct ModeMachine {
     mode: Mode,
     reason: String,
     since: SystemTime,
@@ -199,7 +199,7 @@ impl ModeMachine {
     }
 
     /// Takes in the facts; returns true when the mode changed.
-    pub fn update(&mut self, facts: &Facts, wall: SystemTime) -> bool {
+    pub(crate) fn update(&mut self, facts: &Facts, wall: SystemTime) -> bool {
         let now = Instant::now();
         let (wanted, reason) = target(facts, self.mode);
         if wanted == self.mode {

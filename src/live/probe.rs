@@ -30,7 +30,7 @@ pub struct ProbeStatus {
 
 /// Counts results in a row and turns them into a verdict.
 #[derive(Debug, Clone)]
-pub struct Hysteresis {
+pub(crate) struct Hysteresis {
     threshold: u32,
     last: Option<bool>,
     streak: u32,
@@ -60,7 +60,7 @@ impl Hysteresis {
         self.verdict
     }
 
-    pub fn streak(&self) -> u32 {
+    pub(crate) fn streak(&self) -> u32 {
         self.streak
     }
 }
@@ -143,7 +143,7 @@ where
 }
 
 /// The probe's TLS client: the system's CA certificates (the image ships them), ring.
-pub fn client_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+pub(crate) fn client_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let mut roots = rustls::RootCertStore::empty();
     let loaded = rustls_native_certs::load_native_certs();
     for cert in loaded.certs {

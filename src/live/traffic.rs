@@ -39,7 +39,7 @@ struct Windows {
 
 /// The shared recorder: the site server writes, the status model reads.
 #[derive(Debug)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     started: Instant,
     windows: Mutex<Windows>,
 }
@@ -164,7 +164,7 @@ impl Traffic {
         }
     }
 
-    pub fn snapshot(&self) -> TrafficSnapshot {
+    pub(crate) fn snapshot(&self) -> TrafficSnapshot {
         let now = self.now_secs();
         let Ok(mut w) = self.windows.lock() else {
             return TrafficSnapshot::default();

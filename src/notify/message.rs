@@ -28,7 +28,7 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn from_event(event: &Event, pi: &str, link: Option<&str>) -> Self {
+    pub(crate) fn from_event(event: &Event, pi: &str, link: Option<&str>) -> Self {
         let (headline, mode, urgent) = match &event.kind {
             EventKind::Mode { to, from, .. } => {
                 let words = match (to, from) {
@@ -135,7 +135,7 @@ impl Message {
     }
 
     /// Where ntfy's JSON publishing posts: the server's root, not the topic's URL.
-    pub fn post_url(format: NotifyFormat, url: &str) -> String {
+    pub(crate) fn post_url(format: NotifyFormat, url: &str) -> String {
         match (format, crate::config::topic_of(url)) {
             (NotifyFormat::Ntfy, Some(topic)) => {
                 let base = url.trim_end_matches('/');

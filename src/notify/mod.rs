@@ -34,7 +34,7 @@ const RETRY_MOST: Duration = Duration::from_secs(30 * 60);
 /// A message this old is given up: what it says is history by then.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(3 * 86_400);
 /// Events waiting for the task; the recorder drops (and logs) beyond it.
-pub const CHANNEL: usize = 64;
+pub(crate) const CHANNEL: usize = 64;
 
 /// What the notifier needs, built from `[notify]` (and the host name).
 #[cfg_attr(test, derive(Debug))]
@@ -84,7 +84,7 @@ fn format_name(format: NotifyFormat) -> &'static str {
 }
 
 /// The notifier's view for the status model, before the task has run.
-pub fn initial_view(settings: &NotifySettings, sender: &Sender) -> NotificationsView {
+pub(crate) fn initial_view(settings: &NotifySettings, sender: &Sender) -> NotificationsView {
     NotificationsView {
         receiver: sender.host().to_owned(),
         format: format_name(settings.format),

@@ -27,7 +27,7 @@ use super::message::Message;
 use crate::live::mode::Mode;
 
 /// The most messages waiting.
-pub const QUEUE_MAX: usize = 100;
+pub(crate) const QUEUE_MAX: usize = 100;
 const FORMAT: u32 = 1;
 const MAGIC: &str = "pi-failover notification ";
 
@@ -110,7 +110,7 @@ fn decode(seq: u64, text: &str) -> Result<Queued, bool> {
 
 #[cfg_attr(test, derive(Debug))]
 #[derive(Clone, PartialEq)]
-pub struct Queued {
+pub(crate) struct Queued {
     pub seq: u64,
     pub message: Message,
     pub attempts: u32,
@@ -118,7 +118,7 @@ pub struct Queued {
 
 /// The queue: in memory, mirrored on disk when a directory is given.
 #[cfg_attr(test, derive(Debug))]
-pub struct Queue {
+pub(crate) struct Queue {
     dir: Option<PathBuf>,
     items: VecDeque<Queued>,
     next_seq: u64,
@@ -180,10 +180,6 @@ impl Queue {
         self.items.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     pub fn front(&self) -> Option<&Queued> {
         self.items.front()
     }
@@ -217,7 +213,7 @@ impl Queue {
     }
 
     /// The front message failed once more.
-    pub fn failed_once(&mut self) {
+    pub(crate) fn failed_once(&mut self) {
         let Some(mut front) = self.items.pop_front() else {
             return;
         };

@@ -136,7 +136,7 @@ impl Body {
 
     /// Binds a file body to its connection: its chunks draw on `budget`, and its progress is
     /// kept in `progress`. Other bodies are a few bytes and pass as they are.
-    pub fn paced(mut self, budget: &ByteBudget, progress: &Arc<Progress>) -> Self {
+    pub(crate) fn paced(mut self, budget: &ByteBudget, progress: &Arc<Progress>) -> Self {
         if let Body::File(chunks) = &mut self {
             if chunks.remaining > 0 {
                 chunks.pacing = Some(Pacing {

@@ -83,7 +83,7 @@ impl Site {
     }
 
     /// Walks the root again and swaps the new index in at once. On error the old index stays.
-    pub fn reindex(&self) -> Result<usize, IndexError> {
+    pub(crate) fn reindex(&self) -> Result<usize, IndexError> {
         // A panic while indexing leaves nothing half-done behind the lock: carry on.
         let _one_at_a_time = self
             .reindexing
@@ -100,7 +100,7 @@ impl Site {
 
     /// Whether `current` has moved away from the generation being served (a sync by another
     /// process, `pi-failover sync --once`): the watcher then re-indexes.
-    pub fn behind_current(&self) -> bool {
+    pub(crate) fn behind_current(&self) -> bool {
         if !self.synced {
             return false;
         }
@@ -112,13 +112,13 @@ impl Site {
     }
 
     /// The site has files to serve.
-    pub fn has_content(&self) -> bool {
+    pub(crate) fn has_content(&self) -> bool {
         !self.index.load().is_empty()
     }
 
     /// Tells redirects which port HTTPS really listens on (it differs from the config when
     /// the config asked for port 0).
-    pub fn set_https_port(&mut self, port: u16) {
+    pub(crate) fn set_https_port(&mut self, port: u16) {
         self.https_port = port;
     }
 }
@@ -172,7 +172,7 @@ fn build_index(
 }
 
 /// The directory the site is served from: `site.root`, or the current generation.
-pub fn served_root(config: &Config) -> PathBuf {
+pub(crate) fn served_root(config: &Config) -> PathBuf {
     match &config.site.root {
         Some(root) if config.s3.is_none() => root.clone(),
         _ => crate::generation::current_files(&config.storage.data_dir),

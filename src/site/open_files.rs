@@ -31,9 +31,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 
 /// The largest file kept whole in memory: four chunks, a long blog page or a stylesheet.
-pub const SMALL_FILE_MAX: u64 = 64 * 1024;
+pub(crate) const SMALL_FILE_MAX: u64 = 64 * 1024;
 /// The memory all whole files may take together: on a Pi serving a blog, its hot pages.
-pub const SMALL_FILES_TOTAL: u64 = 2 * 1024 * 1024;
+pub(crate) const SMALL_FILES_TOTAL: u64 = 2 * 1024 * 1024;
 
 /// Which file a descriptor is: a replaced path has a new inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +142,7 @@ impl OpenFiles {
     }
 
     /// The file at `path`, which must still be the file `id` a response started with.
-    pub fn reopen(&self, path: &Path, id: FileId) -> io::Result<Arc<File>> {
+    pub(crate) fn reopen(&self, path: &Path, id: FileId) -> io::Result<Arc<File>> {
         if let Some(hit) = self.cached(path, Some(id))? {
             return Ok(hit.file);
         }
@@ -258,7 +258,8 @@ impl OpenFiles {
     }
 
     /// Bytes of small files held in memory.
-    pub fn contents_bytes(&self) -> u64 {
+    #[cfg(test)]
+    fn contents_bytes(&self) -> u64 {
         self.table
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

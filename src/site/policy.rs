@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use crate::config::SiteConfig;
 
 #[derive(Debug, Clone)]
-pub struct HeaderPolicy {
+pub(crate) struct HeaderPolicy {
     powered_by: HeaderValue,
     hsts: Option<HeaderValue>,
     extra: Vec<(HeaderName, HeaderValue)>,
@@ -17,7 +17,7 @@ pub struct HeaderPolicy {
 static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 
 /// Headers the server computes itself; a config may not set them under `[site.headers]`.
-pub fn is_managed_header(name: &HeaderName) -> bool {
+pub(crate) fn is_managed_header(name: &HeaderName) -> bool {
     [
         &X_POWERED_BY,
         &header::STRICT_TRANSPORT_SECURITY,
@@ -71,7 +71,7 @@ impl HeaderPolicy {
     }
 
     /// Adds the policy's headers to a response sent over HTTPS.
-    pub fn apply_https(&self, headers: &mut HeaderMap) {
+    pub(crate) fn apply_https(&self, headers: &mut HeaderMap) {
         self.apply_plain(headers);
         if let Some(hsts) = &self.hsts {
             headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
@@ -80,7 +80,7 @@ impl HeaderPolicy {
 
     /// Adds the headers that also belong on plain HTTP (HSTS there is ignored by browsers
     /// and would only be noise).
-    pub fn apply_plain(&self, headers: &mut HeaderMap) {
+    pub(crate) fn apply_plain(&self, headers: &mut HeaderMap) {
         headers.insert(X_POWERED_BY.clone(), self.powered_by.clone());
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,

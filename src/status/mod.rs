@@ -23,7 +23,7 @@ use crate::tls::CertResolver;
 use system::SystemStatus;
 
 /// Bumped when a field changes meaning or goes away (docs/status-api.md).
-pub const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -177,7 +177,7 @@ impl CertificateStatus {
 }
 
 /// Where the collector finds its facts.
-pub struct Sources {
+pub(crate) struct Sources {
     pub site: Arc<Site>,
     pub certs: Arc<CertResolver>,
     pub traffic: Arc<Traffic>,
@@ -377,7 +377,7 @@ impl Status {
 }
 
 /// Gathers the facts once a second and publishes a new [`Status`] until shutdown.
-pub struct Collector {
+pub(crate) struct Collector {
     sources: Sources,
     machine: ModeMachine,
 }

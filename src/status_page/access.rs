@@ -20,7 +20,7 @@ pub struct Access {
 }
 
 /// `localhost`, this machine's host name and its mDNS name, and `extra`, lower-cased.
-pub fn local_names(extra: &[String]) -> Vec<String> {
+pub(crate) fn local_names(extra: &[String]) -> Vec<String> {
     let mut names = vec!["localhost".to_owned()];
     if let Ok(host) = rustix::system::uname().nodename().to_str() {
         if !host.is_empty() {
@@ -43,7 +43,7 @@ impl Access {
 
     /// `peer` as accepted: canonical, an IPv4 client of a dual-stack listener as IPv4
     /// (`listener::canonical`), so the allow-list's IPv4 networks match it.
-    pub fn permits<B>(&self, peer: IpAddr, request: &http::Request<B>) -> bool {
+    pub(crate) fn permits<B>(&self, peer: IpAddr, request: &http::Request<B>) -> bool {
         let allowed = self.allow.iter().any(|net| net.contains(&peer)) && self.local_host(request);
         allowed || self.has_token(request)
     }
@@ -83,7 +83,7 @@ impl Access {
     }
 
     /// The query string to keep on the page's own links and refreshes.
-    pub fn token_query<B>(&self, request: &http::Request<B>) -> Option<String> {
+    pub(crate) fn token_query<B>(&self, request: &http::Request<B>) -> Option<String> {
         let token = self.token.as_ref()?;
         let offered = query_token(request)?;
         same(offered.as_bytes(), token.as_bytes()).then(|| format!("?token={offered}"))

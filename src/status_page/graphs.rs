@@ -50,7 +50,7 @@ pub const DAY: Range = Range {
     half_label: "12 h ago",
 };
 
-pub const MONTH: Range = Range {
+pub(crate) const MONTH: Range = Range {
     period: 3600,
     columns: 30 * 24,
     label: "30 d ago",
@@ -155,7 +155,7 @@ pub fn render(live: &Live, range: Range, now: u64) -> Markup {
 }
 
 /// The legend under the graphs, in words and colours.
-pub fn legend() -> Markup {
+pub(crate) fn legend() -> Markup {
     html! {
         p.legend {
             span style="background:#1b7f3b33" { "LIVE or DRAINING" } " · "

@@ -11,7 +11,7 @@ use crate::indicators::glow::Glow;
 use crate::status::Status;
 
 /// Seconds between the page's own refreshes.
-pub const REFRESH_SECS: u32 = 5;
+pub(crate) const REFRESH_SECS: u32 = 5;
 
 const STYLE: &str = "body{font:16px/1.4 system-ui,sans-serif;margin:0 auto;max-width:46em;\
 padding:0 .8em 2em;color:#111;background:#fafafa}\

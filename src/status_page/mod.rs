@@ -27,23 +27,21 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::server::{Admitted, Gate};
 use crate::status::Status;
 use access::Access;
 
-/// A handful of people look at a status page; more connections than this wait.
-const MAX_CONNECTIONS: usize = crate::budget::STATUS_CONNECTIONS;
-
 /// Connections one address may hold: 32 connections from one address outside the
-/// allow-list, pipelining requests and never reading, once held every permit and locked the
+/// allow-list, pipelining requests and never reading, once held every place and locked the
 /// owner out (issue 13). A browser needs a few.
 const MAX_CONNECTIONS_PER_ADDRESS: usize = 4;
 
 /// The longest a connection lives, whatever it does: the page and its JSON are a few KB
-/// and refresh by new requests, so a connection past this is holding a permit, not reading.
+/// and refresh by new requests, so a connection past this is holding a place, not reading.
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
@@ -63,19 +61,22 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let router = router(page);
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let per_address = crate::per_address::PerAddress::new(MAX_CONNECTIONS_PER_ADDRESS);
-    while let Some((tcp, peer)) = crate::server::accept_next(&listener, &shutdown).await {
-        // Before the shared permit, so an address at its cap cannot hold one while it waits.
-        let Some(slot) = per_address.admit(peer.ip()) else {
-            continue;
-        };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
+    // Let in as the site's listeners are (`server::admission`), through a gate of its own: a
+    // handful of people look at a status page (more wait in the kernel's queue), and an
+    // attack that fills the site's places must not lock the owner out of it.
+    let gate = Gate::new(
+        "status page",
+        crate::budget::STATUS_CONNECTIONS,
+        0,
+        MAX_CONNECTIONS_PER_ADDRESS,
+    );
+    while let Some(admitted) = gate.next(&listener, &shutdown).await {
         let router = router.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
+            let Admitted {
+                tcp, peer, place, ..
+            } = admitted;
             let service = service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(Peer(peer));
                 tower_service::Service::call(&mut router.clone(), req)
@@ -98,7 +99,7 @@ pub async fn serve(
                     let _ = conn.as_mut().await;
                 }
             }
-            drop((permit, slot));
+            drop(place);
         });
     }
 }

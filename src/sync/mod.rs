@@ -39,7 +39,7 @@ use crate::config::{Config, S3Config};
 pub use aws_smithy_async::time::{SharedTimeSource, TimeSource};
 
 /// Listings one sync makes at most when objects keep changing under it.
-pub const LISTINGS: u32 = 3;
+pub(crate) const LISTINGS: u32 = 3;
 
 /// When the downloads are done, compressions still queued for up to this many bytes of
 /// input are waited for; beyond it the generation is switched in without their siblings and
@@ -285,7 +285,7 @@ impl Syncer {
 
     /// The wait before the next sync: the interval plus a random share of the jitter; after
     /// `failures` syncs in a row failed, sooner ([`retry_after`]).
-    pub fn next_delay(&self, failures: u32) -> Duration {
+    pub(crate) fn next_delay(&self, failures: u32) -> Duration {
         let interval = self.config.interval + self.config.jitter.mul_f64(fastrand::f64());
         match failures {
             0 => interval,
@@ -813,7 +813,7 @@ fn link_with_siblings(
 /// owner set one) would leave it serving nothing, or without its certificate, for that long.
 /// Doubling keeps a bucket that refuses every request from being asked more than once every
 /// 5 minutes.
-pub fn retry_after(failures: u32) -> Duration {
+pub(crate) fn retry_after(failures: u32) -> Duration {
     crate::backoff::doubling(
         Duration::from_secs(10),
         failures.saturating_sub(1),

@@ -27,7 +27,7 @@ use std::sync::RwLock;
 
 /// Where a generation's files are written before they get their names.
 #[derive(Debug)]
-pub struct TmpDir {
+pub(crate) struct TmpDir {
     dir: PathBuf,
     next: AtomicU64,
     abandoned: AtomicBool,
@@ -48,7 +48,7 @@ impl TmpDir {
     }
 
     /// Runs `op` unless the generation was abandoned; [`TmpDir::abandon`] waits for it.
-    pub fn while_alive<T>(&self, op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    pub(crate) fn while_alive<T>(&self, op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
         let _running = self
             .busy
             .read()
@@ -61,13 +61,13 @@ impl TmpDir {
 
     /// Whether the generation was abandoned: long work for it (compressing a large file)
     /// stops early.
-    pub fn is_abandoned(&self) -> bool {
+    pub(crate) fn is_abandoned(&self) -> bool {
         self.abandoned.load(Ordering::Acquire)
     }
 
     /// Marks the generation abandoned and waits for the operation in flight: once this
     /// returns, no name is made in it any more. Returns the guard to hold while removing it.
-    pub fn abandon(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+    pub(crate) fn abandon(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
         self.abandoned.store(true, Ordering::Release);
         self.busy
             .write()
@@ -109,7 +109,7 @@ impl TmpDir {
 
 /// A file being written under a temporary name.
 #[derive(Debug)]
-pub struct NewFile {
+pub(crate) struct NewFile {
     file: Option<File>,
     path: PathBuf,
 }
@@ -123,7 +123,7 @@ impl NewFile {
     }
 
     /// Takes the file out, for async writing; [`NewFile::publish`] works without it.
-    pub fn take_file(&mut self) -> Option<File> {
+    pub(crate) fn take_file(&mut self) -> Option<File> {
         self.file.take()
     }
 

@@ -38,7 +38,7 @@ pub struct SiblingConflict {
 }
 
 /// The siblings the appliance generates, by file-name extension.
-pub const SIBLING_EXTENSIONS: [&str; 2] = ["br", "gz"];
+pub(crate) const SIBLING_EXTENSIONS: [&str; 2] = ["br", "gz"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -60,12 +60,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn is_noop(&self) -> bool {
+    pub(crate) fn is_noop(&self) -> bool {
         self.fetch.is_empty() && self.remove.is_empty()
     }
 
     /// Whether the appliance may make `key.<ext>` in the next generation.
-    pub fn sibling_allowed(&self, key: &str, ext: &str) -> bool {
+    pub(crate) fn sibling_allowed(&self, key: &str, ext: &str) -> bool {
         !self.reserved.contains(&format!("{key}.{ext}"))
     }
 }
@@ -99,7 +99,7 @@ pub enum PlanError {
 
 /// The sibling names (`key.br`, `key.gz`) that `keys` use as objects or as directories, and
 /// the latter for the report.
-pub fn reserve_siblings(keys: &BTreeSet<&str>) -> (BTreeSet<String>, Vec<SiblingConflict>) {
+pub(crate) fn reserve_siblings(keys: &BTreeSet<&str>) -> (BTreeSet<String>, Vec<SiblingConflict>) {
     let directories: BTreeSet<&str> = keys
         .iter()
         .flat_map(|key| key.match_indices('/').map(move |(i, _)| &key[..i]))

@@ -20,13 +20,13 @@ pub const MIN_SIZE: u64 = 512;
 /// and gzip at level 4 together ran at about 25 MB/s on the 2-core x86 benchmark host, and a
 /// Pi's Cortex-A53/A72 is several times slower, so one such file already costs a sync
 /// seconds to minutes of CPU that readers may need.
-pub const MAX_SIZE: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_SIZE: u64 = 16 * 1024 * 1024;
 
 /// Chunks read from the original and handed to the encoders.
 const CHUNK: usize = 64 * 1024;
 
 /// Content types worth compressing (by the object's type, or its extension's): text.
-pub fn is_compressible(content_type: &str) -> bool {
+pub(crate) fn is_compressible(content_type: &str) -> bool {
     crate::content_type::is_textual(content_type)
 }
 
@@ -65,7 +65,7 @@ pub struct Written {
 /// One file to compress: its siblings' names, `None` where the sibling may not be made (the
 /// bucket has an object or a directory of that name).
 #[derive(Debug)]
-pub struct Job {
+pub(crate) struct Job {
     pub original: PathBuf,
     pub brotli: Option<PathBuf>,
     pub gzip: Option<PathBuf>,
@@ -90,7 +90,7 @@ impl Job {
 /// (glibc here, musl on the Pi) hands such blocks back to the kernel on free, so every file
 /// paid for fresh zero-filled pages: page faults were most of the full sync's CPU and memory
 /// (docs/benchmarks.md). One thread and a buffer pool keep one set of tables, reused.
-pub struct Compressor {
+pub(crate) struct Compressor {
     jobs: std::sync::mpsc::Sender<Queued>,
 }
 
@@ -122,13 +122,14 @@ impl Compressor {
 
     /// Writes the job's siblings when each is smaller than the original. They are made
     /// durable with the rest of the generation (one `syncfs` at commit), not one by one.
-    pub async fn compress(&self, job: Job) -> std::io::Result<Written> {
+    #[cfg(test)]
+    async fn compress(&self, job: Job) -> std::io::Result<Written> {
         self.submit(job)?.wait().await
     }
 
     /// Queues a file and returns at once; the answer is awaited later (a queued job costs a
     /// few paths and a channel, so thousands can wait while downloads go on).
-    pub fn submit(&self, job: Job) -> std::io::Result<Pending> {
+    pub(crate) fn submit(&self, job: Job) -> std::io::Result<Pending> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Queued { job, reply })
@@ -142,7 +143,7 @@ pub struct Pending(tokio::sync::oneshot::Receiver<std::io::Result<Written>>);
 
 impl Pending {
     /// The answer if it is there already; `None` while the file is still queued.
-    pub fn try_take(&mut self) -> Option<std::io::Result<Written>> {
+    pub(crate) fn try_take(&mut self) -> Option<std::io::Result<Written>> {
         use tokio::sync::oneshot::error::TryRecvError;
         match self.0.try_recv() {
             Ok(answer) => Some(answer),
@@ -166,7 +167,7 @@ impl Pending {
 /// (then nothing is compressed), and brotli bytes without it do not shrink again, so they
 /// get no sibling by the size rule. (Probing by decoding cost an 8 MB decoder ring buffer
 /// and ~100 KB of the Pi's binary.)
-pub fn looks_compressed(head: &[u8]) -> bool {
+pub(crate) fn looks_compressed(head: &[u8]) -> bool {
     const GZIP: &[u8] = &[0x1f, 0x8b];
     const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
     head.starts_with(GZIP) || head.starts_with(ZSTD)

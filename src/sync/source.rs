@@ -38,7 +38,7 @@ pub const ATTEMPTS: u32 = 5;
 
 /// Requests made, by kind, for the sync report and the no-op check.
 #[derive(Debug, Default)]
-pub struct RequestCounts {
+pub(crate) struct RequestCounts {
     pub list: AtomicU64,
     pub get: AtomicU64,
     /// The multipart check's `HEAD ?partNumber=`.
@@ -65,7 +65,7 @@ impl std::ops::Sub for Requests {
 }
 
 impl RequestCounts {
-    pub fn snapshot(&self) -> Requests {
+    pub(crate) fn snapshot(&self) -> Requests {
         Requests {
             list: self.list.load(Ordering::Relaxed),
             get: self.get.load(Ordering::Relaxed),
@@ -100,7 +100,7 @@ impl SourceError {
     }
 }
 
-pub struct Bucket {
+pub(crate) struct Bucket {
     client: Client,
     bucket: String,
     prefix: String,
@@ -119,7 +119,10 @@ impl Bucket {
     /// without a real-time clock, in tests). Either way the SDK measures the skew from each response's
     /// `Date` (kept per client) and our retry of a `RequestTimeTooSkewed` is signed with the
     /// corrected time.
-    pub async fn connect_with_clock(config: &S3Config, clock: Option<SharedTimeSource>) -> Self {
+    pub(crate) async fn connect_with_clock(
+        config: &S3Config,
+        clock: Option<SharedTimeSource>,
+    ) -> Self {
         let client = crate::aws::s3_client(config, clock).await;
         let limiter = NonZeroU32::new(u32::try_from(config.bandwidth_limit).unwrap_or(u32::MAX))
             .map(|rate| {

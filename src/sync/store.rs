@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use super::newfile::TmpDir;
 use crate::generation::manifest::{Manifest, MANIFEST_FILE};
+pub use crate::generation::FsError as StoreError;
 use crate::generation::{at, CURRENT, FILES, GENERATIONS, SITE_DIR, STAGING, TMP};
-pub use crate::generation::{lease, FsError as StoreError};
 
 /// Held while a sync runs; the lock is released when the file is closed.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub struct GenerationStore {
 
 /// A generation being built. Dropped without [`GenerationStore::commit`], it is removed.
 #[derive(Debug)]
-pub struct Staging {
+pub(crate) struct Staging {
     pub id: String,
     dir: PathBuf,
     tmp: std::sync::Arc<TmpDir>,
@@ -46,7 +46,7 @@ impl Staging {
 
     /// Stops every writer still busy for this generation (queued compressions it will not
     /// wait for); it is committed without what they would have made.
-    pub fn stop_writers(&self) {
+    pub(crate) fn stop_writers(&self) {
         drop(self.tmp.abandon());
     }
 
@@ -67,11 +67,6 @@ impl Drop for Staging {
 }
 
 impl GenerationStore {
-    /// The directory the site server serves when the site comes from S3.
-    pub fn current_files(data_dir: &Path) -> PathBuf {
-        crate::generation::current_files(data_dir)
-    }
-
     /// Opens (creating) the store. Cleaning up after an interrupted sync happens under the
     /// lock, in [`GenerationStore::lock`].
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
@@ -149,12 +144,12 @@ impl GenerationStore {
             .then_some(id)
     }
 
-    pub fn generation_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn generation_dir(&self, id: &str) -> PathBuf {
         self.base.join(GENERATIONS).join(id)
     }
 
     /// The current generation's manifest; empty when there is none yet.
-    pub fn current_manifest(&self) -> Manifest {
+    pub(crate) fn current_manifest(&self) -> Manifest {
         let Some(id) = self.current_id() else {
             return Manifest::default();
         };
@@ -169,7 +164,7 @@ impl GenerationStore {
     }
 
     /// Starts a new generation with the next id.
-    pub fn begin(&self) -> Result<Staging, StoreError> {
+    pub(crate) fn begin(&self) -> Result<Staging, StoreError> {
         let next = self
             .generation_ids()?
             .last()
@@ -190,7 +185,11 @@ impl GenerationStore {
     }
 
     /// Writes the manifest, makes the whole tree durable, and switches `current` to it.
-    pub fn commit(&self, mut staging: Staging, manifest: &Manifest) -> Result<PathBuf, StoreError> {
+    pub(crate) fn commit(
+        &self,
+        mut staging: Staging,
+        manifest: &Manifest,
+    ) -> Result<PathBuf, StoreError> {
         // Every temporary name was published or removed; a leftover is not part of the site.
         let tmp = staging.dir.join(TMP);
         fs::remove_dir_all(&tmp).map_err(at("remove", &tmp))?;
@@ -221,8 +220,8 @@ impl GenerationStore {
     }
 
     /// Removes generations other than the current one and the `keep_previous` before it,
-    /// except those a process still serves from (see [`lease`]).
-    pub fn collect_garbage(&self, keep_previous: usize) -> Result<usize, StoreError> {
+    /// except those a process still serves from (see [`crate::generation::lease`]).
+    pub(crate) fn collect_garbage(&self, keep_previous: usize) -> Result<usize, StoreError> {
         let Some(current) = self.current_id() else {
             return Ok(0);
         };
@@ -318,7 +317,7 @@ mod tests {
         let second = build(&store, &[("a.html", "2")]);
         let third = build(&store, &[("a.html", "3")]);
         assert_eq!(store.current_id(), Some(third.clone()));
-        let served = GenerationStore::current_files(dir.path()).join("a.html");
+        let served = crate::generation::current_files(dir.path()).join("a.html");
         assert_eq!(fs::read_to_string(served).expect("read"), "3");
         assert_eq!(store.collect_garbage(1).expect("gc"), 1);
         assert!(!store.generation_dir(&first).exists());

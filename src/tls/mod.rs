@@ -63,13 +63,13 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// The appliance's HTTPS client (ACME, notifications): HTTP/1.1 over rustls on ring, HTTPS only.
 /// One type for both, bodies as instant-acme's: each other instantiation of hyper's client
 /// cost the Pi's binary 64 KiB (docs/benchmarks.md, issue 18).
-pub type HttpsClient = hyper_util::client::legacy::Client<
+pub(crate) type HttpsClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     instant_acme::BodyWrapper<bytes::Bytes>,
 >;
 
 /// An [`HttpsClient`] trusting [`roots`]`(extra_roots)`, connecting within 10 s.
-pub fn https_client(extra_roots: Option<&std::path::Path>) -> Result<HttpsClient, String> {
+pub(crate) fn https_client(extra_roots: Option<&std::path::Path>) -> Result<HttpsClient, String> {
     let tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -138,7 +138,7 @@ pub use crate::config::CipherPreference;
 /// The rustls server configuration: TLS 1.3 and 1.2 with ring's forward-secret AEAD suites,
 /// ALPN h2 and http/1.1, session tickets so returning readers skip the full handshake, and the
 /// cipher order `preference` asks for on this CPU.
-pub fn server_config(
+pub(crate) fn server_config(
     resolver: Arc<CertResolver>,
     preference: CipherPreference,
 ) -> Result<Arc<ServerConfig>, TlsError> {

@@ -136,7 +136,7 @@ impl CertResolver {
     }
 
     /// Whether slot `index` serves a certificate.
-    pub fn is_serving(&self, index: usize) -> bool {
+    pub(crate) fn is_serving(&self, index: usize) -> bool {
         self.current.load().get(index).is_some_and(Option::is_some)
     }
 
@@ -148,7 +148,7 @@ impl CertResolver {
     }
 
     /// Tells the status when slot `index`'s source will try next.
-    pub fn schedule(&self, index: usize, next: SystemTime) {
+    pub(crate) fn schedule(&self, index: usize, next: SystemTime) {
         if let Some(state) = self.lock().get_mut(index) {
             state.health.next_attempt = Some(next);
         }
@@ -197,7 +197,7 @@ impl CertResolver {
     }
 
     /// Reloads the certificates whose files' size, time or inode changed since the last try.
-    pub fn reload_if_changed(&self) {
+    pub(crate) fn reload_if_changed(&self) {
         let mut state = self.lock();
         for index in 0..self.slots.len() {
             if state[index].tried != stamps(&self.slots[index]) {
@@ -209,7 +209,7 @@ impl CertResolver {
     }
 
     /// Reloads one certificate now (a fetching source after installing a new pair).
-    pub fn reload_slot(&self, index: usize) -> Result<(), TlsError> {
+    pub(crate) fn reload_slot(&self, index: usize) -> Result<(), TlsError> {
         let mut state = self.lock();
         self.reload_holding(&mut state, index)
     }
@@ -240,7 +240,12 @@ impl CertResolver {
     }
 
     /// Records a fetching source's attempt for the status page.
-    pub fn record_attempt(&self, index: usize, outcome: Result<(), String>, next: SystemTime) {
+    pub(crate) fn record_attempt(
+        &self,
+        index: usize,
+        outcome: Result<(), String>,
+        next: SystemTime,
+    ) {
         if let Some(state) = self.lock().get_mut(index) {
             state.health.record(SystemTime::now(), outcome, next);
         }

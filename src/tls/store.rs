@@ -22,13 +22,13 @@ use std::path::{Path, PathBuf};
 const TLS_DIR: &str = "tls";
 const CURRENT: &str = "current";
 const STAGING: &str = "staging";
-pub const CERT_FILE: &str = "fullchain.pem";
-pub const KEY_FILE: &str = "privkey.pem";
+pub(crate) const CERT_FILE: &str = "fullchain.pem";
+pub(crate) const KEY_FILE: &str = "privkey.pem";
 const SOURCE_FILE: &str = "source.json";
 
 /// The directory of the certificate called `id` (its source and location) under `data_dir`:
 /// a name safe on any filesystem, with a hash so two locations never share one.
-pub fn slot_dir(data_dir: &Path, id: &str) -> PathBuf {
+pub(crate) fn slot_dir(data_dir: &Path, id: &str) -> PathBuf {
     let readable: String = id
         .chars()
         .map(|c| {
@@ -60,7 +60,7 @@ pub fn installed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
 }
 
 /// What the source recorded with the installed pair (`None` before the first install).
-pub fn installed_source(dir: &Path) -> Option<String> {
+pub(crate) fn installed_source(dir: &Path) -> Option<String> {
     let version = fs::read_link(dir.join(CURRENT)).ok()?;
     fs::read_to_string(dir.join(version).join(SOURCE_FILE)).ok()
 }
@@ -105,13 +105,13 @@ pub fn install(dir: &Path, cert: &[u8], key: &[u8], source: &str) -> io::Result<
 }
 
 /// A private file of the slot (`account.json`, `order.json`), if it is there.
-pub fn read_private(dir: &Path, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn read_private(dir: &Path, name: &str) -> Option<Vec<u8>> {
     fs::read(dir.join(name)).ok()
 }
 
 /// Writes a private file of the slot whole (0600, fsynced, renamed into place): a power cut
 /// leaves the old contents or the new, never half of them.
-pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -130,7 +130,7 @@ pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Removes a private file of the slot; absent is fine.
-pub fn remove_private(dir: &Path, name: &str) -> io::Result<()> {
+pub(crate) fn remove_private(dir: &Path, name: &str) -> io::Result<()> {
     remove_if_present(&dir.join(name))
 }
 

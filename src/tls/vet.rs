@@ -46,7 +46,7 @@ pub enum Rejection {
 }
 
 /// Does `name` fall under `pattern` (an exact name, or `*.example.com` for one label)?
-pub fn name_matches(pattern: &str, name: &str) -> bool {
+pub(crate) fn name_matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_prefix("*.") {
         Some(suffix) => name
             .split_once('.')
@@ -65,7 +65,7 @@ pub fn covers(facts: &Facts, name: &str) -> bool {
 
 /// May `candidate` replace `in_use` at `now`? `hostnames` are the site's names: the candidate
 /// must cover each that the certificate in use covers.
-pub fn vet(
+pub(crate) fn vet(
     candidate: &Facts,
     in_use: Option<&Facts>,
     hostnames: &[String],

@@ -375,6 +375,50 @@ async fn refused_clients_cannot_lock_the_owner_out_of_the_status_page() {
     app.shutdown().await;
 }
 
+/// The status page has a gate of its own (`server::admission`): an attack that takes every
+/// place of the site's listeners, the reserve with them, leaves the owner's page answering.
+#[tokio::test]
+async fn the_status_page_answers_while_the_site_connections_are_all_taken() {
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>hello</p>");
+    let app = f
+        .start_with(|c| {
+            c.limits.max_connections = 4;
+            c.limits.reserved_connections = 1;
+            c.limits.max_connections_per_address = 8;
+            c.status.allow = vec!["127.0.0.1/32".parse().expect("net")];
+        })
+        .await;
+    let http = app.http_addr().expect("plain HTTP on");
+    // Kept-alive connections that have sent nothing: each holds a place until idle_timeout.
+    let mut attackers = Vec::new();
+    for _ in 0..8 {
+        attackers.push(connect_from("127.0.0.9", http).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The site is full: a reader's request waits...
+    let site = tokio::time::timeout(Duration::from_millis(500), async {
+        let mut tcp = connect_from("127.0.0.10", http).await;
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("write");
+        let mut byte = [0u8; 1];
+        tcp.read(&mut byte).await
+    })
+    .await;
+    assert!(site.is_err(), "the site's places and reserve are all taken");
+    // ...and the status page answers at once.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        status_page(&app, "127.0.0.1", "/api/status", &[]),
+    )
+    .await
+    .expect("the status page answers during the attack");
+    assert_eq!(answer.0, 200);
+    drop(attackers);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_page_json_and_metrics_show_the_facts_and_no_secrets() {
     let s3 = common::s3::S3Server::start().await;

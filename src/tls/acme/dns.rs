@@ -38,14 +38,14 @@ pub trait DnsProvider: Send + Sync + 'static {
 /// One change to a TXT set, as DNS APIs take them: the set to delete (exactly as read) and the
 /// set to create in its place, either possibly absent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxtChange {
+pub(crate) struct TxtChange {
     pub delete: Option<Vec<String>>,
     pub create: Option<Vec<String>>,
 }
 
 /// The change that adds (`add`) or removes `value` in the set `existing` (values as the API
 /// gives them, quoted), or `None` when there is nothing to do.
-pub fn txt_change(existing: &[String], value: &str, add: bool) -> Option<TxtChange> {
+pub(crate) fn txt_change(existing: &[String], value: &str, add: bool) -> Option<TxtChange> {
     let quoted = format!("\"{value}\"");
     let has = existing.contains(&quoted);
     let before = (!existing.is_empty()).then(|| existing.to_vec());

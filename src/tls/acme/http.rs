@@ -34,7 +34,7 @@ impl AcmeHttp {
     }
 
     /// The latest `Retry-After` a refusal carried, and forgets it.
-    pub fn take_retry_after(&self) -> Option<SystemTime> {
+    pub(crate) fn take_retry_after(&self) -> Option<SystemTime> {
         self.retry_after
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -28,10 +28,11 @@ use dns::DnsProvider;
 use order::{IssueError, Issuer};
 
 /// Let's Encrypt's production directory.
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub(crate) const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// Let's Encrypt's staging directory: untrusted certificates, generous rate limits, for a
 /// first try.
-pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+pub(crate) const LETS_ENCRYPT_STAGING: &str =
+    "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 /// Longest one attempt may take (account, order, DNS propagation, validation, signing).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -68,7 +69,7 @@ pub struct AcmeCertificate {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AcmeError {
+pub(crate) enum AcmeError {
     #[error(transparent)]
     Issue(#[from] IssueError),
     #[error(transparent)]

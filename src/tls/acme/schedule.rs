@@ -13,14 +13,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(12 * 3600);
 /// Without ACME Renewal Information: at two thirds of the lifetime (as certbot, lego and
 /// Caddy), drawn earlier by up to a thirtieth of it so a fleet of Pis does not renew in step.
 /// A 90-day certificate: between day 57 and day 60.
-pub fn two_thirds(not_before: SystemTime, not_after: SystemTime, draw: f64) -> SystemTime {
+pub(crate) fn two_thirds(not_before: SystemTime, not_after: SystemTime, draw: f64) -> SystemTime {
     let lifetime = not_after.duration_since(not_before).unwrap_or_default();
     not_before + lifetime.mul_f64(2.0 / 3.0) - lifetime.mul_f64(draw.clamp(0.0, 1.0) / 30.0)
 }
 
 /// With ACME Renewal Information (RFC 9773 §4.2): a uniformly drawn moment of the CA's
 /// suggested window. A window already past means at once.
-pub fn in_window(start: SystemTime, end: SystemTime, draw: f64) -> SystemTime {
+pub(crate) fn in_window(start: SystemTime, end: SystemTime, draw: f64) -> SystemTime {
     let width = end.duration_since(start).unwrap_or_default();
     start + width.mul_f64(draw.clamp(0.0, 1.0))
 }

@@ -3,13 +3,14 @@
 //!
 //! The loop is our own, on hyper's connection builders, because these limits live below
 //! HTTP, where no server framework exposes them:
-//! - connections per client address (`per_address`), checked before anything else;
+//! - who gets in (`admission`): connections per client address, checked before anything
+//!   else, then established connections shared by both listeners (`limits.max_connections`),
+//!   and behind them a reserve (`limits.reserved_connections`) that answers one request per
+//!   connection with short timeouts: the health check gets through while the site is
+//!   saturated. The status page's listener is let in by the same code, with its own gate;
 //! - TLS handshakes counted apart from established connections (`limits.max_handshakes`), so
 //!   clients that connect and say nothing hold a handshake slot for at most the handshake
 //!   timeout, never a connection slot; at the cap, further clients wait in the kernel's queue;
-//! - established connections shared by both listeners (`limits.max_connections`), and behind
-//!   them a reserve (`limits.reserved_connections`) that answers one request per connection
-//!   with short timeouts: the health check gets through while the site is saturated;
 //! - hyper's header-read timeout, which only works with a timer installed;
 //! - progress timeouts (`pacing::Progress`): a connection with no request and no response
 //!   byte moving on for `idle_timeout` is closed, and so is one whose response has not moved
@@ -23,14 +24,13 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,36 +43,26 @@ use crate::site::body::Body;
 use crate::site::{handler, Site};
 use crate::stream_executor::{StreamExecutor, WithStreams};
 
+pub mod admission;
+
+use admission::accept_next;
+pub use admission::{Admitted, Gate, Lane};
+
 /// What every connection task shares.
 #[derive(Clone)]
-pub struct ServerContext {
+pub(crate) struct ServerContext {
     pub site: Arc<Site>,
     pub limits: LimitsConfig,
-    /// Established connections, both listeners (`limits.max_connections`).
-    pub connections: Arc<Semaphore>,
-    /// One-request connections for when `connections` are all taken
-    /// (`limits.reserved_connections`).
-    pub reserve: Arc<Semaphore>,
+    /// Who gets in, both listeners (`Gate::site`: `limits.max_connections`,
+    /// `reserved_connections`, `max_connections_per_address`).
+    pub gate: Gate,
     /// TLS handshakes in progress (`limits.max_handshakes`).
     pub handshakes: Arc<Semaphore>,
-    /// Connections by client address (`limits.max_connections_per_address`).
-    pub per_address: Arc<crate::per_address::PerAddress>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     /// Every answered request is classified and counted here, for the status model.
     pub traffic: Arc<Traffic>,
     pub classifier: Arc<Classifier>,
-}
-
-impl ServerContext {
-    /// The semaphores of `limits`.
-    pub fn permits(limits: &LimitsConfig) -> (Arc<Semaphore>, Arc<Semaphore>, Arc<Semaphore>) {
-        (
-            Arc::new(Semaphore::new(limits.max_connections)),
-            Arc::new(Semaphore::new(limits.reserved_connections)),
-            Arc::new(Semaphore::new(limits.max_handshakes)),
-        )
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,54 +71,10 @@ enum Scheme {
     Http,
 }
 
-/// How a connection was let in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lane {
-    /// A place among `limits.max_connections`: kept alive, many requests.
-    Established,
-    /// From the reserve: one request, short timeouts, then closed.
-    Reserve,
-}
-
-/// The reserve's timeouts: long enough for a health checker or a reader's first page on a
-/// slow link, short enough that attackers cannot sit on the reserve.
-const RESERVE_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl Lane {
-    fn header_read_timeout(self, limits: &LimitsConfig) -> Duration {
-        match self {
-            Lane::Established => limits.header_read_timeout,
-            Lane::Reserve => limits.header_read_timeout.min(RESERVE_TIMEOUT),
-        }
-    }
-
-    fn idle_timeout(self, limits: &LimitsConfig) -> Duration {
-        match self {
-            Lane::Established => limits.idle_timeout,
-            Lane::Reserve => limits.idle_timeout.min(RESERVE_TIMEOUT),
-        }
-    }
-}
-
-/// A place among the established connections, else in the reserve, else waits for the
-/// former (and so, upstream, the accept loop waits and clients queue in the kernel).
-async fn admit(ctx: &ServerContext) -> Option<(Lane, OwnedSemaphorePermit)> {
-    if let Ok(permit) = ctx.connections.clone().try_acquire_owned() {
-        return Some((Lane::Established, permit));
-    }
-    if let Ok(permit) = ctx.reserve.clone().try_acquire_owned() {
-        return Some((Lane::Reserve, permit));
-    }
-    tokio::select! {
-        () = ctx.shutdown.cancelled() => None,
-        permit = ctx.connections.clone().acquire_owned() => Some((Lane::Established, permit.ok()?)),
-    }
-}
-
 /// Accepts HTTPS connections until shutdown.
-pub async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ctx: ServerContext) {
+pub(crate) async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ctx: ServerContext) {
     while let Some((tcp, peer)) = accept_next(&listener, &ctx.shutdown).await {
-        let Some(slot) = admit_address(&ctx, peer) else {
+        let Some(address) = ctx.gate.address(peer) else {
             continue;
         };
         // At the cap this loop waits here, and further clients wait in the kernel's queue:
@@ -160,10 +106,11 @@ pub async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ctx: Serv
             };
             // Waiting for a connection place keeps the handshake permit, so connections
             // waiting here are bounded by limits.max_handshakes.
-            let Some((lane, permit)) = admit(&ctx).await else {
+            let Some((lane, connection)) = ctx.gate.lane(&ctx.shutdown).await else {
                 return;
             };
             drop(handshake);
+            let place = Gate::place(address, connection);
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let sni: Option<Arc<str>> = tls.get_ref().1.server_name().map(Arc::from);
             let conn = Conn {
@@ -175,22 +122,22 @@ pub async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ctx: Serv
                 lane,
             };
             serve_connection(tls, conn, &ctx).await;
-            drop((permit, slot));
+            drop(place);
         });
     }
 }
 
 /// Accepts plain HTTP connections (health path and redirects) until shutdown.
-pub async fn serve_http(listener: TcpListener, ctx: ServerContext) {
-    while let Some((tcp, peer)) = accept_next(&listener, &ctx.shutdown).await {
-        let Some(slot) = admit_address(&ctx, peer) else {
-            continue;
-        };
-        let Some((lane, permit)) = admit(&ctx).await else {
-            return;
-        };
+pub(crate) async fn serve_http(listener: TcpListener, ctx: ServerContext) {
+    while let Some(admitted) = ctx.gate.next(&listener, &ctx.shutdown).await {
         let ctx = ctx.clone();
         ctx.tracker.clone().spawn(async move {
+            let Admitted {
+                tcp,
+                peer,
+                lane,
+                place,
+            } = admitted;
             let _ = tcp.set_nodelay(true);
             let conn = Conn {
                 h2: false,
@@ -201,43 +148,8 @@ pub async fn serve_http(listener: TcpListener, ctx: ServerContext) {
                 lane,
             };
             serve_connection(tcp, conn, &ctx).await;
-            drop((permit, slot));
+            drop(place);
         });
-    }
-}
-
-/// The address's place (`limits.max_connections_per_address`), before any other permit: an
-/// address at its cap must not hold one while it waits.
-fn admit_address(ctx: &ServerContext, peer: SocketAddr) -> Option<crate::per_address::Slot> {
-    let slot = ctx.per_address.admit(peer.ip());
-    if slot.is_none() {
-        tracing::debug!(%peer, "closed: the address holds limits.max_connections_per_address already");
-    }
-    slot
-}
-
-/// The listener's next connection (its peer in canonical form: an IPv4 client of a
-/// dual-stack listener as IPv4), or `None` once `shutdown` is cancelled. Accept errors
-/// (EMFILE and friends) back off instead of spinning; the client retries.
-pub async fn accept_next(
-    listener: &TcpListener,
-    shutdown: &CancellationToken,
-) -> Option<(TcpStream, SocketAddr)> {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return None,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => return Some((tcp, crate::listener::canonical(peer))),
-                Err(e) => {
-                    // EMFILE repeats every 50 ms while it lasts: one line a minute, with the count.
-                    static ACCEPT_ERRORS: crate::throttle::Throttle = crate::throttle::Throttle::new();
-                    if let Some(left_out) = ACCEPT_ERRORS.report() {
-                        tracing::warn!(error = %e, addr = ?listener.local_addr().ok(), left_out, "accept failed");
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
     }
 }
 
