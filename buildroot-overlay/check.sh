@@ -11,9 +11,14 @@
 #   defconfigs  each configs/*_defconfig enables BR2_PACKAGE_PI_FAILOVER and
 #               what the appliance needs (CA certificates, squashfs root,
 #               setpriv, sfdisk/partx, e2fsprogs, mdev, no rw remount,
-#               BusyBox ntpd, the bcm2835 watchdog, I2C); every path it
-#               names through $(BR2_EXTERNAL_PIFAILOVER_PATH) exists, and
-#               its post-build/post-image scripts are executable
+#               BusyBox ntpd, the bcm2835 watchdog, I2C); U-Boot from its
+#               rpi_arm64 defconfig in Buildroot's own (hashed) version,
+#               building u-boot.bin, host u-boot-tools (mkimage,
+#               mkenvimage) and libubootenv (fw_printenv/fw_setenv); a
+#               gzip-compressed kernel (Image.gz, the name boot.cmd
+#               loads); every path it names through
+#               $(BR2_EXTERNAL_PIFAILOVER_PATH) exists, and its
+#               post-build/post-image scripts are executable
 #   package     pi-failover.mk: every variable is PI_FAILOVER_*; the
 #               version and license are Cargo.toml's; license files (if
 #               listed) exist; SITE is the repository's dist/ (release.sh's
@@ -23,15 +28,25 @@
 #               [profile.pi] (the size-tuned profile of the Pi's binary); it ends with one $(eval $(cargo-package));
 #               every file it installs exists; Config.in, S99pi-failover,
 #               the user's gid and /etc/fstab agree
-#   boot files  config.txt (arm_64bit=1, i2c_arm, watchdog, the kernel
-#               format and firmware variant the defconfig builds),
-#               cmdline.txt (ro, rootwait, console, root= the image's
-#               PARTUUID), /etc/fstab (/ ro, /boot vfat ro, /data ext4 rw)
+#   boot files  config.txt (arm_64bit=1, kernel=u-boot.bin, i2c_arm,
+#               watchdog, the firmware variant the defconfig installs),
+#               cmdline.txt (ro, rootwait, console, rootfstype=squashfs,
+#               and no root=: the boot script adds the slot's),
+#               image/boot.cmd (root=PARTUUID= with image/genimage.cfg's
+#               disk signature: -03 for slot A, -06 for slot B; the boot
+#               state at the offset and size genimage.cfg and the
+#               overlay's /etc/fw_env.config give it), /etc/fstab (/ ro,
+#               /boot vfat ro, /data ext4 rw)
 #   scripts     shellcheck on every shell script in buildroot-overlay/ and
 #               image/
 #   image       image/mkimage.sh with image/genimage.cfg builds an image
-#               from stand-in boot files and root filesystem; its
-#               partitions, FAT contents and size (<= 64 MiB) are checked
+#               from stand-in boot files (u-boot.bin), kernel (Image.gz)
+#               and root filesystem; checked: the partition table (p1 boot
+#               FAT, p2 slot A's kernel FAT, p3 slot A's squashfs root),
+#               both FAT partitions' contents (boot.scr compiled from
+#               image/boot.cmd), the boot state at 1 MiB (read back with
+#               fw_printenv through the overlay's fw_env.config), and the
+#               size (<= 64 MiB, ending where the squashfs ends)
 #   vendor      if the repository has vendor/, it holds every crate of
 #               Cargo.lock
 #   release     with CHECK_RELEASE=require: release.sh makes the source
@@ -60,7 +75,9 @@
 #                      utils/check-package (default: the first of python3,
 #                      /usr/bin/python3 that has both)
 #   CHECK_IMAGE        auto: skip the image test when genimage, mkdosfs,
-#                      mcopy, mksquashfs or sfdisk is missing (default);
+#                      mcopy, mksquashfs, sfdisk, mkimage or mkenvimage is
+#                      missing, and its boot-state read-back when
+#                      fw_printenv (libubootenv-tool) is (default);
 #                      require: fail then; off: skip it
 #   CHECK_KERNEL       off: skip the fragment merge below (default; it needs
 #                      the network once); require: run
@@ -138,6 +155,12 @@ python3 -c "import tomllib" 2>/dev/null || die "python3 3.11 or later (its tomll
 genimage_cfg=$repo/image/genimage.cfg
 disk_sig=$(sed -n 's/^[[:space:]]*disk-signature[[:space:]]*=[[:space:]]*0x\([0-9a-fA-F]*\).*/\1/p' \
 	"$genimage_cfg" 2>/dev/null)
+boot_cmd=$repo/image/boot.cmd
+# The file boot.cmd loads from a slot's kernel partition (Image.gz).
+boot_kernel=$(sed -n 's/^[[:space:]]*if load .*\${kernel_addr_r}[[:space:]]\{1,\}\([^[:space:];]*\).*/\1/p' \
+	"$boot_cmd" 2>/dev/null | head -n 1)
+# The overlay's libubootenv configuration: where Linux reads and writes the boot state.
+fw_env=$here/board/pi-failover/rootfs-overlay/etc/fw_env.config
 
 # ---------------------------------------------------------------------------
 section "tree"
@@ -181,6 +204,21 @@ required=(
 	"BR2_PACKAGE_HOST_MTOOLS=y"
 	"# BR2_TARGET_ENABLE_ROOT_LOGIN is not set"
 )
+# The boot chain (firmware, U-Boot, boot.scr, a slot) and the tools of the boot state.
+# LATEST_VERSION: the U-Boot release Buildroot itself hashes (boot/uboot/uboot.hash); any
+# other version would need its own hash file under BR2_DOWNLOAD_FORCE_CHECK_HASHES.
+uboot_required=(
+	"BR2_TARGET_UBOOT=y"
+	"BR2_TARGET_UBOOT_BUILD_SYSTEM_KCONFIG=y"
+	"BR2_TARGET_UBOOT_LATEST_VERSION=y"
+	'BR2_TARGET_UBOOT_BOARD_DEFCONFIG="rpi_arm64"'
+	"BR2_PACKAGE_HOST_UBOOT_TOOLS=y"
+	"BR2_PACKAGE_LIBUBOOTENV=y"
+)
+declare -A kernel_format=(
+	[Image.gz]=BR2_LINUX_KERNEL_IMAGEGZ
+	[Image]=BR2_LINUX_KERNEL_IMAGE
+)
 path_options=(
 	BR2_ROOTFS_OVERLAY
 	BR2_ROOTFS_POST_BUILD_SCRIPT
@@ -215,6 +253,27 @@ for dc in "${defconfigs[@]}"; do
 		fi
 	done
 	[ "$bad" -eq 0 ] && ok "$d: enables BR2_PACKAGE_PI_FAILOVER and the appliance's ${#required[@]} required options"
+
+	bad=0
+	for line in "${uboot_required[@]}"; do
+		if ! grep -qxF -- "$line" "$dc"; then
+			fail "$d: missing '$line' (the boot chain: U-Boot's rpi_arm64 in Buildroot's hashed version, mkimage/mkenvimage for image/mkimage.sh, fw_printenv/fw_setenv on the Pi)"
+			bad=1
+		fi
+	done
+	if grep -qx '# BR2_TARGET_UBOOT_FORMAT_BIN is not set' "$dc"; then
+		fail "$d: U-Boot must build u-boot.bin (BR2_TARGET_UBOOT_FORMAT_BIN), the file config.txt boots"
+		bad=1
+	fi
+	[ "$bad" -eq 0 ] && ok "$d: U-Boot $(defconfig_value "$dc" BR2_TARGET_UBOOT_BOARD_DEFCONFIG) (u-boot.bin, Buildroot's own version), host u-boot-tools, libubootenv"
+	format=${kernel_format[${boot_kernel:-?}]:-}
+	if [ -z "$format" ]; then
+		fail "image/boot.cmd loads '${boot_kernel}' from a kernel partition: not a kernel format check.sh knows (Image.gz, Image)"
+	elif grep -qx "$format=y" "$dc"; then
+		ok "$d: builds $boot_kernel ($format), the kernel image/boot.cmd loads"
+	else
+		fail "$d: image/boot.cmd loads $boot_kernel, so the kernel must be built as $format=y"
+	fi
 
 	for opt in "${path_options[@]}"; do
 		[ -n "$(defconfig_value "$dc" "$opt")" ] || fail "$d: $opt is not set"
@@ -441,13 +500,11 @@ for pair in "${config_txts[@]}"; do
 		fail "$rel lacks: ${missing[*]}"
 	fi
 	kernel=$(sed -n 's/^kernel=//p' "$cfg" | tail -n 1)
-	if grep -qx 'BR2_LINUX_KERNEL_IMAGEGZ=y' "$dc"; then want=Image.gz
-	elif grep -qx 'BR2_LINUX_KERNEL_IMAGE=y' "$dc"; then want=Image
-	else want=''; fi
-	if [ -n "$want" ] && [ "$kernel" != "$want" ]; then
-		fail "$rel boots kernel=$kernel but $(basename "$dc") builds $want"
-	elif [ -n "$want" ]; then
-		ok "$rel boots kernel=$kernel, the format $(basename "$dc") builds"
+	if [ "$kernel" = u-boot.bin ]; then
+		ok "$rel boots kernel=u-boot.bin (U-Boot, which runs boot.scr and boots a slot)"
+	else
+		[ -n "$kernel" ] || kernel="(none: the firmware's default kernel8.img)"
+		fail "$rel boots kernel=$kernel: it must say kernel=u-boot.bin, the firmware starts U-Boot and U-Boot a slot's kernel"
 	fi
 	for line in enable_uart=1 dtparam=i2c_arm_baudrate=400000; do
 		grep -qx "$line" "$cfg" || fail "$rel lacks $line"
@@ -472,15 +529,83 @@ for cmdline in $(printf '%s\n' "${cmdline_txts[@]}" | sort -u); do
 	fi
 	words=" $(tr '\n' ' ' < "$cmdline") "
 	missing=()
-	for w in ' ro ' ' rootwait ' ' console=' " root=PARTUUID=${disk_sig}-02 " ' rootfstype=squashfs '; do
+	for w in ' ro ' ' rootwait ' ' console=' ' rootfstype=squashfs '; do
 		[[ "$words" == *"$w"* ]] || missing+=("${w# }")
 	done
 	if [ ${#missing[@]} -eq 0 ]; then
-		ok "$rel: ro, rootwait, console=, rootfstype=squashfs, root=PARTUUID=${disk_sig}-02 (image/genimage.cfg's disk signature)"
+		ok "$rel: ro, rootwait, console=, rootfstype=squashfs"
 	else
 		fail "$rel lacks: ${missing[*]}"
 	fi
+	if [[ "$words" == *" root="* ]]; then
+		fail "$rel says root=: leave it out, image/boot.cmd adds the root of the slot it boots"
+	else
+		ok "$rel has no root= (image/boot.cmd adds the slot's)"
+	fi
 done
+
+# The boot script: the root it gives each slot carries genimage.cfg's disk signature, and
+# slot A's partitions are the ones genimage.cfg makes (B's, p5 and p6, S04data makes).
+if [ ! -f "$boot_cmd" ]; then
+	fail "image/boot.cmd does not exist"
+else
+	if grep -qF "root=PARTUUID=${disk_sig}-\${root_part}" "$boot_cmd"; then
+		ok "image/boot.cmd boots root=PARTUUID=${disk_sig}-\${root_part} (image/genimage.cfg's disk signature)"
+	else
+		fail "image/boot.cmd does not boot root=PARTUUID=${disk_sig}-\${root_part} (the disk signature of image/genimage.cfg)"
+	fi
+	slots=$(awk '
+		$1 == "setenv" && $2 == "slot" && ($3 == "A" || $3 == "B") { slot = $3 }
+		slot != "" && $1 == "setenv" && $2 == "kernel_part" { k[slot] = $3 }
+		slot != "" && $1 == "setenv" && $2 == "root_part" { r[slot] = $3 }
+		END { for (s in k) print s, k[s], r[s] }' "$boot_cmd" | sort | tr '\n' ' ')
+	# The partitions of genimage.cfg's table, in order (the boot state is outside it).
+	table_parts=$(awk '
+		$1 == "partition" { name = $2; outside = 0 }
+		name != "" && $1 == "in-partition-table" && $3 == "false" { outside = 1 }
+		name != "" && $1 == "}" { if (!outside) print name; name = "" }' "$genimage_cfg" | tr '\n' ' ')
+	if [ "$slots" = "A 2 03 B 5 06 " ] && [ "$table_parts" = "boot kernel-a root-a " ]; then
+		ok "image/boot.cmd: slot A kernel p2, root PARTUUID=${disk_sig}-03; slot B kernel p5, root PARTUUID=${disk_sig}-06; genimage.cfg's p2, p3 are kernel-a, root-a"
+	else
+		fail "image/boot.cmd's slots (slot kernel_part root_part: '${slots}') must be 'A 2 03 B 5 06', on genimage.cfg's partitions 'boot kernel-a root-a' (found '${table_parts}')"
+	fi
+
+	# The boot state: where U-Boot reads and writes it, where the image puts it, where Linux
+	# (libubootenv, RAUC) looks for it, and its size, all the same.
+	to_bytes() { # 0x4000, 16384, 16K, 1M
+		case "$1" in
+		'') echo '' ;;
+		*[kK]) echo $((${1%?} * 1024)) ;;
+		*M) echo $((${1%M} * 1048576)) ;;
+		*) echo $(($1)) ;;
+		esac
+	}
+	cmd_var() { sed -n "s/^setenv $1 \(0x[0-9a-fA-F]*\)\$/\1/p" "$boot_cmd" | head -n 1; }
+	blk=$(cmd_var state_blk)
+	cnt=$(cmd_var state_cnt)
+	state_size=$(cmd_var state_size)
+	gen_offset=$(awk '
+		$1 == "partition" { name = $2 }
+		name == "boot-state" && $1 == "offset" { print $3; exit }' "$genimage_cfg")
+	env_size=$(sed -n 's/.*mkenvimage -s \(0x[0-9a-fA-F]*\).*/\1/p' "$repo/image/mkimage.sh" | head -n 1)
+	fw_line=$(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$fw_env" 2>/dev/null | head -n 1)
+	read -r fw_dev fw_offset fw_size _ <<<"$fw_line"
+	if [ -z "$blk" ] || [ -z "$cnt" ] || [ -z "$state_size" ] || [ -z "$gen_offset" ] || [ -z "$env_size" ]; then
+		fail "the boot state: cannot read state_blk/state_cnt/state_size (image/boot.cmd), the boot-state offset (image/genimage.cfg) or mkenvimage -s (image/mkimage.sh)"
+	elif [ ! -f "$fw_env" ] || [ -z "$fw_size" ]; then
+		fail "rootfs-overlay/etc/fw_env.config is missing or has no 'device offset size' line: fw_printenv/fw_setenv (RAUC) would not find the boot state"
+	else
+		off=$(to_bytes "$gen_offset")
+		size=$(to_bytes "$state_size")
+		if [ $((blk * 512)) -eq "$off" ] && [ $((cnt * 512)) -eq "$size" ] &&
+			[ "$(to_bytes "$env_size")" -eq "$size" ] &&
+			[ "$(to_bytes "$fw_offset")" -eq "$off" ] && [ "$(to_bytes "$fw_size")" -eq "$size" ]; then
+			ok "the boot state is $size bytes at $off in image/boot.cmd, image/genimage.cfg, image/mkimage.sh and etc/fw_env.config ($fw_dev)"
+		else
+			fail "the boot state disagrees: boot.cmd block $blk x $cnt (size $state_size), genimage.cfg offset $gen_offset, mkimage.sh mkenvimage -s $env_size, fw_env.config '$fw_line'"
+		fi
+	fi
+fi
 fstab_check() { # MOUNTPOINT TYPE OPTION
 	awk -v mp="$1" -v type="$2" -v opt="$3" '
 		$1 !~ /^#/ && $2 == mp && $3 == type {
@@ -563,82 +688,148 @@ done
 # ---------------------------------------------------------------------------
 section "image layout"
 CHECK_IMAGE=${CHECK_IMAGE:-auto}
-image_tools=(genimage mkdosfs mcopy mdir mtype mksquashfs sfdisk)
+image_tools=(genimage mkdosfs mcopy mdir mtype mksquashfs sfdisk mkimage mkenvimage)
 missing_tools=()
 for t in "${image_tools[@]}"; do
 	command -v "$t" >/dev/null || missing_tools+=("$t")
 done
+# skip_or_fail MESSAGE: a missing tool fails with CHECK_IMAGE=require, else is a note.
+skip_or_fail() {
+	if [ "$CHECK_IMAGE" = require ]; then fail "$1"; else note "skipped: $1"; fi
+}
 if [ "$CHECK_IMAGE" = off ]; then
 	note "CHECK_IMAGE=off: image test skipped"
+elif [ "$CHECK_IMAGE" != auto ] && [ "$CHECK_IMAGE" != require ]; then
+	die "CHECK_IMAGE=${CHECK_IMAGE}: auto, require or off"
 elif [ ${#missing_tools[@]} -gt 0 ]; then
-	msg="image test needs ${missing_tools[*]} (apt-get install genimage dosfstools mtools squashfs-tools fdisk)"
-	if [ "$CHECK_IMAGE" = require ]; then fail "$msg"; else note "skipped: $msg"; fi
+	skip_or_fail "image test needs ${missing_tools[*]} (apt-get install genimage dosfstools mtools squashfs-tools fdisk u-boot-tools)"
 elif [ ${#config_txts[@]} -eq 0 ] || [ ${#cmdline_txts[@]} -eq 0 ]; then
 	fail "image test: no config.txt/cmdline.txt from the defconfigs"
 else
 	work=$(mktemp -d "${TMPDIR:-/tmp}/pi-failover-check.XXXXXX")
 	trap 'rm -rf "$work"' EXIT
-	mkdir -p "$work/boot/overlays" "$work/rootfs/usr/bin"
+	# Stand-ins for what post-image.sh collects: the firmware, U-Boot and overlays/ for the
+	# boot partition, the kernel for slot A's kernel partition.
+	mkdir -p "$work/boot/overlays" "$work/kernel" "$work/rootfs/usr/bin"
 	cfg=${config_txts[0]#*|}
 	cp "$cfg" "$work/boot/config.txt"
 	cp "${cmdline_txts[0]}" "$work/boot/cmdline.txt"
-	kernel=$(sed -n 's/^kernel=//p' "$cfg" | tail -n 1)
-	head -c $((9 * 1024 * 1024)) /dev/urandom > "$work/boot/${kernel:-Image.gz}"
+	head -c $((600 * 1024)) /dev/urandom > "$work/boot/u-boot.bin"
 	start=$(sed -n 's/^start_file=//p' "$cfg" | tail -n 1)
 	head -c $((2 * 1024 * 1024)) /dev/urandom > "$work/boot/${start:-start.elf}"
 	: > "$work/boot/overlays/README"
+	head -c $((9 * 1024 * 1024)) /dev/urandom > "$work/kernel/${boot_kernel:-Image.gz}"
 	head -c $((6 * 1024 * 1024)) /dev/urandom > "$work/rootfs/usr/bin/pi-failover"
 	if ! mksquashfs "$work/rootfs" "$work/rootfs.squashfs" -noappend -quiet >/dev/null 2>&1; then
 		fail "image test: mksquashfs failed"
-	elif ! out=$("$repo/image/mkimage.sh" --boot "$work/boot" --rootfs "$work/rootfs.squashfs" \
-		--out "$work/out" --work "$work/mk" 2>&1); then
+	elif ! out=$("$repo/image/mkimage.sh" --boot "$work/boot" --kernel "$work/kernel" \
+		--rootfs "$work/rootfs.squashfs" --out "$work/out" --work "$work/mk" 2>&1); then
 		fail "image/mkimage.sh failed:"
 		printf '%s\n' "$out" | tail -n 20 | sed 's/^/      /'
 	else
 		img=$work/out/pi-failover.img
 		size=$(stat -c %s "$img")
-		ok "image/mkimage.sh built pi-failover.img, $((size / 1048576)) MiB with a 6 MiB stand-in root"
+		ok "image/mkimage.sh built pi-failover.img, $((size / 1048576)) MiB with a 9 MiB stand-in kernel and a 6 MiB stand-in root"
 		table=$(sfdisk -d "$img" 2>/dev/null)
 		parts=$(grep -c '^[^ ]*img[0-9] :' <<<"$table")
 		label_id=$(sed -n 's/^label-id: 0x//p' <<<"$table")
+		part_field() { # N FIELD: start or size (in sectors) of partition N
+			grep "img$1 :" <<<"$table" | sed -n "s/.*$2= *\([0-9]*\).*/\1/p"
+		}
 		p1=$(grep 'img1 :' <<<"$table")
+		p2=$(grep 'img2 :' <<<"$table")
 		p3=$(grep 'img3 :' <<<"$table")
-		p1_start=$(sed -n 's/.*start= *\([0-9]*\).*/\1/p' <<<"$p1")
-		p3_start=$(sed -n 's/.*start= *\([0-9]*\).*/\1/p' <<<"$p3")
-		p3_size=$(sed -n 's/.*size= *\([0-9]*\).*/\1/p' <<<"$p3")
+		p1_start=$(part_field 1 start)
+		p2_start=$(part_field 2 start)
+		p3_start=$(part_field 3 start)
+		p3_size=$(part_field 3 size)
+		mib=2048 # sectors
 		if [ "$parts" -eq 3 ] && [ "$label_id" = "$disk_sig" ] &&
-			[[ "$p1" == *"type=c"* ]] && [[ "$p1" == *bootable* ]] &&
-			[ $(((p3_start + p3_size) * 512)) -eq "$size" ]; then
-			ok "MBR 0x$label_id: boot FAT (0x0C, bootable), root, data last (ends at the end of the image)"
+			[[ "$p1" == *"type=c,"* ]] && [[ "$p1" == *bootable* ]] && [ "$p1_start" -eq $((4 * mib)) ] &&
+			[[ "$p2" == *"type=c" ]] &&
+			[[ "$p3" == *"type=83" ]] && [ "$p3_size" -eq $((64 * mib)) ]; then
+			ok "MBR 0x$label_id: p1 boot FAT (0x0C, bootable) at 4 MiB, p2 slot A's kernel FAT (0x0C), p3 slot A's root (0x83, 64 MiB)"
 		else
-			fail "unexpected partition table:"
+			fail "unexpected partition table (want 3 partitions, signature 0x$disk_sig, p1 type c bootable at 4 MiB, p2 type c, p3 type 83 of 64 MiB):"
 			printf '%s\n' "$table" | sed 's/^/      /'
 		fi
+		squashfs_size=$(stat -c %s "$work/rootfs.squashfs")
+		if [ "$size" -eq $((p3_start * 512 + squashfs_size)) ]; then
+			ok "the image file ends where the squashfs ends (p3 is 64 MiB in the table only)"
+		else
+			fail "the image file is $size bytes, not p3's start + the squashfs ($((p3_start * 512)) + $squashfs_size)"
+		fi
+		magic=$(dd if="$img" bs=512 skip="$p3_start" count=1 2>/dev/null | head -c 4)
+		if [ "$magic" = hsqs ]; then
+			ok "p3 holds the squashfs root"
+		else
+			fail "p3 does not start with a squashfs superblock (hsqs)"
+		fi
+
 		fat="$img@@$((p1_start * 512))"
 		listing=$(MTOOLS_SKIP_CHECK=1 mdir -i "$fat" -b :: 2>/dev/null)
+		want=(boot.scr pi-failover.toml README-FIRST.txt config.txt cmdline.txt u-boot.bin)
+		[ -d "$work/boot/overlays" ] && want+=(overlays)
 		missing=()
-		for f in pi-failover.toml README-FIRST.txt config.txt cmdline.txt "${kernel:-Image.gz}" overlays; do
+		for f in "${want[@]}"; do
 			grep -Eq "^::/$f/?\$" <<<"$listing" || missing+=("$f")
 		done
 		if [ ${#missing[@]} -eq 0 ]; then
-			ok "FAT partition holds pi-failover.toml, README-FIRST.txt, config.txt, cmdline.txt, ${kernel:-Image.gz}, overlays/"
+			ok "boot FAT (p1) holds ${want[*]}"
 		else
-			fail "FAT partition lacks: ${missing[*]}"
+			fail "boot FAT (p1) lacks: ${missing[*]}"
+		fi
+		if grep -Eq '^::/(Image(\.gz)?|initrd\.img)$' <<<"$listing"; then
+			fail "boot FAT (p1) holds a kernel: it belongs on a slot's kernel partition"
 		fi
 		if MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::/pi-failover.toml 2>/dev/null |
 			cmp -s - "$repo/examples/pi-failover.toml"; then
-			ok "FAT pi-failover.toml is examples/pi-failover.toml"
+			ok "boot FAT pi-failover.toml is examples/pi-failover.toml"
 		else
-			fail "FAT pi-failover.toml differs from examples/pi-failover.toml"
+			fail "boot FAT pi-failover.toml differs from examples/pi-failover.toml"
 		fi
-		magic=$(dd if="$img" bs=1 skip=$((p3_start * 512 + 1080)) count=2 2>/dev/null | od -An -tx1 | tr -d ' \n')
-		if [ "$magic" != 53ef ]; then
-			ok "data partition ships unformatted (S04data formats it on the first boot)"
+		# boot.scr: mkimage's 64-byte header and 8-byte length table, then boot.cmd as it is.
+		if MTOOLS_SKIP_CHECK=1 mtype -i "$fat" ::/boot.scr 2>/dev/null > "$work/boot.scr" &&
+			mkimage -l "$work/boot.scr" 2>/dev/null | grep -q 'Script' &&
+			tail -c +73 "$work/boot.scr" | cmp -s - "$boot_cmd"; then
+			ok "boot FAT boot.scr is a U-Boot script image of image/boot.cmd"
 		else
-			fail "data partition already holds an ext4 filesystem: S04data would not grow it"
+			fail "boot FAT boot.scr is not image/boot.cmd compiled by mkimage -T script"
 		fi
-		root_budget=$((64 - 4 - 28 - p3_size * 512 / 1048576))
-		note "root filesystem budget: ${root_budget} MiB (64 MiB - 4 MiB gap - 28 MiB boot - $((p3_size * 512 / 1048576)) MiB data)"
+
+		kfat="$img@@$((p2_start * 512))"
+		klisting=$(MTOOLS_SKIP_CHECK=1 mdir -i "$kfat" -b :: 2>/dev/null)
+		if grep -qx "::/${boot_kernel:-Image.gz}" <<<"$klisting" &&
+			MTOOLS_SKIP_CHECK=1 mtype -i "$kfat" "::/${boot_kernel:-Image.gz}" 2>/dev/null |
+			cmp -s - "$work/kernel/${boot_kernel:-Image.gz}"; then
+			ok "kernel FAT (p2) holds ${boot_kernel:-Image.gz}, byte for byte"
+		else
+			fail "kernel FAT (p2) does not hold the stand-in ${boot_kernel:-Image.gz}: $(tr '\n' ' ' <<<"$klisting")"
+		fi
+
+		# The boot state as Linux reads it: the overlay's fw_env.config with the image file
+		# for the card.
+		if ! command -v fw_printenv >/dev/null; then
+			skip_or_fail "boot-state read-back needs fw_printenv (apt-get install libubootenv-tool)"
+		elif [ -z "${fw_size:-}" ]; then
+			fail "boot-state read-back: no 'device offset size' line in rootfs-overlay/etc/fw_env.config"
+		else
+			printf '%s %s %s\n' "$img" "$fw_offset" "$fw_size" > "$work/fw_env.config"
+			state=$(fw_printenv -c "$work/fw_env.config" 2>&1 | sort | tr '\n' ';')
+			if [ "$state" = "BOOT_A_LEFT=3;BOOT_B_LEFT=3;BOOT_ORDER=A B;" ]; then
+				ok "boot state at $fw_offset (fw_printenv, the overlay's fw_env.config): BOOT_ORDER=A B, BOOT_A_LEFT=3, BOOT_B_LEFT=3"
+			else
+				fail "boot state at $fw_offset reads '$state', not BOOT_ORDER=A B, BOOT_A_LEFT=3, BOOT_B_LEFT=3 (and nothing else)"
+			fi
+		fi
+
+		if [ "$size" -le $((64 * 1048576)) ]; then
+			ok "pi-failover.img is $size bytes, at most 64 MiB"
+		else
+			fail "pi-failover.img is $size bytes, more than 64 MiB"
+		fi
+		root_budget=$((64 - p3_start / mib))
+		note "root filesystem budget: ${root_budget} MiB (64 MiB - $((p3_start / mib)) MiB before the root partition: 4 MiB gap and boot state, $(((p2_start - p1_start) / mib)) MiB boot, $(((p3_start - p2_start) / mib)) MiB kernel)"
 	fi
 fi
 

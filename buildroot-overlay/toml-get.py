@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""TOML values for check.sh, read with Python's own TOML parser (tomllib, Python 3.11+).
+"""TOML values for check.sh, read with Python's TOML parser (tomllib, 3.11+).
 
 Usage:
-  toml-get.py FILE SECTION KEY   the value of KEY in [SECTION] (SECTION dotted, e.g.
-                                 profile.pi); nothing when absent; booleans as true/false
-  toml-get.py --crates DIR...    "name version dir" of each DIR holding a Cargo.toml
-  toml-get.py --lock CARGO_LOCK  "name version" of every package from a registry
+  toml-get.py FILE SECTION KEY   the value of KEY in [SECTION] (SECTION
+                                 dotted, e.g. profile.pi); nothing when
+                                 absent; booleans as true/false
+  toml-get.py --crates DIR...    "name version dir" of each DIR holding a
+                                 Cargo.toml
+  toml-get.py --lock CARGO_LOCK  "name version" of every package from a
+                                 registry
 """
 
 import sys
@@ -38,7 +41,8 @@ def main(args):
             except FileNotFoundError:
                 continue
             package = doc.get("package", {})
-            print(package.get("name", ""), package.get("version", ""), directory)
+            name = package.get("name", "")
+            print(name, package.get("version", ""), directory)
         return 0
     if len(args) == 2 and args[0] == "--lock":
         for package in load(args[1]).get("package", []):

@@ -2,8 +2,11 @@
 # Boots an SD card written from the qemu boot test's image under
 # qemu-system-aarch64 (software emulation), in the foreground: this script
 # becomes qemu. Like a Pi's boot firmware, it reads config.txt on the FAT
-# partition and takes the kernel, the initramfs, cmdline.txt and (for the
-# Pis) the device tree from there.
+# partition and starts what it names (kernel=u-boot.bin: U-Boot), with (for
+# the Pis) the device tree config.txt names. U-Boot runs the card's boot
+# script (image/boot.cmd), which picks the slot and boots its kernel. On
+# -M virt the U-Boot is Debian's qemu_arm64 build (qemu's board, not a
+# Pi's); on the raspis, the card's own u-boot.bin (Debian's rpi_arm64).
 #
 # Usage: image/qemu/boot.sh --machine virt|raspi3b|raspi4b --card FILE
 #            --state DIR [--late-nic] [--https PORT] [--http PORT]
@@ -112,16 +115,10 @@ config() {
 	sed -n "s/^[[:space:]]*$1[=[:space:]]\([^[:space:]#]*\).*/\1/p" "$state/boot/config.txt" | tail -n 1
 }
 kernel=$(config kernel)
-initramfs=$(config initramfs)
 dtb=$(config device_tree)
-[ -n "$kernel" ] || die "config.txt names no kernel="
-fat_get "$kernel"
-cmdline=$(tr -s '[:space:]' ' ' < "$state/boot/cmdline.txt")
-args=(-kernel "$state/boot/$kernel")
-if [ -n "$initramfs" ]; then
-	fat_get "$initramfs"
-	args+=(-initrd "$state/boot/$initramfs")
-fi
+[ "$kernel" = u-boot.bin ] ||
+	die "config.txt starts kernel=$kernel: this card does not boot through U-Boot (build it again: image/qemu/build.sh)"
+args=()
 
 # Both families said: qemu takes "ipv6=on" alone to mean IPv6 only, and the
 # guest's DHCP requests then go unanswered. The IPv6 prefix is a global one
@@ -137,12 +134,16 @@ done
 
 # The firmware applies config.txt's dtoverlay=disable-bt (or the older
 # miniuart-bt): the PL011 (ttyAMA0, the serial console) no longer drives the
-# Bluetooth chip, which would take its input. qemu has no firmware: do that
-# part.
+# Bluetooth chip, which would take its input, and it is the console U-Boot
+# writes to (the Raspberry Pi device trees' stdout-path is serial0, which
+# the overlay points at the PL011; upstream's says serial1, the mini UART).
+# qemu has no firmware: do that part.
 apply_disable_bt() { # DTB
 	if grep -qE '^[[:space:]]*dtoverlay=(disable-bt|miniuart-bt)' "$state/boot/config.txt"; then
-		fdtput -t s "$1" "$PL011_BLUETOOTH" status disabled ||
+		if ! fdtput -t s "$1" "$PL011_BLUETOOTH" status disabled ||
+			! fdtput -t s "$1" /chosen stdout-path serial0:115200n8; then
 			die "cannot disable $PL011_BLUETOOTH in $1"
+		fi
 	fi
 }
 
@@ -175,7 +176,9 @@ raspi_args() {
 	size=$(stat -c %s "$card")
 	[ $((size & (size - 1))) -eq 0 ] ||
 		die "$1 needs a card whose size is a power of 2: truncate -s 256M $card"
-	args+=(-M "$1" -dtb "$state/boot/$dtb" -drive "if=sd,format=raw,file=$card" -usb -netdev "$netdev")
+	fat_get "$kernel"
+	args+=(-M "$1" -kernel "$state/boot/$kernel" -dtb "$state/boot/$dtb")
+	args+=(-drive "if=sd,format=raw,file=$card" -usb -netdev "$netdev")
 	if [ "$late_nic" -eq 0 ]; then
 		args+=(-device "usb-net,id=nic,netdev=net0,mac=$PI_MAC")
 	fi
@@ -183,8 +186,10 @@ raspi_args() {
 
 case "$machine" in
 virt)
+	uboot=$work/debian/arm64/usr/lib/u-boot/qemu_arm64/u-boot.bin
+	[ -f "$uboot" ] || die "no $uboot: run image/qemu/fetch.sh"
 	args+=(
-		-M virt -cpu cortex-a53 -smp 1 -m 1G
+		-M virt -cpu cortex-a53 -smp 1 -m 1G -bios "$uboot"
 		-drive "if=none,id=card,format=raw,file=$card"
 		-device "virtio-blk-device,drive=card"
 		-netdev "$netdev" -device "virtio-net-device,netdev=net0,mac=$PI_MAC"
@@ -197,10 +202,6 @@ raspi3b)
 raspi4b)
 	raspi_args raspi4b
 	raspi4b_dtb "$state/boot/$dtb" || die "cannot fit $dtb to qemu's raspi4b (fdtput)"
-	# The firmware sets the PL011 up before the kernel runs; without it the
-	# Pi 4's console stays silent until the driver probes, and early
-	# messages are lost: the kernel's early console does it.
-	cmdline+=" earlycon=pl011,mmio32,0xfe201000"
 	;;
 esac
 
@@ -210,6 +211,5 @@ args+=(
 	-serial chardev:console
 	-qmp "unix:$state/qmp.sock,server=on,wait=off"
 	-pidfile "$state/qemu.pid"
-	-append "$cmdline"
 )
 exec "${qemu[@]}" "${args[@]}"

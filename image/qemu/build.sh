@@ -22,15 +22,18 @@
 #      users from package/pi-failover/pi-failover.mk, hostname from the
 #      defconfig;
 #   2. packages: setpriv, partx, mountpoint (util-linux), sfdisk,
-#      e2fsprogs and their shared libraries, CA certificates, then BusyBox
+#      e2fsprogs, fw_printenv/fw_setenv (libubootenv) and their shared
+#      libraries, CA certificates, then BusyBox
 #      for every other command; pi-failover installed where pi-failover.mk
 #      installs it (binary, run, watchdog, S99pi-failover);
 #   3. the board's rootfs overlay (board/pi-failover/rootfs-overlay);
 #   4. the board's post-build script (board/pi-failover/post-build.sh).
-# Each card's FAT partition gets the gzip-compressed kernel, an initramfs
-# that loads the modules Buildroot's kernel has built in (see
-# initramfs-init), the board's DTB (upstream's name), the board's
-# config.txt (plus the initramfs) and cmdline.txt (without "quiet").
+# Slot A's kernel partition gets the gzip-compressed kernel and an
+# initramfs that loads the modules Buildroot's kernel has built in (see
+# initramfs-init); the boot script loads both. Each card's FAT partition
+# gets the board's DTB (upstream's name), Debian's U-Boot for the board
+# (rpi_arm64, the file config.txt starts), the board's config.txt (plus
+# device_tree=) and cmdline.txt (without "quiet").
 set -euo pipefail
 
 # shellcheck source=image/qemu/lib.sh
@@ -155,7 +158,8 @@ copy_elf() {
 	done
 }
 copy_elf lib/ld-linux-aarch64.so.1
-for f in usr/bin/setpriv usr/bin/partx bin/mountpoint sbin/sfdisk sbin/e2fsck sbin/mke2fs; do
+for f in usr/bin/setpriv usr/bin/partx bin/mountpoint sbin/sfdisk sbin/e2fsck sbin/mke2fs \
+	usr/bin/fw_printenv usr/bin/fw_setenv; do
 	copy_elf "$f"
 done
 ln -s mke2fs "$rootfs/sbin/mkfs.ext4"
@@ -262,27 +266,34 @@ gzip -9 -n < "$deb/boot/vmlinuz-$kver" > "$build/Image.gz"
 
 size() { du -k --apparent-size "$1" | awk '{ printf "%.1f MiB", $1 / 1024 }'; }
 note "kernel $kver: Image.gz $(size "$build/Image.gz"), initrd.img $(size "$initrd"); root $(size "$build/rootfs.squashfs")"
+kernel_dir=$build/kernel
+mkdir -p "$kernel_dir"
+cp "$build/Image.gz" "$initrd" "$kernel_dir/"
+uboot_rpi=$deb/usr/lib/u-boot/rpi_arm64/u-boot.bin
+[ -f "$uboot_rpi" ] || die "no $uboot_rpi: run image/qemu/fetch.sh --refresh"
 for entry in $BOARDS; do
 	name=${entry%%:*}
 	dtb=${entry#*:}
 	boot=$build/boot-$name
+	rm -rf "$boot"
 	mkdir -p "$boot"
-	cp "$build/Image.gz" "$initrd" "$boot/"
 	cp "$deb/usr/lib/linux-image-$kver/broadcom/$dtb" "$boot/"
+	# The U-Boot config.txt starts: Debian's build of the same rpi_arm64 board.
+	cp "$uboot_rpi" "$boot/u-boot.bin"
 	[ -f "$board/$name/config.txt" ] || die "no $board/$name/config.txt"
 	{
 		cat "$board/$name/config.txt"
 		cat <<EOF
 
-# qemu boot test (image/qemu/build.sh): Debian's kernel loads its drivers
-# from an initramfs, and the board's device tree has upstream's name.
-initramfs initrd.img followkernel
+# qemu boot test (image/qemu/build.sh): the board's device tree has
+# upstream's name.
 device_tree=$dtb
 EOF
 	} > "$boot/config.txt"
 	sed -e 's/[[:space:]]quiet\b//' "$board/cmdline.txt" > "$boot/cmdline.txt"
 
-	if ! "$repo/image/mkimage.sh" --boot "$boot" --rootfs "$build/rootfs.squashfs" \
+	if ! "$repo/image/mkimage.sh" --boot "$boot" --kernel "$kernel_dir" \
+		--rootfs "$build/rootfs.squashfs" \
 		--out "$out/$name" --work "$build/genimage-$name" > "$build/mkimage-$name.log" 2>&1; then
 		cat "$build/mkimage-$name.log" >&2
 		die "image/mkimage.sh failed for $name"

@@ -42,6 +42,8 @@ ARM64_PACKAGES=(
 	e2fsprogs libext2fs2 libcom-err2
 	libc6
 	ca-certificates
+	u-boot-qemu u-boot-rpi
+	libubootenv-tool libubootenv0.1 zlib1g
 )
 
 refresh=0
