@@ -570,6 +570,22 @@ else
 		fail "image/boot.cmd's slots (slot kernel_part root_part: '${slots}') must be 'A 2 03 B 5 06', on genimage.cfg's partitions 'boot kernel-a root-a' (found '${table_parts}')"
 	fi
 
+	# RAUC's slots (the system.conf post-build.sh writes): the same partitions, A and B
+	# named as the boot script names them, each kernel the child of its root.
+	rauc_slots=$(awk '
+		/^\[slot\./ { slot = $0; gsub(/[][]/, "", slot) }
+		slot != "" && /^device=/ { sub(/^device=.*-/, ""); d[slot] = $0 }
+		slot != "" && /^bootname=/ { sub(/^bootname=/, ""); b[slot] = $0 }
+		slot != "" && /^parent=/ { sub(/^parent=/, ""); p[slot] = $0 }
+		END { for (s in d) print s, d[s], (s in b ? b[s] : p[s]) }' "$here/board/pi-failover/post-build.sh" |
+		sort | tr '\n' ' ')
+	want_rauc="slot.kernel.0 02 rootfs.0 slot.kernel.1 05 rootfs.1 slot.rootfs.0 03 A slot.rootfs.1 06 B "
+	if [ "$rauc_slots" = "$want_rauc" ]; then
+		ok "RAUC's slots (post-build.sh's system.conf) are the boot script's: rootfs.0 = A on -03 with kernel.0 on -02, rootfs.1 = B on -06 with kernel.1 on -05"
+	else
+		fail "RAUC's slots in post-build.sh's system.conf ('${rauc_slots}') must be '${want_rauc}' (image/boot.cmd's slots)"
+	fi
+
 	# The boot state: where U-Boot reads and writes it, where the image puts it, where Linux
 	# (libubootenv, RAUC) looks for it, and its size, all the same.
 	to_bytes() { # 0x4000, 16384, 16K, 1M

@@ -114,6 +114,7 @@ genimage \
 	--outputpath "$out"
 
 img=$out/pi-failover.img
+echo "mkimage: $out/kernel.vfat: slot A's kernel partition, for update bundles (image/bundle.sh)"
 size=$(stat -c %s "$img")
 echo "mkimage: $img: $((size / 1024 / 1024)) MiB ($size bytes)"
 if [ "$size" -gt "$LIMIT" ]; then

@@ -41,8 +41,9 @@ set -euo pipefail
 
 # Modules the initramfs loads (dependencies are added), per qemu machine.
 # What the real kernel has built in: squashfs, ext4, FAT and its code
-# pages, and the drivers of the (emulated) board.
-COMMON_MODULES="squashfs crc32c_generic ext4 vfat nls_cp437 nls_ascii"
+# pages, loop and dm-verity (for update bundles), and the drivers of the
+# (emulated) board.
+COMMON_MODULES="squashfs crc32c_generic ext4 vfat nls_cp437 nls_ascii loop dm-verity"
 VIRT_MODULES="virtio_mmio virtio_blk virtio_net virtio-rng $COMMON_MODULES"
 # Not bcm2835_wdt: qemu's raspi3b resets the moment the watchdog is started.
 # cdc_ether: qemu's usb-net stands in for the boards' USB Ethernet chips.
@@ -159,10 +160,20 @@ copy_elf() {
 }
 copy_elf lib/ld-linux-aarch64.so.1
 for f in usr/bin/setpriv usr/bin/partx bin/mountpoint sbin/sfdisk sbin/e2fsck sbin/mke2fs \
-	usr/bin/fw_printenv usr/bin/fw_setenv; do
+	usr/bin/fw_printenv usr/bin/fw_setenv usr/bin/rauc usr/bin/dbus-daemon usr/bin/dbus-uuidgen; do
 	copy_elf "$f"
 done
 ln -s mke2fs "$rootfs/sbin/mkfs.ext4"
+# Debian's rauc is built with its D-Bus service (as the defconfigs build
+# Buildroot's): the system bus's configuration, RAUC's policy, and the
+# user Debian's bus runs as (Buildroot's dbus package calls it "dbus").
+mkdir -p "$rootfs/usr/share/dbus-1/system.d"
+cp "$deb/usr/share/dbus-1/system.conf" "$rootfs/usr/share/dbus-1/"
+cp "$deb/usr/share/dbus-1/system.d/de.pengutronix.rauc.conf" "$rootfs/usr/share/dbus-1/system.d/"
+printf 'messagebus:x:100:101::/nonexistent:/bin/false\n' >> "$rootfs/etc/passwd"
+printf 'messagebus:*:19000:0:99999:7:::\n' >> "$rootfs/etc/shadow"
+printf 'messagebus:x:101:\n' >> "$rootfs/etc/group"
+ln -s /tmp/dbus "$rootfs/var/lib/dbus"
 cp "$deb/etc/mke2fs.conf" "$rootfs/etc/"
 cat "$deb"/usr/share/ca-certificates/mozilla/*.crt > "$rootfs/etc/ssl/certs/ca-certificates.crt"
 
@@ -192,7 +203,21 @@ done <<< "$applets"
 # 3. The board's rootfs overlay, 4. its post-build script
 
 cp -a "$board/rootfs-overlay/." "$rootfs/"
-BR2_EXTERNAL_PIFAILOVER_PATH=$repo/buildroot-overlay HOST_DIR=$build/host \
+# The build's configuration as post-build.sh reads it: the defconfig, and
+# the test's update keyring (keys/: the owner's key pair of the test, made
+# once; the test signs its bundles with it).
+keys=$work/keys
+if [ ! -f "$keys/owner.cert.pem" ]; then
+	mkdir -p "$keys"
+	openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/CN=pi-failover test owner" \
+		-keyout "$keys/owner.key.pem" -out "$keys/owner.cert.pem" 2>/dev/null ||
+		die "openssl could not make the test's signing key"
+fi
+{
+	cat "$defconfig"
+	printf 'BR2_PACKAGE_PI_FAILOVER_UPDATE_KEYRING="%s"\n' "$keys/owner.cert.pem"
+} > "$build/br2-config"
+BR2_CONFIG=$build/br2-config BR2_EXTERNAL_PIFAILOVER_PATH=$repo/buildroot-overlay HOST_DIR=$build/host \
 	"$board/post-build.sh" "$rootfs" >/dev/null
 
 mksquashfs "$rootfs" "$build/rootfs.squashfs" -comp zstd -all-root -noappend -quiet >/dev/null

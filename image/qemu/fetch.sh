@@ -44,6 +44,13 @@ ARM64_PACKAGES=(
 	ca-certificates
 	u-boot-qemu u-boot-rpi
 	libubootenv-tool libubootenv0.1 zlib1g
+	rauc rauc-service libglib2.0-0 libjson-glib-1.0-0 libssl3 libffi8 libmount1
+	libcurl3-gnutls libgnutls30 libnghttp2-14 libidn2-0 librtmp1 libssh2-1 libpsl5
+	libgssapi-krb5-2 libldap-2.5-0 libzstd1 libbrotli1 libkrb5-3 libk5crypto3
+	libkrb5support0 libkeyutils1 libsasl2-2 libunistring2 libtasn1-6 libnettle8
+	libhogweed6 libgmp10 libp11-kit0 libgcrypt20 libgpg-error0
+	dbus-daemon dbus-bin dbus-system-bus-common libdbus-1-3 libexpat1 libsystemd0
+	libapparmor1 libaudit1 libcap2 liblz4-1 liblzma5
 )
 
 refresh=0

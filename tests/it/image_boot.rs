@@ -124,6 +124,10 @@ fn require_tools() {
         ("readelf", "binutils"),
         ("socat", "socat"),
         ("fdtput", "device-tree-compiler"),
+        ("mkimage", "u-boot-tools"),
+        ("mkenvimage", "u-boot-tools"),
+        ("rauc", "rauc"),
+        ("openssl", "openssl"),
     ];
     let path = std::env::var_os("PATH").unwrap_or_default();
     let missing: Vec<(&str, &str)> = tools
@@ -801,6 +805,21 @@ impl Guest {
         self.wait_console("# ", at, Duration::from_secs(60)).await
     }
 
+    /// Runs `script` in the shell of a logged-in console and returns what it printed. The
+    /// markers are split in the typed line, so its echo never matches them.
+    async fn run_on_console(&mut self, script: &str, timeout: Duration) -> String {
+        let from = self.console_log().len();
+        self.type_on_console(&format!("echo '=''=begin'; {script}; echo '=''=end'\n"));
+        let begin = self
+            .wait_console("==begin", from, Duration::from_secs(30))
+            .await;
+        let end = self.wait_console("==end", begin, timeout).await;
+        let log = self.console_log();
+        log.get(begin..end.saturating_sub("==end".len()))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// IPv6 readers: from the guest's console (qemu's user network forwards IPv4 only), the
     /// appliance's plain-HTTP listener answers the health path on the global address the
     /// guest configured itself from qemu's router advertisements ([`GUEST_IPV6_PREFIX`]).
@@ -1079,6 +1098,92 @@ fn one_guest(scenario: impl std::future::Future<Output = ()>) {
 
 /// A fresh card for one test: the image with the user's files for a bucket seeded with the
 /// site, and a client that trusts the card's certificate.
+/// A plain-HTTP file server for the guest (BusyBox `wget`): `GET /NAME` answers the file
+/// `NAME` of its directory, or 404. One thread, one request per connection.
+struct FileServer {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl FileServer {
+    fn start(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("files dir");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind file server");
+        let port = listener.local_addr().expect("file server address").port();
+        let root = dir.to_path_buf();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    match conn.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let name = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/')
+                    .to_owned();
+                let body = (!name.contains('/') && !name.is_empty())
+                    .then(|| std::fs::read(root.join(&name)).ok())
+                    .flatten();
+                let _ = match body {
+                    Some(body) => conn
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|()| conn.write_all(&body)),
+                    None => conn.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ),
+                };
+            }
+        });
+        Self {
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+}
+
+/// The owner's signing key of the test images (`image/qemu/build.sh` makes it; the images
+/// carry its certificate as their RAUC keyring).
+fn owner_keys() -> PathBuf {
+    work_dir().join("keys")
+}
+
+/// A signing key the images do not trust, made in `dir`.
+fn stranger_keys(dir: &Path) -> PathBuf {
+    let keys = dir.join("stranger");
+    std::fs::create_dir_all(&keys).expect("stranger dir");
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
+        .args(["-subj", "/CN=not the owner"])
+        .arg("-keyout")
+        .arg(keys.join("owner.key.pem"))
+        .arg("-out")
+        .arg(keys.join("owner.cert.pem"))
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    keys
+}
+
 struct Setup {
     machine: &'static str,
     /// The card's board: `rpi4-64` on raspi4b, else the Pi 3's (virt boots it too).
@@ -1092,11 +1197,14 @@ struct Setup {
     date_port: u16,
     /// The owner's webhook receiver (`[notify]`).
     hook: Webhook,
+    /// Files the guest may fetch with `wget` (`http://10.0.2.100:PORT/NAME`): update bundles.
+    files: FileServer,
 }
 
 impl Setup {
-    async fn new(machine: &'static str) -> Self {
-        let dir = run_dir(machine);
+    /// `run`: the scenario's directory under `runs/`.
+    async fn new(machine: &'static str, run: &str) -> Self {
+        let dir = run_dir(run);
         let board = if machine == "raspi4b" {
             "rpi4-64"
         } else {
@@ -1119,6 +1227,7 @@ impl Setup {
         let hook = Webhook::start_for(&ca, &dir, Answer::Ok, &[GUEST_SERVICE_ADDR]).await;
         configure_card(&card, &dir, &ca, &s3, date_port, hook.addr.port());
         let client = Client::new(vec![ca.cert_der()]);
+        let files = FileServer::start(&dir.join("files"));
         Self {
             machine,
             board,
@@ -1129,7 +1238,38 @@ impl Setup {
             client,
             date_port,
             hook,
+            files,
         }
+    }
+
+    /// An update bundle of this card's slot A contents (`image/bundle.sh`), for boards
+    /// `compatible`, signed by `signer` (a directory with `owner.cert.pem` and
+    /// `owner.key.pem`), where the guest can fetch it as `NAME.raucb`.
+    fn bundle(&self, name: &str, compatible: &str, signer: &Path) -> String {
+        let image = image(self.board);
+        let kernel = image.with_file_name("kernel.vfat");
+        let rootfs = work_dir().join("build/rootfs.squashfs");
+        let file = format!("{name}.raucb");
+        let out = Command::new(repo().join("image/bundle.sh"))
+            .arg("--kernel")
+            .arg(&kernel)
+            .arg("--rootfs")
+            .arg(&rootfs)
+            .args(["--compatible", compatible, "--version", "0.1.0-update"])
+            .arg("--cert")
+            .arg(signer.join("owner.cert.pem"))
+            .arg("--key")
+            .arg(signer.join("owner.key.pem"))
+            .arg("--out")
+            .arg(self.files.dir.join(&file))
+            .output()
+            .expect("run image/bundle.sh");
+        assert!(
+            out.status.success(),
+            "image/bundle.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        file
     }
 
     async fn boot(&self, n: u32) -> Guest {
@@ -1141,7 +1281,12 @@ impl Setup {
             self.machine,
             &self.card,
             &self.dir.join(format!("boot-{n}")),
-            &[self.s3.addr.port(), self.date_port, self.hook.addr.port()],
+            &[
+                self.s3.addr.port(),
+                self.date_port,
+                self.hook.addr.port(),
+                self.files.port,
+            ],
             nic,
         );
         guest.name = format!("{} ({} card, boot {n})", self.machine, self.board);
@@ -1244,7 +1389,7 @@ impl Setup {
 #[test]
 fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
     one_guest(async {
-        let t = Setup::new("virt").await;
+        let t = Setup::new("virt", "virt").await;
         let mut guest = t.first_boot(Nic::AtPowerOn).await;
         guest.check_notification_on_live(&t).await;
 
@@ -1286,13 +1431,100 @@ fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
     });
 }
 
+/// `-M virt`, an update by RAUC (issue 16, the first part: RAUC, the slots and the boot
+/// counting, with `rauc install` typed on the console where the appliance will run it): a
+/// bundle signed by another key and one for another board are refused and change nothing;
+/// a good one installs into slot B and makes it the first to try; after a power cut the Pi
+/// boots slot B through U-Boot's boot script, serves the site, and RAUC marks B good.
+#[test]
+fn virt_installs_a_signed_update_into_the_other_slot_and_boots_it() {
+    one_guest(async {
+        let t = Setup::new("virt", "virt-update").await;
+        let mut guest = t.first_boot(Nic::AtPowerOn).await;
+        let good = t.bundle("good", "pi-failover-rpi3-64", &owner_keys());
+        let stranger = t.bundle("stranger", "pi-failover-rpi3-64", &stranger_keys(&t.dir));
+        let other_board = t.bundle("other-board", "pi-failover-rpi4-64", &owner_keys());
+        let port = t.files.port;
+        let install = |name: &str| {
+            format!(
+                "wget -q -O /data/u.raucb http://{GUEST_SERVICE_ADDR}:{port}/{name} && \
+                 rauc install /data/u.raucb 2>&1 | tail -n 4; echo \"rc=$?\"; rm -f /data/u.raucb"
+            )
+        };
+        guest.log_in().await;
+        for (bundle, refusal) in [(&stranger, "signature"), (&other_board, "compatible")] {
+            let out = guest
+                .run_on_console(&install(bundle), Duration::from_secs(240))
+                .await;
+            if !out.contains("failed") || !out.to_lowercase().contains(refusal) {
+                guest.fail(&format!(
+                    "{bundle} was not refused for its {refusal}: {out}"
+                ));
+            }
+            let state = boot_state(&t.card).unwrap_or_default();
+            if state.get("BOOT_ORDER").map(String::as_str) != Some("A B") {
+                guest.fail(&format!(
+                    "a refused {bundle} changed the boot state: {state:?}"
+                ));
+            }
+        }
+        let started = Instant::now();
+        let out = guest
+            .run_on_console(&install(&good), Duration::from_secs(300))
+            .await;
+        if !out.contains("succeeded") {
+            guest.fail(&format!("the signed bundle did not install: {out}"));
+        }
+        println!(
+            "image_boot: {}: download and install of {} MB in {:.0?}",
+            guest.name,
+            std::fs::metadata(t.files.dir.join(&good)).map_or(0, |m| m.len() >> 20),
+            started.elapsed()
+        );
+        let state = boot_state(&t.card).unwrap_or_default();
+        let get = |k: &str| state.get(k).map_or("", String::as_str);
+        if (get("BOOT_ORDER"), get("BOOT_B_LEFT")) != ("B A", "3") {
+            guest.fail(&format!("after the install, B is not first: {state:?}"));
+        }
+        guest.pull_the_plug();
+
+        let mut guest = t.boot(2).await;
+        guest.wait_for_https(&t.client, "slot B").await;
+        guest.wait_for_site(&t.client, &t.site, SYNC_TIMEOUT).await;
+        if !guest
+            .console_log()
+            .contains("root=PARTUUID=5049f0a1-06 rauc.slot=B")
+        {
+            guest.fail("U-Boot's boot script did not boot slot B");
+        }
+        guest.log_in().await;
+        let out = guest
+            .run_on_console(
+                "rauc status mark-good >/dev/null 2>&1; rauc status --output-format=json 2>/dev/null",
+                Duration::from_secs(60),
+            )
+            .await;
+        if !out.contains("\"booted\":\"B\"") {
+            guest.fail(&format!("RAUC does not say slot B is booted: {out}"));
+        }
+        let state = boot_state(&t.card).unwrap_or_default();
+        if state.get("BOOT_B_LEFT").map(String::as_str) != Some("3") {
+            guest.fail(&format!(
+                "marked good, B has not its 3 tries back: {state:?}"
+            ));
+        }
+        guest.type_on_console("exit\n");
+        t.shut_down_cleanly(guest).await;
+    });
+}
+
 /// `-M raspi3b` with the Pi 3 device tree, the same card: its USB NIC is plugged in only
 /// once the network script waits for it (a Pi 3's Ethernet chip sits on USB and can register
 /// late); first boot, sync, HTTPS, a clean shutdown, a second boot with the NIC present.
 #[test]
 fn raspi3b_waits_for_a_late_nic_and_serves_the_synced_site() {
     one_guest(async {
-        let t = Setup::new("raspi3b").await;
+        let t = Setup::new("raspi3b", "raspi3b").await;
         let guest = t.first_boot(Nic::Late).await;
         t.shut_down_cleanly(guest).await;
 
@@ -1309,7 +1541,7 @@ fn raspi3b_waits_for_a_late_nic_and_serves_the_synced_site() {
 #[test]
 fn raspi4b_boots_the_pi4_card_and_answers_over_ipv6() {
     one_guest(async {
-        let t = Setup::new("raspi4b").await;
+        let t = Setup::new("raspi4b", "raspi4b").await;
         let mut guest = t.first_boot(Nic::AtPowerOn).await;
         guest.check_ipv6().await;
         t.shut_down_cleanly(guest).await;

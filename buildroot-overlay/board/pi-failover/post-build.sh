@@ -25,6 +25,8 @@ add_inittab '# wired networking: waits for a NIC that registers late, keeps DHCP
 add_inittab '::respawn:/usr/libexec/pi-failover/network'
 add_inittab '# the clock: the time from HTTPS when NTP is blocked (pi-failover clock watch)'
 add_inittab '::respawn:/usr/libexec/pi-failover/clock-watch'
+add_inittab '# updates: RAUC installs signed bundles into the other slot (as root)'
+add_inittab '::respawn:/usr/libexec/pi-failover/rauc-service'
 
 # What is on the card, and the earliest time the clock may show
 # (/etc/init.d/S05clock).
@@ -43,6 +45,65 @@ VERSION_ID=$version
 PRETTY_NAME="pi-failover $version"
 BUILD_ID=$commit
 OSRELEASE
+
+# Updates (RAUC, docs/user-guide.md "Updating a Pi you cannot reach"): the
+# slots of image/README.md, RAUC's U-Boot boot counting, bundles for this
+# board only, signed by the owner's key (the keyring named by
+# BR2_PACKAGE_PI_FAILOVER_UPDATE_KEYRING in the build's configuration).
+: "${BR2_CONFIG:?run by Buildroot, which names its configuration in BR2_CONFIG}"
+config_value() {
+	sed -n "s/^$1=\"\(.*\)\"\$/\1/p" "$BR2_CONFIG"
+}
+board=$(config_value BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE | sed -n 's|.*/board/pi-failover/\([^/]*\)/config.txt$|\1|p')
+[ -n "$board" ] || { echo "post-build: no board/pi-failover/<board>/config.txt in $BR2_CONFIG" >&2; exit 1; }
+keyring=$(config_value BR2_PACKAGE_PI_FAILOVER_UPDATE_KEYRING)
+keyring=$(echo "$keyring" | sed "s|\$(BR2_EXTERNAL_PIFAILOVER_PATH)|$BR2_EXTERNAL_PIFAILOVER_PATH|")
+if [ -z "$keyring" ] || [ ! -f "$keyring" ]; then
+	echo "post-build: BR2_PACKAGE_PI_FAILOVER_UPDATE_KEYRING names no file ('$keyring'): make a signing key and name its certificate there (docs/user-guide.md, \"Updating a Pi you cannot reach\")" >&2
+	exit 1
+fi
+mkdir -p "$TARGET_DIR/etc/rauc"
+install -m 0644 "$keyring" "$TARGET_DIR/etc/rauc/keyring.pem"
+cat > "$TARGET_DIR/etc/rauc/system.conf" <<SYSTEMCONF
+# RAUC: the slots of the pi-failover card (image/README.md, "Slots").
+# Written by board/pi-failover/post-build.sh.
+[system]
+compatible=pi-failover-$board
+bootloader=uboot
+# The tries a slot gets when marked good or newly installed (image/boot.cmd).
+boot-attempts=3
+# Only verity bundles: each block checked against the signed root hash as
+# it is read, so a bundle changed after its check cannot be installed.
+bundle-formats=-plain
+# Installation records and each slot's status, on the data partition.
+data-directory=/data/rauc
+# Where bundles and slots are mounted while installing: the root is
+# read-only, /run is not.
+mountprefix=/run/rauc
+
+[keyring]
+path=/etc/rauc/keyring.pem
+
+[slot.rootfs.0]
+device=/dev/disk/by-partuuid/5049f0a1-03
+type=raw
+bootname=A
+
+[slot.rootfs.1]
+device=/dev/disk/by-partuuid/5049f0a1-06
+type=raw
+bootname=B
+
+[slot.kernel.0]
+device=/dev/disk/by-partuuid/5049f0a1-02
+type=raw
+parent=rootfs.0
+
+[slot.kernel.1]
+device=/dev/disk/by-partuuid/5049f0a1-05
+type=raw
+parent=rootfs.1
+SYSTEMCONF
 
 # Kernel modules the appliance never loads: the Raspberry Pi kernel
 # configuration builds hundreds (sound, cameras, displays, radios, other
