@@ -186,6 +186,12 @@ impl Appliance {
         }
         let sync_status = spawn_sync(&config, &site, &tracker, &shutdown).await?;
         spawn_certificate_sources(&config, &certs, &sync_status, &tracker, &shutdown).await;
+        tracker.spawn(crate::update::mark_good_when_serving(
+            commit_settings(&config, open.https_addr),
+            certs.clone(),
+            sync_status.clone(),
+            shutdown.clone(),
+        ));
 
         let (status, history, indicators) = spawn_status(
             &config,
@@ -327,6 +333,34 @@ impl Appliance {
         }
         tracing::info!("shutting down: draining connections");
         self.shutdown().await;
+    }
+}
+
+/// What the check before marking the booted slot good asks for (`update`): the HTTPS
+/// listener as reached from the Pi itself, the site's first name and health path.
+fn commit_settings(config: &Config, https: SocketAddr) -> crate::update::CommitSettings {
+    let ip = match https.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        // A dual-stack wildcard listener takes IPv4 too; IPv4 loopback is always there.
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    crate::update::CommitSettings {
+        https: SocketAddr::new(ip, https.port()),
+        // A name a reader asks for: a wildcard's "www" when the site has only wildcards.
+        host: config
+            .site
+            .hostnames
+            .iter()
+            .find(|h| !h.starts_with("*."))
+            .or(config.site.hostnames.first())
+            .map(|h| {
+                h.strip_prefix("*.")
+                    .map_or_else(|| h.clone(), |d| format!("www.{d}"))
+            })
+            .unwrap_or_default(),
+        health_path: config.site.health_path.clone(),
+        awaits_sync: config.s3.is_some(),
     }
 }
 

@@ -29,3 +29,4 @@ pub mod stream_executor;
 pub mod sync;
 pub mod throttle;
 pub mod tls;
+pub mod update;

@@ -147,6 +147,16 @@ impl CertResolver {
         Some((pair.info.clone(), pair.key.cert.first()?.clone()))
     }
 
+    /// Whether `leaf` is the certificate some slot serves now: what the appliance's check
+    /// of its own HTTPS listener trusts (`update::self_check`), and nothing else.
+    pub(crate) fn serves_leaf(&self, leaf: &[u8]) -> bool {
+        self.current
+            .load()
+            .iter()
+            .flatten()
+            .any(|pair| pair.key.cert.first().is_some_and(|c| c.as_ref() == leaf))
+    }
+
     /// Tells the status when slot `index`'s source will try next.
     pub(crate) fn schedule(&self, index: usize, next: SystemTime) {
         if let Some(state) = self.lock().get_mut(index) {

@@ -358,3 +358,25 @@ async fn the_cipher_preference_decides_between_aes_gcm_and_chacha20() {
         app.shutdown().await;
     }
 }
+
+/// The check the appliance makes of its own listener before the booted slot is marked good
+/// (`update::self_check`): the health path and a page answer 200 over HTTPS, with the
+/// certificate the appliance serves; a page that is not there is not a pass.
+#[tokio::test]
+async fn the_appliance_checks_its_own_listener_as_a_reader() {
+    use pi_failover::update::self_check::{get_ok, SelfCheckError};
+    let f = Fixture::new();
+    f.site_file("index.html", "<p>home</p>");
+    let app = f.start().await;
+    let certs = app.certificates().clone();
+    for path in ["/up.txt", "/"] {
+        get_ok(app.https_addr(), "localhost", path, &certs)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    match get_ok(app.https_addr(), "localhost", "/not-there.html", &certs).await {
+        Err(SelfCheckError::Status(_, line)) => assert!(line.contains("404"), "{line}"),
+        other => panic!("a missing page passed the check: {other:?}"),
+    }
+    app.shutdown().await;
+}
