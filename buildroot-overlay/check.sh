@@ -204,7 +204,7 @@ required=(
 	"BR2_PACKAGE_HOST_MTOOLS=y"
 	"# BR2_TARGET_ENABLE_ROOT_LOGIN is not set"
 )
-# The boot chain (firmware, U-Boot, boot.scr, a slot) and the tools of the boot state.
+# The boot chain (firmware, U-Boot, boot.scr, a slot), the tools of the boot state, and RAUC.
 # LATEST_VERSION: the U-Boot release Buildroot itself hashes (boot/uboot/uboot.hash); any
 # other version would need its own hash file under BR2_DOWNLOAD_FORCE_CHECK_HASHES.
 uboot_required=(
@@ -214,6 +214,12 @@ uboot_required=(
 	'BR2_TARGET_UBOOT_BOARD_DEFCONFIG="rpi_arm64"'
 	"BR2_PACKAGE_HOST_UBOOT_TOOLS=y"
 	"BR2_PACKAGE_LIBUBOOTENV=y"
+	# Updates: RAUC with its D-Bus service (the unprivileged appliance asks it), JSON status,
+	# and the host's rauc for the bundle post-image.sh makes.
+	"BR2_PACKAGE_RAUC=y"
+	"BR2_PACKAGE_RAUC_DBUS=y"
+	"BR2_PACKAGE_RAUC_JSON=y"
+	"BR2_PACKAGE_HOST_RAUC=y"
 )
 declare -A kernel_format=(
 	[Image.gz]=BR2_LINUX_KERNEL_IMAGEGZ
@@ -257,7 +263,7 @@ for dc in "${defconfigs[@]}"; do
 	bad=0
 	for line in "${uboot_required[@]}"; do
 		if ! grep -qxF -- "$line" "$dc"; then
-			fail "$d: missing '$line' (the boot chain: U-Boot's rpi_arm64 in Buildroot's hashed version, mkimage/mkenvimage for image/mkimage.sh, fw_printenv/fw_setenv on the Pi)"
+			fail "$d: missing '$line' (the boot chain and updates: U-Boot's rpi_arm64 in Buildroot's hashed version, mkimage/mkenvimage for image/mkimage.sh, fw_printenv/fw_setenv on the Pi, RAUC with its D-Bus service and JSON, the host's rauc for bundles)"
 			bad=1
 		fi
 	done
@@ -265,7 +271,7 @@ for dc in "${defconfigs[@]}"; do
 		fail "$d: U-Boot must build u-boot.bin (BR2_TARGET_UBOOT_FORMAT_BIN), the file config.txt boots"
 		bad=1
 	fi
-	[ "$bad" -eq 0 ] && ok "$d: U-Boot $(defconfig_value "$dc" BR2_TARGET_UBOOT_BOARD_DEFCONFIG) (u-boot.bin, Buildroot's own version), host u-boot-tools, libubootenv"
+	[ "$bad" -eq 0 ] && ok "$d: U-Boot $(defconfig_value "$dc" BR2_TARGET_UBOOT_BOARD_DEFCONFIG) (u-boot.bin, Buildroot's own version), host u-boot-tools, libubootenv, RAUC (D-Bus, JSON), host rauc"
 	format=${kernel_format[${boot_kernel:-?}]:-}
 	if [ -z "$format" ]; then
 		fail "image/boot.cmd loads '${boot_kernel}' from a kernel partition: not a kernel format check.sh knows (Image.gz, Image)"

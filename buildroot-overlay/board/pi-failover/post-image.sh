@@ -11,10 +11,15 @@
 #                     boot.scr, compiled from image/boot.cmd
 #   kernel (FAT p2)   slot A's kernel, Image.gz, which boot.scr loads
 #   root (p3)         rootfs.squashfs
+#
+# Then, when the build's configuration names the owner's signing key
+# (BR2_PACKAGE_PI_FAILOVER_UPDATE_SIGNING_KEY), the update bundle of the
+# same kernel partition and root, next to the image:
+# pi-failover-VERSION-BOARD.raucb (image/bundle.sh).
 
 set -euo pipefail
 
-: "${BINARIES_DIR:?run by Buildroot}" "${BUILD_DIR:?run by Buildroot}"
+: "${BINARIES_DIR:?run by Buildroot}" "${BUILD_DIR:?run by Buildroot}" "${HOST_DIR:?run by Buildroot}"
 REPO=$(cd "$BR2_EXTERNAL_PIFAILOVER_PATH/.." && pwd)
 
 boot=$BUILD_DIR/pi-failover-boot
@@ -30,9 +35,33 @@ firmware_kernel=$(sed -n 's/^kernel=\([^[:space:]#]*\).*/\1/p' "$boot/config.txt
 cp "$BINARIES_DIR/u-boot.bin" "$boot/"
 cp "$BINARIES_DIR/Image.gz" "$kernel/"
 
-exec "$REPO/image/mkimage.sh" \
+"$REPO/image/mkimage.sh" \
 	--boot "$boot" \
 	--kernel "$kernel" \
 	--rootfs "$BINARIES_DIR/rootfs.squashfs" \
 	--out "$BINARIES_DIR" \
 	--work "$BUILD_DIR/pi-failover-genimage"
+
+: "${BR2_CONFIG:?run by Buildroot, which names its configuration in BR2_CONFIG}"
+config_value() {
+	sed -n "s/^$1=\"\(.*\)\"\$/\1/p" "$BR2_CONFIG"
+}
+signing_key=$(config_value BR2_PACKAGE_PI_FAILOVER_UPDATE_SIGNING_KEY)
+if [ -z "$signing_key" ]; then
+	echo "post-image: no BR2_PACKAGE_PI_FAILOVER_UPDATE_SIGNING_KEY: no update bundle (the image alone)"
+	exit 0
+fi
+keyring=$(config_value BR2_PACKAGE_PI_FAILOVER_UPDATE_KEYRING)
+board=$(config_value BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE |
+	sed -n 's|.*/board/pi-failover/\([^/]*\)/config.txt$|\1|p')
+version=$(sed -n 's/^PI_FAILOVER_VERSION = //p' \
+	"$BR2_EXTERNAL_PIFAILOVER_PATH/package/pi-failover/pi-failover.mk")
+PATH=$HOST_DIR/bin:$PATH exec "$REPO/image/bundle.sh" \
+	--kernel "$BINARIES_DIR/kernel.vfat" \
+	--rootfs "$BINARIES_DIR/rootfs.squashfs" \
+	--compatible "pi-failover-$board" \
+	--version "$version" \
+	--cert "$keyring" \
+	--key "$signing_key" \
+	--keyring "$keyring" \
+	--out "$BINARIES_DIR/pi-failover-$version-$board.raucb"
