@@ -23,10 +23,15 @@ impl TrafficClass {
     }
 }
 
+/// The appliance asking its own listener before its slot is marked good (`update::self_check`):
+/// a checker, never a reader, or every boot would count one and could turn the Pi LIVE.
+pub(crate) const SELF_CHECK_AGENT: &str = "pi-failover-self-check";
+
 /// User-Agent substrings of DNS-failover and uptime checkers (matched case-insensitively).
 /// Route 53 has sent both spellings: `Amazon-Route53-Health-Check-Service (ref …)` and the
 /// older `Amazon Route 53 Health Check Service; ref:…`.
 const HEALTH_CHECKERS: &[&str] = &[
+    SELF_CHECK_AGENT,
     "amazon-route53-health-check-service",
     "amazon route 53 health check service",
     "cloudflare-traffic-manager",
@@ -176,6 +181,8 @@ mod tests {
             (site, site, Method::HEAD, "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)", true, HealthCheck),
             (site, site, Method::GET, "Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)", true, HealthCheck),
             (site, site, Method::GET, "My-Monitor/3", true, HealthCheck),
+            // The appliance's own check before its slot is marked good: the front page by name.
+            (site, site, Method::GET, "pi-failover-self-check (slot A)", true, HealthCheck),
             // Not readers: no SNI, a bare IP, another name, plain HTTP, other methods, bots.
             (None, site, Method::GET, BROWSER, true, Other),
             (site, None, Method::GET, BROWSER, true, Other),

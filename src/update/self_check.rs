@@ -74,8 +74,10 @@ async fn get(
         .connect(name, tcp)
         .await
         .map_err(|e| SelfCheckError::Tls(host.to_owned(), e))?;
+    // Counted as a health check, never as a reader (`live::classify`).
+    let agent = crate::live::classify::SELF_CHECK_AGENT;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: pi-failover self-check\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n"
     );
     let request_err = |e| SelfCheckError::Request(path.to_owned(), e);
     tls.write_all(request.as_bytes())

@@ -1465,8 +1465,11 @@ fn virt_installs_a_signed_update_into_the_other_slot_and_boots_it() {
         let port = t.files.port;
         let install = |name: &str| {
             format!(
-                "wget -q -O /data/u.raucb http://{GUEST_SERVICE_ADDR}:{port}/{name} && \
-                 rauc install /data/u.raucb 2>&1 | tail -n 4; echo \"rc=$?\"; rm -f /data/u.raucb"
+                "rm -f /tmp/install.log; \
+                 wget -q -O /data/u.raucb http://{GUEST_SERVICE_ADDR}:{port}/{name} || \
+                 echo 'no down''load'; \
+                 rauc install /data/u.raucb > /tmp/install.log 2>&1; echo \"rc=$?\"; \
+                 tail -n 4 /tmp/install.log; rm -f /data/u.raucb"
             )
         };
         guest.log_in().await;
@@ -1474,7 +1477,10 @@ fn virt_installs_a_signed_update_into_the_other_slot_and_boots_it() {
             let out = guest
                 .run_on_console(&install(bundle), Duration::from_secs(240))
                 .await;
-            if !out.contains("failed") || !out.to_lowercase().contains(refusal) {
+            if out.contains("no download")
+                || out.contains("rc=0")
+                || !out.to_lowercase().contains(refusal)
+            {
                 guest.fail(&format!(
                     "{bundle} was not refused for its {refusal}: {out}"
                 ));
@@ -1490,7 +1496,7 @@ fn virt_installs_a_signed_update_into_the_other_slot_and_boots_it() {
         let out = guest
             .run_on_console(&install(&good), Duration::from_secs(300))
             .await;
-        if !out.contains("succeeded") {
+        if out.contains("no download") || !out.contains("rc=0") || !out.contains("succeeded") {
             guest.fail(&format!("the signed bundle did not install: {out}"));
         }
         println!(

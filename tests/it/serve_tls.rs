@@ -361,7 +361,8 @@ async fn the_cipher_preference_decides_between_aes_gcm_and_chacha20() {
 
 /// The check the appliance makes of its own listener before the booted slot is marked good
 /// (`update::self_check`): the health path and a page answer 200 over HTTPS, with the
-/// certificate the appliance serves; a page that is not there is not a pass.
+/// certificate the appliance serves; a page that is not there is not a pass; none of it
+/// counts as a reader.
 #[tokio::test]
 async fn the_appliance_checks_its_own_listener_as_a_reader() {
     use pi_failover::update::self_check::{get_ok, SelfCheckError};
@@ -378,5 +379,24 @@ async fn the_appliance_checks_its_own_listener_as_a_reader() {
         Err(SelfCheckError::Status(_, line)) => assert!(line.contains("404"), "{line}"),
         other => panic!("a missing page passed the check: {other:?}"),
     }
+    // Counted as health checks, never as readers: a boot must not look like a reader.
+    let mut status = app.status();
+    let counted = tokio::time::timeout(
+        Duration::from_secs(15),
+        status.wait_for(|s| {
+            let t = s.traffic.requests_total;
+            t.health_check + t.reader + t.other >= 3
+        }),
+    )
+    .await
+    .expect("the status counts the three checks")
+    .expect("status")
+    .traffic
+    .requests_total;
+    assert_eq!(
+        (counted.reader, counted.health_check),
+        (0, 3),
+        "{counted:?}"
+    );
     app.shutdown().await;
 }
