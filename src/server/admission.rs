@@ -109,29 +109,23 @@ impl Gate {
         slot
     }
 
-    /// A shared place, else one in the reserve, else waits for a shared one (and so,
-    /// upstream, the accept loop waits and clients queue in the kernel). `None` on shutdown.
-    pub(crate) async fn lane(
-        &self,
-        shutdown: &CancellationToken,
-    ) -> Option<(Lane, OwnedSemaphorePermit)> {
+    /// For a connection holding its address's place: a shared place, else one in the
+    /// reserve, else waits for a shared one (and so, upstream, the accept loop waits and
+    /// clients queue in the kernel). `None` on shutdown (the address's place is given back).
+    pub async fn lane(&self, address: Slot, shutdown: &CancellationToken) -> Option<(Lane, Place)> {
+        let place = |connection| Place {
+            _address: address,
+            _connection: connection,
+        };
         if let Ok(permit) = self.connections.clone().try_acquire_owned() {
-            return Some((Lane::Established, permit));
+            return Some((Lane::Established, place(permit)));
         }
         if let Ok(permit) = self.reserve.clone().try_acquire_owned() {
-            return Some((Lane::Reserve, permit));
+            return Some((Lane::Reserve, place(permit)));
         }
         tokio::select! {
             () = shutdown.cancelled() => None,
-            permit = self.connections.clone().acquire_owned() => Some((Lane::Established, permit.ok()?)),
-        }
-    }
-
-    /// The places a connection holds once it has its address's and a lane's.
-    pub fn place(address: Slot, connection: OwnedSemaphorePermit) -> Place {
-        Place {
-            _address: address,
-            _connection: connection,
+            permit = self.connections.clone().acquire_owned() => Some((Lane::Established, place(permit.ok()?))),
         }
     }
 
@@ -149,12 +143,12 @@ impl Gate {
             let Some(address) = self.address(peer) else {
                 continue;
             };
-            let (lane, connection) = self.lane(shutdown).await?;
+            let (lane, place) = self.lane(address, shutdown).await?;
             return Some(Admitted {
                 tcp,
                 peer,
                 lane,
-                place: Self::place(address, connection),
+                place,
             });
         }
     }
@@ -199,14 +193,16 @@ mod tests {
         let shutdown = CancellationToken::new();
         let first = gate.address(peer(1)).expect("first connection of .1");
         assert!(gate.address(peer(1)).is_none(), "second of .1 over its cap");
-        let (lane, permit) = gate.lane(&shutdown).await.expect("a shared place");
+        let (lane, _held) = gate.lane(first, &shutdown).await.expect("a shared place");
         assert_eq!(lane, Lane::Established);
-        let _held = Gate::place(first, permit);
         // The refused connection took no shared place: another address gets the last one.
         let other = gate.address(peer(2)).expect(".2 under its cap");
-        let (lane, permit) = gate.lane(&shutdown).await.expect("the second shared place");
+        let (lane, place) = gate
+            .lane(other, &shutdown)
+            .await
+            .expect("the second shared place");
         assert_eq!(lane, Lane::Established);
-        drop(Gate::place(other, permit));
+        drop(place);
         // Given back on drop: .2 may connect again.
         assert!(gate.address(peer(2)).is_some());
     }
@@ -215,24 +211,36 @@ mod tests {
     async fn the_reserve_is_taken_only_when_the_shared_places_are() {
         let gate = Gate::new("test", 1, 1, 8);
         let shutdown = CancellationToken::new();
-        let (first, _a) = gate.lane(&shutdown).await.expect("shared");
-        let (second, _b) = gate.lane(&shutdown).await.expect("reserve");
+        let slot = || gate.address(peer(1)).expect("under the address cap");
+        let (first, _a) = gate.lane(slot(), &shutdown).await.expect("shared");
+        let (second, _b) = gate.lane(slot(), &shutdown).await.expect("reserve");
         assert_eq!((first, second), (Lane::Established, Lane::Reserve));
-        // Both taken: the next waits, and gives up on shutdown.
-        let waiting = gate.lane(&shutdown);
+        // Both taken: the next waits, and gives up on shutdown, its address's place back.
+        let waiting = gate.lane(slot(), &shutdown);
         shutdown.cancel();
         assert!(waiting.await.is_none());
+        let held: Vec<_> = (0..6).map(|_| slot()).collect();
+        assert_eq!(
+            held.len(),
+            6,
+            "two held and six free of the address's eight"
+        );
     }
 
     #[tokio::test]
     async fn a_gate_without_a_reserve_waits_for_a_shared_place() {
         let gate = Gate::new("test", 1, 0, 8);
         let shutdown = CancellationToken::new();
-        let (_, held) = gate.lane(&shutdown).await.expect("shared");
-        let waited = tokio::time::timeout(Duration::from_millis(50), gate.lane(&shutdown)).await;
+        let slot = || gate.address(peer(1)).expect("under the address cap");
+        let (_, held) = gate.lane(slot(), &shutdown).await.expect("shared");
+        let waited =
+            tokio::time::timeout(Duration::from_millis(50), gate.lane(slot(), &shutdown)).await;
         assert!(waited.is_err(), "no reserve: the second connection waits");
         drop(held);
-        let (lane, _) = gate.lane(&shutdown).await.expect("the place given back");
+        let (lane, _) = gate
+            .lane(slot(), &shutdown)
+            .await
+            .expect("the place given back");
         assert_eq!(lane, Lane::Established);
     }
 }

@@ -106,11 +106,10 @@ pub(crate) async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, ct
             };
             // Waiting for a connection place keeps the handshake permit, so connections
             // waiting here are bounded by limits.max_handshakes.
-            let Some((lane, connection)) = ctx.gate.lane(&ctx.shutdown).await else {
+            let Some((lane, place)) = ctx.gate.lane(address, &ctx.shutdown).await else {
                 return;
             };
             drop(handshake);
-            let place = Gate::place(address, connection);
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let sni: Option<Arc<str>> = tls.get_ref().1.server_name().map(Arc::from);
             let conn = Conn {
