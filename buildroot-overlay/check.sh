@@ -244,6 +244,19 @@ declare -A firmware_start=(
 	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI4_CD]=start4cd.elf
 	[BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI4_DB]=start4db.elf
 )
+# require_lines DEFCONFIG WHY LINE...: a failure, saying WHY, for each LINE the defconfig
+# lacks; status 1 if any.
+require_lines() {
+	local dc=$1 why=$2 line missing=0
+	shift 2
+	for line in "$@"; do
+		if ! grep -qxF -- "$line" "$dc"; then
+			fail "$(basename "$dc"): missing '$line'$why"
+			missing=1
+		fi
+	done
+	return "$missing"
+}
 defconfigs=("$here"/configs/*_defconfig)
 [ -f "${defconfigs[0]}" ] || fail "no configs/*_defconfig"
 config_txts=()
@@ -252,21 +265,12 @@ for dc in "${defconfigs[@]}"; do
 	[ -f "$dc" ] || continue
 	d=$(basename "$dc")
 	bad=0
-	for line in "${required[@]}"; do
-		if ! grep -qxF -- "$line" "$dc"; then
-			fail "$d: missing '$line'"
-			bad=1
-		fi
-	done
+	require_lines "$dc" "" "${required[@]}" || bad=1
 	[ "$bad" -eq 0 ] && ok "$d: enables BR2_PACKAGE_PI_FAILOVER and the appliance's ${#required[@]} required options"
 
 	bad=0
-	for line in "${uboot_required[@]}"; do
-		if ! grep -qxF -- "$line" "$dc"; then
-			fail "$d: missing '$line' (the boot chain and updates: U-Boot's rpi_arm64 in Buildroot's hashed version, mkimage/mkenvimage for image/mkimage.sh, fw_printenv/fw_setenv on the Pi, RAUC with its D-Bus service and JSON, the host's rauc for bundles)"
-			bad=1
-		fi
-	done
+	require_lines "$dc" " (the boot chain and updates: U-Boot's rpi_arm64 in Buildroot's hashed version, mkimage/mkenvimage for image/mkimage.sh, fw_printenv/fw_setenv on the Pi, RAUC with its D-Bus service and JSON, the host's rauc for bundles)" \
+		"${uboot_required[@]}" || bad=1
 	if grep -qx '# BR2_TARGET_UBOOT_FORMAT_BIN is not set' "$dc"; then
 		fail "$d: U-Boot must build u-boot.bin (BR2_TARGET_UBOOT_FORMAT_BIN), the file config.txt boots"
 		bad=1

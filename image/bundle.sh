@@ -73,10 +73,10 @@ filename=rootfs.squashfs
 MANIFEST
 
 rm -f "$out"
-rauc bundle --cert "$cert" --key "$key" "$content" "$out" >/dev/null 2>&1 ||
-	die "rauc bundle failed: rauc bundle --cert $cert --key $key $content $out"
-if [ -n "$keyring" ]; then
-	rauc info --keyring "$keyring" "$out" >/dev/null 2>&1 ||
-		die "$out does not verify against $keyring: is --cert the keyring's?"
+if ! log=$(rauc bundle --cert "$cert" --key "$key" "$content" "$out" 2>&1); then
+	die "rauc bundle failed: $log"
+fi
+if [ -n "$keyring" ] && ! log=$(rauc info --keyring "$keyring" "$out" 2>&1); then
+	die "$out does not verify against $keyring (is --cert the keyring's?): $log"
 fi
 echo "bundle: $out: $compatible $version ($(stat -c %s "$out") bytes)"

@@ -80,8 +80,9 @@ async fn serves(
     settings: &CommitSettings,
     certs: &Arc<CertResolver>,
 ) -> Result<(), self_check::SelfCheckError> {
-    for path in [settings.health_path.as_str(), "/"] {
-        self_check::get_ok(settings.https, &settings.host, path, certs).await?;
-    }
-    Ok(())
+    let (https, host) = (settings.https, settings.host.as_str());
+    self_check::get_ok(https, host, &settings.health_path, 200..=200, certs).await?;
+    // The front page: a site may send its readers on from `/` (a language, a blog's first
+    // page), so a redirect serves as well as a page.
+    self_check::get_ok(https, host, "/", 200..=399, certs).await
 }

@@ -37,14 +37,16 @@ pub enum SelfCheckError {
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// `GET path` on `addr` over HTTPS as `host`; `Ok` when it answers 200.
+/// `GET path` on `addr` over HTTPS as `host`; `Ok` when its status is in `wanted` (the
+/// health path must answer 200; a site's front page may redirect).
 pub async fn get_ok(
     addr: SocketAddr,
     host: &str,
     path: &str,
+    wanted: std::ops::RangeInclusive<u16>,
     certs: &Arc<CertResolver>,
 ) -> Result<(), SelfCheckError> {
-    tokio::time::timeout(TIMEOUT, get(addr, host, path, certs))
+    tokio::time::timeout(TIMEOUT, get(addr, host, path, wanted, certs))
         .await
         .map_err(|_| SelfCheckError::Timeout(path.to_owned(), TIMEOUT))?
 }
@@ -53,9 +55,10 @@ async fn get(
     addr: SocketAddr,
     host: &str,
     path: &str,
+    wanted: std::ops::RangeInclusive<u16>,
     certs: &Arc<CertResolver>,
 ) -> Result<(), SelfCheckError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::tls::provider();
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| SelfCheckError::Tls(host.to_owned(), std::io::Error::other(e)))?
@@ -96,7 +99,8 @@ async fn get(
     }
     let line = String::from_utf8_lossy(&head[..len]);
     let line = line.lines().next().unwrap_or_default().trim().to_owned();
-    if line.split_whitespace().nth(1) == Some("200") {
+    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    if status.is_some_and(|s| wanted.contains(&s)) {
         Ok(())
     } else {
         Err(SelfCheckError::Status(path.to_owned(), line))

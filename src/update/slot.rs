@@ -33,26 +33,48 @@ fn from_cmdline(cmdline: &str) -> Option<String> {
 /// `rauc status mark-good`: RAUC's service (as root, over D-Bus) gives the booted slot its
 /// tries back.
 pub async fn mark_good() -> Result<(), SlotError> {
-    let run = tokio::task::spawn_blocking(|| {
-        std::process::Command::new("rauc")
-            .args(["status", "mark-good"])
-            .stdin(std::process::Stdio::null())
-            .output()
-    });
-    let output = tokio::time::timeout(RAUC_TIMEOUT, run)
+    tokio::task::spawn_blocking(|| run_bounded("rauc", &["status", "mark-good"], RAUC_TIMEOUT))
         .await
-        .map_err(|_| SlotError::Timeout(RAUC_TIMEOUT))?
         .map_err(|e| SlotError::Run(std::io::Error::other(e)))?
+}
+
+/// Runs `program` to its end, or kills it at `timeout`: a RAUC service that hangs must not
+/// leave a process and a thread behind at every retry.
+fn run_bounded(program: &str, args: &[&str], timeout: Duration) -> Result<(), SlotError> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        // A few lines at most: RAUC's messages fit the pipe, so the child never waits on it.
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(SlotError::Run)?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-        Err(SlotError::Refused(
-            last.unwrap_or("no message").trim().to_owned(),
-        ))
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(SlotError::Run)? {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SlotError::Timeout(timeout));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if status.success() {
+        return Ok(());
     }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+    Err(SlotError::Refused(last.map_or_else(
+        || status.to_string(),
+        |l| l.trim().to_owned(),
+    )))
 }
 
 #[cfg(test)]
@@ -74,5 +96,33 @@ mod tests {
         for (cmdline, want) in cases {
             assert_eq!(from_cmdline(cmdline).as_deref(), want, "{cmdline}");
         }
+    }
+
+    #[test]
+    fn a_command_that_hangs_is_killed_at_its_timeout() {
+        let started = std::time::Instant::now();
+        let result = run_bounded("sh", &["-c", "sleep 30"], Duration::from_millis(300));
+        assert!(matches!(result, Err(SlotError::Timeout(_))), "{result:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited for the child"
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_the_last_line_of_what_the_command_said() {
+        let result = run_bounded(
+            "sh",
+            &[
+                "-c",
+                "echo first >&2; echo 'not booted from a slot' >&2; exit 1",
+            ],
+            Duration::from_secs(10),
+        );
+        match result {
+            Err(SlotError::Refused(why)) => assert_eq!(why, "not booted from a slot"),
+            other => panic!("{other:?}"),
+        }
+        assert!(run_bounded("sh", &["-c", "exit 0"], Duration::from_secs(10)).is_ok());
     }
 }

@@ -361,21 +361,33 @@ async fn the_cipher_preference_decides_between_aes_gcm_and_chacha20() {
 
 /// The check the appliance makes of its own listener before the booted slot is marked good
 /// (`update::self_check`): the health path and a page answer 200 over HTTPS, with the
-/// certificate the appliance serves; a page that is not there is not a pass; none of it
-/// counts as a reader.
+/// certificate the appliance serves; a redirect passes only where one is allowed (the front
+/// page); a page that is not there is not a pass; none of it counts as a reader.
 #[tokio::test]
 async fn the_appliance_checks_its_own_listener_as_a_reader() {
     use pi_failover::update::self_check::{get_ok, SelfCheckError};
     let f = Fixture::new();
     f.site_file("index.html", "<p>home</p>");
+    f.site_file("blog/index.html", "<p>posts</p>");
     let app = f.start().await;
     let certs = app.certificates().clone();
+    let check =
+        |path: &'static str, wanted| get_ok(app.https_addr(), "localhost", path, wanted, &certs);
     for path in ["/up.txt", "/"] {
-        get_ok(app.https_addr(), "localhost", path, &certs)
+        check(path, 200..=200)
             .await
             .unwrap_or_else(|e| panic!("{path}: {e}"));
     }
-    match get_ok(app.https_addr(), "localhost", "/not-there.html", &certs).await {
+    // A redirect (the directory without its slash) passes where one is allowed, not where a
+    // page must answer.
+    check("/blog", 200..=399)
+        .await
+        .expect("a redirect may answer");
+    match check("/blog", 200..=200).await {
+        Err(SelfCheckError::Status(_, line)) => assert!(line.contains(" 30"), "{line}"),
+        other => panic!("a redirect passed for a page: {other:?}"),
+    }
+    match check("/not-there.html", 200..=399).await {
         Err(SelfCheckError::Status(_, line)) => assert!(line.contains("404"), "{line}"),
         other => panic!("a missing page passed the check: {other:?}"),
     }
@@ -385,17 +397,17 @@ async fn the_appliance_checks_its_own_listener_as_a_reader() {
         Duration::from_secs(15),
         status.wait_for(|s| {
             let t = s.traffic.requests_total;
-            t.health_check + t.reader + t.other >= 3
+            t.health_check + t.reader + t.other >= 5
         }),
     )
     .await
-    .expect("the status counts the three checks")
+    .expect("the status counts the five checks")
     .expect("status")
     .traffic
     .requests_total;
     assert_eq!(
         (counted.reader, counted.health_check),
-        (0, 3),
+        (0, 5),
         "{counted:?}"
     );
     app.shutdown().await;

@@ -8,6 +8,8 @@ set -eu
 
 TARGET_DIR=$1
 REPO=$(cd "$BR2_EXTERNAL_PIFAILOVER_PATH/.." && pwd)
+# shellcheck source=buildroot-overlay/board/pi-failover/build-config.sh
+. "$BR2_EXTERNAL_PIFAILOVER_PATH/board/pi-failover/build-config.sh"
 
 # Mount points on the read-only root (see /etc/fstab).
 mkdir -p "$TARGET_DIR/boot" "$TARGET_DIR/data"
@@ -30,8 +32,7 @@ add_inittab '::respawn:/usr/libexec/pi-failover/rauc-service'
 
 # What is on the card, and the earliest time the clock may show
 # (/etc/init.d/S05clock).
-version=$(sed -n 's/^PI_FAILOVER_VERSION = //p' \
-	"$BR2_EXTERNAL_PIFAILOVER_PATH/package/pi-failover/pi-failover.mk")
+version=$PI_FAILOVER_VERSION
 commit=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
 epoch=${SOURCE_DATE_EPOCH:-$(date +%s)}
 printf 'VERSION=%s\nGIT=%s\nBUILD_EPOCH=%s\n' "$version" "$commit" "$epoch" \
@@ -50,14 +51,7 @@ OSRELEASE
 # slots of image/README.md, RAUC's U-Boot boot counting, bundles for this
 # board only, signed by the owner's key (the keyring named by
 # BR2_PACKAGE_PI_FAILOVER_UPDATE_KEYRING in the build's configuration).
-: "${BR2_CONFIG:?run by Buildroot, which names its configuration in BR2_CONFIG}"
-config_value() {
-	sed -n "s/^$1=\"\(.*\)\"\$/\1/p" "$BR2_CONFIG"
-}
-board=$(config_value BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE | sed -n 's|.*/board/pi-failover/\([^/]*\)/config.txt$|\1|p')
-[ -n "$board" ] || { echo "post-build: no board/pi-failover/<board>/config.txt in $BR2_CONFIG" >&2; exit 1; }
 keyring=$(config_value BR2_PACKAGE_PI_FAILOVER_UPDATE_KEYRING)
-keyring=$(echo "$keyring" | sed "s|\$(BR2_EXTERNAL_PIFAILOVER_PATH)|$BR2_EXTERNAL_PIFAILOVER_PATH|")
 if [ -z "$keyring" ] || [ ! -f "$keyring" ]; then
 	echo "post-build: BR2_PACKAGE_PI_FAILOVER_UPDATE_KEYRING names no file ('$keyring'): make a signing key and name its certificate there (docs/user-guide.md, \"Updating a Pi you cannot reach\")" >&2
 	exit 1
@@ -68,7 +62,7 @@ cat > "$TARGET_DIR/etc/rauc/system.conf" <<SYSTEMCONF
 # RAUC: the slots of the pi-failover card (image/README.md, "Slots").
 # Written by board/pi-failover/post-build.sh.
 [system]
-compatible=pi-failover-$board
+compatible=$PI_FAILOVER_COMPATIBLE
 bootloader=uboot
 # The tries a slot gets when marked good or newly installed (image/boot.cmd).
 boot-attempts=3

@@ -42,24 +42,20 @@ cp "$BINARIES_DIR/Image.gz" "$kernel/"
 	--out "$BINARIES_DIR" \
 	--work "$BUILD_DIR/pi-failover-genimage"
 
-: "${BR2_CONFIG:?run by Buildroot, which names its configuration in BR2_CONFIG}"
-config_value() {
-	sed -n "s/^$1=\"\(.*\)\"\$/\1/p" "$BR2_CONFIG"
-}
+# shellcheck source=buildroot-overlay/board/pi-failover/build-config.sh
+. "$BR2_EXTERNAL_PIFAILOVER_PATH/board/pi-failover/build-config.sh"
 signing_key=$(config_value BR2_PACKAGE_PI_FAILOVER_UPDATE_SIGNING_KEY)
 if [ -z "$signing_key" ]; then
 	echo "post-image: no BR2_PACKAGE_PI_FAILOVER_UPDATE_SIGNING_KEY: no update bundle (the image alone)"
 	exit 0
 fi
 keyring=$(config_value BR2_PACKAGE_PI_FAILOVER_UPDATE_KEYRING)
-board=$(config_value BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE |
-	sed -n 's|.*/board/pi-failover/\([^/]*\)/config.txt$|\1|p')
-version=$(sed -n 's/^PI_FAILOVER_VERSION = //p' \
-	"$BR2_EXTERNAL_PIFAILOVER_PATH/package/pi-failover/pi-failover.mk")
+version=$PI_FAILOVER_VERSION
+board=$PI_FAILOVER_BOARD
 PATH=$HOST_DIR/bin:$PATH exec "$REPO/image/bundle.sh" \
 	--kernel "$BINARIES_DIR/kernel.vfat" \
 	--rootfs "$BINARIES_DIR/rootfs.squashfs" \
-	--compatible "pi-failover-$board" \
+	--compatible "$PI_FAILOVER_COMPATIBLE" \
 	--version "$version" \
 	--cert "$keyring" \
 	--key "$signing_key" \
