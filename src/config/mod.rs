@@ -7,7 +7,7 @@
 //!
 //! One file per section, each with its types, defaults and `validate`: `site` (`[site]`,
 //! `[listen]`), `tls`, `limits`, `sync` (`[s3]`, `[storage]`), `live` (`[live]`, `[primary]`,
-//! `[status]`), `indicators` (`[led]`, `[oled]`), `clock`, `notify`, `log`. This file holds
+//! `[status]`), `indicators` (`[led]`, `[oled]`), `clock`, `notify`, `log`, `update`. This file holds
 //! the whole (`Config`), the checks across sections, parsing and the errors.
 //!
 //! A leaf: nothing here imports the rest of the crate (`tests/it/layers.rs`). Checks that
@@ -31,6 +31,7 @@ mod notify;
 mod site;
 mod sync;
 mod tls;
+mod update;
 pub use clock::{check_https_url, ClockConfig};
 pub use indicators::{
     LedBackend, LedConfig, OffHours, OffHoursError, OledBackend, OledConfig, PanelSize,
@@ -44,6 +45,8 @@ pub use site::{HstsConfig, Listen, ListenConfig, SiteConfig};
 use sync::validate_s3;
 pub use sync::{S3Config, StorageConfig};
 pub use tls::{CertificateConfig, CertificateSource, CipherPreference, TlsConfig};
+use update::validate_update;
+pub use update::UpdateConfig;
 
 /// Where `pi-failover run` looks when `--config` is not given: the FAT boot partition,
 /// which the user edits from any computer before shipping the Pi.
@@ -84,6 +87,8 @@ pub struct Config {
     /// Messages to the owner when the Pi takes over, gives back or needs a look.
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// Signed updates from the bucket; absent: the Pi never looks for one.
+    pub update: Option<UpdateConfig>,
 }
 
 /// A configuration problem, phrased for the person editing the file.
@@ -294,6 +299,9 @@ impl Config {
         }
         if let Some(s3) = &self.s3 {
             validate_s3(s3, file)?;
+        }
+        if let Some(update) = &self.update {
+            validate_update(update, self.s3.as_ref(), file)?;
         }
         self.clock.validate(file)?;
         self.notify.validate(file)?;
