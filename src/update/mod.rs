@@ -11,6 +11,7 @@
 
 pub mod self_check;
 pub mod slot;
+pub mod state;
 pub mod version;
 
 use std::net::SocketAddr;
