@@ -63,6 +63,18 @@ pub struct Appliance {
     status: tokio::sync::watch::Receiver<Arc<Status>>,
     status_addr: Option<SocketAddr>,
     signals: Signals,
+    /// Cancelled by the update agent when a new slot is installed and the Pi is quiet.
+    reboot: CancellationToken,
+}
+
+/// Why [`Appliance::run_until_signal`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// An update was installed into the other slot: the Pi should reboot into it (the
+    /// image's run script does, on `pi-failover run`'s exit status 75).
+    Reboot,
 }
 
 /// SIGTERM, SIGINT and SIGHUP, taken over before the appliance says it is serving: a SIGHUP
@@ -186,12 +198,26 @@ impl Appliance {
         }
         let sync_status = spawn_sync(&config, &site, &tracker, &shutdown).await?;
         spawn_certificate_sources(&config, &certs, &sync_status, &tracker, &shutdown).await;
-        tracker.spawn(crate::update::mark_good_when_serving(
-            commit_settings(&config, open.https_addr),
-            certs.clone(),
-            sync_status.clone(),
-            shutdown.clone(),
-        ));
+        // The agent installs only while the Pi is neither LIVE nor DRAINING, which the
+        // status model decides; the status shows the agent's view. A forwarded flag keeps
+        // the two apart (no cycle between `update` and `status`).
+        let (busy_tx, busy) = tokio::sync::watch::channel(false);
+        let updates = crate::update::start(
+            crate::update::UpdateInputs {
+                settings: crate::settings::update_settings(&config),
+                commit: commit_settings(&config, open.https_addr),
+                data_dir: config.storage.data_dir.clone(),
+                certs: certs.clone(),
+                sync: sync_status.clone(),
+                s3: match (&config.s3, &config.update) {
+                    (Some(s3), Some(_)) => Some(crate::aws::s3_client(s3, None).await),
+                    _ => None,
+                },
+                busy,
+            },
+            &tracker,
+            &shutdown,
+        );
 
         let (status, history, indicators) = spawn_status(
             &config,
@@ -200,10 +226,12 @@ impl Appliance {
                 certs: &certs,
                 traffic,
                 sync: &sync_status,
+                update: updates.status.clone(),
             },
             &tracker,
             &shutdown,
         );
+        tracker.spawn(forward_busy(status.clone(), busy_tx, shutdown.clone()));
 
         let indicator_stop = crate::indicators::Stop {
             shutdown: shutdown.clone(),
@@ -256,6 +284,7 @@ impl Appliance {
             status,
             status_addr: open.status_addr,
             signals,
+            reboot: updates.reboot,
         })
     }
 
@@ -319,20 +348,40 @@ impl Appliance {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.indicator_tasks.wait()).await;
     }
 
-    /// Serves until SIGTERM or SIGINT, reloading on SIGHUP.
-    pub async fn run_until_signal(mut self) {
-        loop {
+    /// Serves until SIGTERM or SIGINT, reloading on SIGHUP, or until the update agent asks
+    /// for the reboot into a new slot.
+    pub async fn run_until_signal(mut self) -> Exit {
+        let exit = loop {
             tokio::select! {
-                _ = self.signals.term.recv() => break,
-                _ = self.signals.int.recv() => break,
+                _ = self.signals.term.recv() => break Exit::Signal,
+                _ = self.signals.int.recv() => break Exit::Signal,
+                () = self.reboot.cancelled() => break Exit::Reboot,
                 _ = self.signals.hup.recv() => {
                     tracing::info!("SIGHUP: reloading certificates and site index");
                     self.reload().await;
                 }
             }
-        }
+        };
         tracing::info!("shutting down: draining connections");
         self.shutdown().await;
+        exit
+    }
+}
+
+/// Tells the update agent whether the Pi is serving readers (LIVE or DRAINING).
+async fn forward_busy(
+    mut status: tokio::sync::watch::Receiver<Arc<Status>>,
+    busy: tokio::sync::watch::Sender<bool>,
+    stop: CancellationToken,
+) {
+    use crate::live::mode::Mode;
+    loop {
+        let now = matches!(status.borrow().mode, Mode::Live | Mode::Draining);
+        busy.send_if_modified(|b| std::mem::replace(b, now) != now);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = status.changed() => if changed.is_err() { return },
+        }
     }
 }
 
@@ -451,6 +500,7 @@ struct StatusInputs<'a> {
     certs: &'a Arc<CertResolver>,
     traffic: Arc<Traffic>,
     sync: &'a tokio::sync::watch::Receiver<crate::sync::SyncStatus>,
+    update: tokio::sync::watch::Receiver<crate::update::UpdateStatus>,
 }
 
 /// The status, collected every second from every part (with the primary's probe, the DNS
@@ -486,6 +536,7 @@ fn spawn_status(
         live: config.live.clone(),
         certificate_attention_after: config.tls.attention_after_failing,
         notifications,
+        update: inputs.update,
     });
     let (status_tx, status) = tokio::sync::watch::channel(Arc::new(first));
     tracker.spawn(collector.run(status_tx, STATUS_EVERY, shutdown.clone()));

@@ -119,6 +119,15 @@ enum Command {
         #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// Signed updates (`[update]`): ask the running appliance to look for the owner's bundle
+    /// now and, if there is a new one, install it and reboot into it without waiting for a
+    /// moment when no readers are served. Follow it on the status page.
+    Update {
+        #[arg(long, required = true)]
+        now: bool,
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
     /// Serve a built-in sample site over HTTPS on localhost with a self-signed certificate.
     #[cfg(feature = "demo")]
     Demo {
@@ -158,7 +167,11 @@ fn main() -> ExitCode {
     allocator::tune();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run { config } => match run(config) {
+            // The run script reboots on this status (the update agent installed a new slot).
+            Ok(pi_failover::appliance::Exit::Reboot) => return ExitCode::from(REBOOT_EXIT),
+            other => other.map(drop),
+        },
         Command::CheckConfig { path } => check_config(path),
         Command::Sync {
             once: _,
@@ -175,6 +188,7 @@ fn main() -> ExitCode {
         Command::IndicatorsOff { config } => indicators_off(&config),
         Command::Clock { action } => clock(action),
         Command::Notify { test: _, config } => notify_test(&config),
+        Command::Update { now: _, config } => update_now(&config),
         #[cfg(feature = "demo")]
         Command::Demo { config } => demo(config),
     };
@@ -289,7 +303,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn run(path: PathBuf) -> anyhow::Result<()> {
+/// `pi-failover run`'s exit status when the Pi should reboot into a freshly installed slot
+/// (EX_TEMPFAIL: the image's run script reboots on it).
+const REBOOT_EXIT: u8 = 75;
+
+fn run(path: PathBuf) -> anyhow::Result<pi_failover::appliance::Exit> {
     let config = pi_failover::settings::load(&path)?;
     init_logging(&config.log.level);
     raise_descriptor_limit(&pi_failover::settings::budget(&config))?;
@@ -301,9 +319,25 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     }
     runtime()?.block_on(async {
         let appliance = Appliance::start_on(config, listeners).await?;
-        appliance.run_until_signal().await;
-        anyhow::Ok(())
+        anyhow::Ok(appliance.run_until_signal().await)
     })
+}
+
+/// `pi-failover update --now`: leaves the request where the appliance's update agent looks
+/// every two seconds (`update::journal::NOW_REQUEST`).
+fn update_now(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = pi_failover::settings::load(path)?;
+    anyhow::ensure!(
+        config.update.is_some(),
+        "{}: there is no [update] table, so the appliance looks for no updates. Fix: add [update] with the prefix the owner uploads bundles under (docs/user-guide.md, \"Updating a Pi you cannot reach\")",
+        path.display()
+    );
+    let request = pi_failover::update::request_now(&config.storage.data_dir)?;
+    println!(
+        "asked the appliance to look for an update now ({}); a new bundle is installed and rebooted into without waiting for readers to leave. Follow it on the status page (Updates).",
+        request.display()
+    );
+    Ok(())
 }
 
 #[cfg(feature = "demo")]

@@ -87,6 +87,20 @@ pub fn budget(config: &Config) -> crate::budget::Budget {
     crate::budget::Budget::of(&config.limits, downloads)
 }
 
+/// `[update]` as the update agent takes it: the bucket resolved, the free space the sync keeps
+/// and its interval. `None` without `[update]` (or without `[s3]`, which validation refuses).
+pub fn update_settings(config: &Config) -> Option<crate::update::UpdateSettings> {
+    let (update, s3) = (config.update.as_ref()?, config.s3.as_ref()?);
+    Some(crate::update::UpdateSettings {
+        bucket: update.bucket(s3).to_owned(),
+        prefix: update.prefix.clone(),
+        max_bundle_bytes: update.max_bundle_bytes,
+        min_free_bytes: s3.min_free_bytes,
+        trial: update.trial,
+        interval: s3.interval,
+    })
+}
+
 /// An `acme` entry's settings, or the key that is wrong, the problem and the fix.
 fn acme_settings(
     config: &Config,

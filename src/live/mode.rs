@@ -66,6 +66,8 @@ pub struct Facts {
     /// The data partition went read-only (a filesystem error): syncs and certificate
     /// renewals cannot write until a reboot checks and repairs it.
     pub data_read_only: bool,
+    /// An update rolled back, or updates paused (`update::UpdateStatus::concern`).
+    pub update_trouble: Option<String>,
 }
 
 /// The mode the facts call for now, and why, in words.
@@ -132,6 +134,9 @@ pub fn target(facts: &Facts, current: Mode) -> (Mode, String) {
              a reboot checks and repairs it"
                 .to_owned(),
         );
+    }
+    if let Some(trouble) = &facts.update_trouble {
+        concerns.push(trouble.clone());
     }
     if !concerns.is_empty() {
         return (Mode::Attention, concerns.join("; "));

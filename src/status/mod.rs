@@ -51,6 +51,8 @@ pub struct Status {
     /// Messages to the owner (`[notify]`); absent when none are configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsView>,
+    /// The slots and updates (`[update]`); on a card not booted from a slot, only `version`.
+    pub update: crate::update::UpdateStatus,
 }
 
 /// How delivering messages to the owner goes (`notify`).
@@ -193,6 +195,7 @@ pub(crate) struct Sources {
     pub certificate_attention_after: Duration,
     pub indicators: indicators::SharedIndicatorStatus,
     pub notifications: Option<watch::Receiver<NotificationsView>>,
+    pub update: watch::Receiver<crate::update::UpdateStatus>,
 }
 
 /// One reading of the sources, and the facts the mode is decided from.
@@ -246,6 +249,7 @@ impl Sources {
                 .map(|synced| synced || system.clock_coarse.is_some())
                 .filter(|_| self.live.clock_check),
             data_read_only: system.data_read_only == Some(true),
+            update_trouble: self.update.borrow().concern(),
         }
     }
 
@@ -372,6 +376,7 @@ impl Status {
             },
             indicators: indicators::IndicatorStatus::default(),
             notifications: None,
+            update: crate::update::UpdateStatus::default(),
         }
     }
 }
@@ -425,6 +430,7 @@ impl Collector {
                 .notifications
                 .as_ref()
                 .map(|n| n.borrow().clone()),
+            update: self.sources.update.borrow().clone(),
         }
     }
 

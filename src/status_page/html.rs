@@ -68,6 +68,7 @@ pub fn render(
                 (section("System", &system_rows(s)))
                 (section("Indicators", &indicator_rows(s, token_query, simulated_oled)))
                 @if let Some(rows) = notification_rows(s, now) { (section("Notifications", &rows)) }
+                @if let Some(rows) = update_rows(s, now) { (section("Updates", &rows)) }
                 @if !s.transitions.is_empty() {
                     h2 { "Recent changes" }
                     table {
@@ -387,6 +388,70 @@ fn notification_rows(s: &Status, now: SystemTime) -> Option<Vec<Row>> {
                 n.given_up, n.dropped
             )),
         ));
+    }
+    Some(rows)
+}
+
+/// The slots and the last update: shown on a card booted from a slot.
+fn update_rows(s: &Status, now: SystemTime) -> Option<Vec<Row>> {
+    let u = &s.update;
+    let booted = u.booted.as_ref()?;
+    let mut rows = vec![(
+        "Running",
+        text(format_args!(
+            "{} from slot {booted} ({})",
+            u.version,
+            u.role.unwrap_or("established")
+        )),
+    )];
+    for slot in &u.slots {
+        rows.push((
+            "Slot",
+            text(format_args!(
+                "{}: {}, {}{}",
+                slot.name,
+                slot.state,
+                slot.boot_status,
+                slot.version
+                    .as_deref()
+                    .map(|v| format!(", bundle {v}"))
+                    .unwrap_or_default()
+            )),
+        ));
+    }
+    if let Some(source) = &u.source {
+        rows.push((
+            "Looks at",
+            text(format_args!(
+                "{source}; last {}",
+                opt_ago(u.last_check, now)
+            )),
+        ));
+    }
+    if let Some(e) = &u.last_error {
+        rows.push(("Check error", bad(e)));
+    }
+    if let Some(waiting) = &u.waiting {
+        rows.push(("Waiting", text(waiting)));
+    }
+    if let Some(a) = &u.last_attempt {
+        let line = format!(
+            "{} {} (slot {} → {}) {}{}",
+            a.version,
+            a.result,
+            a.from_slot,
+            a.to_slot,
+            ago(a.at, now),
+            a.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        let trouble = matches!(a.result, "rolled-back" | "failed" | "refused");
+        rows.push(("Last update", if trouble { bad(line) } else { text(line) }));
+    }
+    if let Some(p) = &u.paused {
+        rows.push(("Paused", bad(p)));
     }
     Some(rows)
 }

@@ -144,7 +144,7 @@ pub fn on_boot(state: &UpdateState, booted: &str, boot_id: &str, now: u64) -> (U
                 "the install into slot {} was interrupted (power cut or restart)",
                 attempt.to_slot
             ));
-            attempt.boot_id = boot_id.to_owned();
+            boot_id.clone_into(&mut attempt.boot_id);
             attempt.at = now;
             next.seen_etag = None;
             Role::Established
@@ -163,7 +163,7 @@ pub fn on_boot(state: &UpdateState, booted: &str, boot_id: &str, now: u64) -> (U
             });
             attempt.phase = Phase::RolledBack;
             attempt.reason = Some(reason.clone());
-            attempt.boot_id = boot_id.to_owned();
+            boot_id.clone_into(&mut attempt.boot_id);
             attempt.at = now;
             next.rolled_back.insert(attempt.version.clone(), reason);
             Role::Established

@@ -97,6 +97,22 @@ impl Ord for Version {
     }
 }
 
+impl std::fmt::Display for Version {
+    /// The precedence-relevant form: `1.2.3` or `1.2.3-rc.1` (a build part is dropped).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core: Vec<String> = self.core.iter().map(u64::to_string).collect();
+        f.write_str(&core.join("."))?;
+        for (i, id) in self.pre.iter().enumerate() {
+            f.write_str(if i == 0 { "-" } else { "." })?;
+            match id {
+                Identifier::Number(n) => write!(f, "{n}")?,
+                Identifier::Text(t) => f.write_str(t)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 impl PartialOrd for Version {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
