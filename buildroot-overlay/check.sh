@@ -432,6 +432,14 @@ if [ -n "$ci_args" ] && [ "$ci_args" = "$mk_args" ]; then
 else
 	fail "PI_FAILOVER_CARGO_BUILD_OPTS ($mk_args) differ from .ci/run's cross build ($ci_args): the card would carry another binary than CI tests"
 fi
+# ... and the same rustflags: .cargo/config.toml's for the target, the package's environment.
+cfg_flags=$(sed -n '/^\[target\.aarch64-unknown-linux-musl\]/,/^\[/s/^rustflags[[:space:]]*=[[:space:]]*\[\(.*\)\]/\1/p' "$repo/.cargo/config.toml" | tr -d '",' | tr -s ' ')
+mk_flags=$(mk_block PI_FAILOVER_CARGO_ENV | sed -n 's/.*CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="\([^"]*\)".*/\1/p' | tr -s ' ')
+if [ -n "$cfg_flags" ] && [ "$cfg_flags" = "$mk_flags" ]; then
+	ok "the package builds with .cargo/config.toml's rustflags: $mk_flags"
+else
+	fail "PI_FAILOVER_CARGO_ENV's rustflags ($mk_flags) differ from .cargo/config.toml's for aarch64-unknown-linux-musl ($cfg_flags)"
+fi
 ci_bin=$(sed -n 's/^[[:space:]]*bin=//p' "$repo/.ci/run" | head -n 1)
 if [ -n "$ci_bin" ] && grep -qF "\$(@D)/$ci_bin" "$mk"; then
 	ok "the package installs $ci_bin, the file .ci/run measures"

@@ -186,6 +186,7 @@ install_as_mk() { # SOURCE MODE TARGET
 install_as_mk "$binary" 0755 /usr/bin/pi-failover
 install_as_mk "$pkgdir/pi-failover-run" 0755 /usr/libexec/pi-failover/run
 install_as_mk "$pkgdir/pi-failover-watchdog" 0755 /usr/libexec/pi-failover/watchdog
+install_as_mk "$pkgdir/pi-failover-lib" 0644 /usr/libexec/pi-failover/lib.sh
 install_as_mk "$pkgdir/S99pi-failover" 0755 /etc/init.d/S99pi-failover
 
 # BusyBox last, for every command no package installed (as Buildroot does).

@@ -23,7 +23,7 @@ use super::bundle::{self, Own};
 use super::fetch::{self, Fetched, Source};
 use super::journal::{unix_now, Journal, NOW_REQUEST, TRIAL_MARKER};
 use super::rauc::run_bounded;
-use super::state::{self, Attempt, Phase, MAX_INSTALLS};
+use super::state::{self, Attempt, Phase, Role, MAX_INSTALLS};
 use super::{UpdateSettings, CHECK_TIMEOUT};
 use crate::sync::SyncStatus;
 
@@ -41,15 +41,30 @@ pub struct Agent {
     pub sync: watch::Receiver<SyncStatus>,
     pub reboot: CancellationToken,
     pub shutdown: CancellationToken,
-    /// The install finished in this boot; the reboot has not happened.
-    pub reboot_pending: bool,
+    /// This boot's role: a slot on trial looks for nothing until it is committed; after an
+    /// install in this very boot, only the reboot is left to do.
+    pub role: Role,
 }
 
 /// Runs the agent until shutdown, or until it asked for the reboot.
 pub async fn run(mut agent: Agent) {
-    if agent.reboot_pending {
-        agent.reboot_when_quiet().await;
-        return;
+    match agent.role {
+        Role::RebootPending => {
+            agent.reboot_when_quiet().await;
+            return;
+        }
+        Role::Trial => {
+            let mut status = agent.journal.subscribe();
+            tokio::select! {
+                () = agent.shutdown.cancelled() => return,
+                committed = status.wait_for(|s| s.role == Some("established")) => {
+                    if committed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        Role::Established => {}
     }
     loop {
         let source = agent.source();

@@ -74,6 +74,11 @@ impl Journal {
         Ok(journal)
     }
 
+    /// The status view, to wait on (a trial slot's agent waits for the commit).
+    pub fn subscribe(&self) -> watch::Receiver<UpdateStatus> {
+        self.status.subscribe()
+    }
+
     pub fn role(&self) -> Role {
         self.role.clone()
     }

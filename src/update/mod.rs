@@ -171,11 +171,8 @@ pub fn start(inputs: UpdateInputs, tracker: &TaskTracker, shutdown: &Cancellatio
         inputs.sync.clone(),
         shutdown.clone(),
     ));
-    match (inputs.settings, inputs.s3, role) {
-        (_, _, state::Role::Trial) => {
-            tracing::info!(slot = %booted, "this slot is on trial: no updates until it is marked good");
-        }
-        (Some(settings), Some(client), role) if journal.writable() => match bundle::Own::read() {
+    if let (Some(settings), Some(client), true) = (inputs.settings, inputs.s3, journal.writable()) {
+        match bundle::Own::read() {
             Ok(own) => {
                 tracker.spawn(agent::run(agent::Agent {
                     settings,
@@ -186,15 +183,14 @@ pub fn start(inputs: UpdateInputs, tracker: &TaskTracker, shutdown: &Cancellatio
                     sync: inputs.sync,
                     reboot: reboot.clone(),
                     shutdown: shutdown.clone(),
-                    reboot_pending: role == state::Role::RebootPending,
+                    role,
                 }));
             }
             Err(e) => {
                 tracing::error!(error = %e, "updates off: cannot tell which board and version this is");
                 journal.set_error(Some(e));
             }
-        },
-        _ => {}
+        }
     }
     Updates { status, reboot }
 }

@@ -3,7 +3,7 @@
 //!
 //! 1. config, format, generation, content_type, aws, backoff, pacing, throttle, listener, …
 //! 2. site, sync, tls → live, clock, budget
-//! 3. status, settings
+//! 3. update → status, settings
 //! 4. history, indicators → notify
 //! 5. server → status_page
 //! 6. appliance → demo

@@ -56,6 +56,12 @@ PI_FAILOVER_CARGO_BUILD_OPTS = \
 	--target aarch64-unknown-linux-musl \
 	--no-default-features
 
+# The flags the repository's .cargo/config.toml gives the cross build (that
+# file is not copied here): no unwind tables in a binary that aborts on
+# panic. check.sh compares the two.
+PI_FAILOVER_CARGO_ENV = \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C force-unwind-tables=no"
+
 # pkg-cargo.mk's build passes --release, which cargo refuses next to
 # --profile: the same command otherwise.
 define PI_FAILOVER_BUILD_CMDS
@@ -109,6 +115,8 @@ define PI_FAILOVER_INSTALL_TARGET_CMDS
 		$(TARGET_DIR)/usr/libexec/pi-failover/run
 	$(INSTALL) -D -m 0755 $(PI_FAILOVER_PKGDIR)/pi-failover-watchdog \
 		$(TARGET_DIR)/usr/libexec/pi-failover/watchdog
+	$(INSTALL) -D -m 0644 $(PI_FAILOVER_PKGDIR)/pi-failover-lib \
+		$(TARGET_DIR)/usr/libexec/pi-failover/lib.sh
 endef
 
 define PI_FAILOVER_INSTALL_INIT_SYSV
