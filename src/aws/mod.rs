@@ -13,10 +13,7 @@ pub use error::{describe, with_causes};
 
 /// An S3 client for `config`'s region, endpoint and credentials, signing with `clock` when
 /// given (a Pi without a real-time clock, in tests) instead of the system clock.
-pub(crate) async fn s3_client(
-    config: &S3Config,
-    clock: Option<SharedTimeSource>,
-) -> aws_sdk_s3::Client {
+pub async fn s3_client(config: &S3Config, clock: Option<SharedTimeSource>) -> aws_sdk_s3::Client {
     let shared = sdk_config(Some(config), &config.region, clock).await;
     let mut builder =
         aws_sdk_s3::config::Builder::from(&shared).force_path_style(config.path_style);

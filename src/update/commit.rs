@@ -88,8 +88,9 @@ pub async fn mark_good_when_serving(
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(RETRY) => {}
-            // A sync just ended: the trial may pass now rather than at the next retry.
-            changed = sync.changed(), if trial => {
+            // A sync just ended (and with it the certificate fetch a fresh card waits for; a
+            // trial's sync): the check may pass now rather than at the next retry.
+            changed = sync.changed() => {
                 if changed.is_err() {
                     tokio::select! {
                         () = shutdown.cancelled() => return,

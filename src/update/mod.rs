@@ -162,6 +162,9 @@ pub fn start(inputs: UpdateInputs, tracker: &TaskTracker, shutdown: &Cancellatio
         }
     };
     let role = journal.role();
+    if role == state::Role::Trial {
+        tracing::info!(slot = %booted, "this slot is on trial: it is marked good once it serves and syncs, else rebooted");
+    }
     tracker.spawn(journal.clone().refresh_slots());
     tracker.spawn(commit::mark_good_when_serving(
         inputs.commit,

@@ -52,6 +52,10 @@ const SITE: &str = "www.example.test";
 /// user guide lays out a bucket for `source = "s3"`.
 const SITE_PREFIX: &str = "site/";
 const CERT_PREFIX: &str = "tls/www.example.test/";
+/// Where the owner uploads update bundles (`[update] prefix`), beside the site.
+const UPDATE_PREFIX: &str = "updates/";
+/// The RAUC compatible of the test cards (both boards' test rootfs says the Pi 3's).
+const COMPATIBLE: &str = "pi-failover-rpi3-64";
 /// Where the guest finds this machine's services (`image/qemu/boot.sh --host-service`).
 const GUEST_SERVICE_ADDR: &str = "10.0.2.100";
 /// The guest's global IPv6 prefix: qemu's router advertisements (`image/qemu/boot.sh`).
@@ -267,6 +271,7 @@ fn configure_card(
     s3: &S3Server,
     date_port: u16,
     hook_port: u16,
+    updates: bool,
 ) {
     let files = dir.join("user-files");
     std::fs::create_dir_all(&files).expect("user files dir");
@@ -293,7 +298,7 @@ endpoint = "http://{GUEST_SERVICE_ADDR}:{port}"
 path_style = true
 region = "us-east-1"
 credentials_file = "aws-credentials"
-interval = "1h"
+interval = "{interval}"
 jitter = "0s"
 request_timeout = "10s"
 
@@ -316,9 +321,16 @@ debounce = "2s"
 url = "https://{GUEST_SERVICE_ADDR}:{hook_port}/hook"
 ca_file = "clock-ca.pem"
 name = "pi-under-qemu"
-"#,
+{update}"#,
         bucket = common::s3::BUCKET,
         port = s3.addr.port(),
+        // With updates, a sync (and a look for a bundle) every 15 s.
+        interval = if updates { "15s" } else { "1h" },
+        update = if updates {
+            format!("\n[update]\nprefix = \"{UPDATE_PREFIX}\"\ntrial = \"90s\"\n")
+        } else {
+            String::new()
+        },
     );
     std::fs::write(files.join("pi-failover.toml"), config).expect("config");
     run(Command::new(env!("CARGO_BIN_EXE_pi-failover"))
@@ -496,6 +508,23 @@ impl Guest {
 
     fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("wait for qemu")
+    }
+
+    /// The guest reboots itself: qemu runs with `-no-reboot`, so it exits, and the next
+    /// boot is the test's. Fails after `timeout`.
+    async fn wait_reboot(mut self, why: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.exited().is_none() {
+            if Instant::now() > deadline {
+                self.fail(&format!("did not reboot within {timeout:?} ({why})"));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        println!(
+            "image_boot: {}: rebooted ({why}) {:.1} s after power-on",
+            self.name,
+            self.powered_on.elapsed().as_secs_f64()
+        );
     }
 
     /// Waits for the console to show `needle` after byte `from`; returns where it ends.
@@ -691,10 +720,9 @@ impl Guest {
         );
     }
 
-    /// A reader arrives: the Pi goes LIVE and one message leaves the guest for the owner's
-    /// webhook, over HTTPS, naming the Pi and the mode.
-    async fn check_notification_on_live(&mut self, t: &Setup) {
-        let started = Instant::now();
+    /// One request for `/` as a browser makes it: a reader (with `[live] readers = 1`, the
+    /// Pi goes LIVE).
+    async fn read_as_a_browser(&mut self, t: &Setup) {
         let config = t
             .client
             .tls_config(&[b"http/1.1"], rustls::DEFAULT_VERSIONS);
@@ -721,6 +749,13 @@ impl Guest {
             .await
             .unwrap_or_else(|e| self.fail(&format!("GET /: {e}")));
         assert_eq!(reply.status(), 200);
+    }
+
+    /// A reader arrives: the Pi goes LIVE and one message leaves the guest for the owner's
+    /// webhook, over HTTPS, naming the Pi and the mode.
+    async fn check_notification_on_live(&mut self, t: &Setup) {
+        let started = Instant::now();
+        self.read_as_a_browser(t).await;
         let live = || -> Vec<serde_json::Value> {
             t.hook
                 .received()
@@ -1118,63 +1153,54 @@ fn one_guest(scenario: impl std::future::Future<Output = ()>) {
         .block_on(scenario);
 }
 
-/// A fresh card for one test: the image with the user's files for a bucket seeded with the
-/// site, and a client that trusts the card's certificate.
-/// A plain-HTTP file server for the guest (BusyBox `wget`): `GET /NAME` answers the file
-/// `NAME` of its directory, or 404. One thread, one request per connection.
-struct FileServer {
-    dir: PathBuf,
-    port: u16,
+/// The bundle's key in the bucket: `<prefix><compatible>.raucb`.
+fn update_key() -> String {
+    format!("{UPDATE_PREFIX}{COMPATIBLE}.raucb")
 }
 
-impl FileServer {
-    fn start(dir: &Path) -> Self {
-        std::fs::create_dir_all(dir).expect("files dir");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind file server");
-        let port = listener.local_addr().expect("file server address").port();
-        let root = dir.to_path_buf();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-                    match conn.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => break,
-                    }
-                }
-                let head = String::from_utf8_lossy(&head);
-                let name = head
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("/")
-                    .trim_start_matches('/')
-                    .to_owned();
-                let body = (!name.contains('/') && !name.is_empty())
-                    .then(|| std::fs::read(root.join(&name)).ok())
-                    .flatten();
-                let _ = match body {
-                    Some(body) => conn
-                        .write_all(
-                            format!(
-                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                                body.len()
-                            )
-                            .as_bytes(),
-                        )
-                        .and_then(|()| conn.write_all(&body)),
-                    None => conn.write_all(
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    ),
-                };
+/// The test image's root filesystem, stamped as `version` (`/etc/pi-failover-build`, where the
+/// appliance reads its own version); `broken`: its `pi-failover` exits at once, as a build
+/// that cannot start would.
+fn rootfs_variant(dir: &Path, version: &str, broken: bool) -> PathBuf {
+    let tree = dir.join(format!("rootfs-{version}"));
+    let _ = std::fs::remove_dir_all(&tree);
+    run(Command::new("unsquashfs")
+        .args(["-q", "-n", "-d"])
+        .arg(&tree)
+        .arg(work_dir().join("build/rootfs.squashfs")));
+    let stamp = tree.join("etc/pi-failover-build");
+    let stamped: String = std::fs::read_to_string(&stamp)
+        .expect("the image's build stamp")
+        .lines()
+        .map(|line| {
+            if line.starts_with("VERSION=") {
+                format!("VERSION={version}\n")
+            } else {
+                format!("{line}\n")
             }
-        });
-        Self {
-            dir: dir.to_path_buf(),
-            port,
-        }
+        })
+        .collect();
+    std::fs::write(&stamp, stamped).expect("stamp");
+    if broken {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = tree.join("usr/bin/pi-failover");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\necho 'pi-failover: this build cannot start (the image test'\''s broken update)' >&2\nexit 1\n",
+        )
+        .expect("broken binary");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
+    let out = dir.join(format!("rootfs-{version}.squashfs"));
+    run(Command::new("mksquashfs").arg(&tree).arg(&out).args([
+        "-comp",
+        "zstd",
+        "-all-root",
+        "-noappend",
+        "-quiet",
+    ]));
+    let _ = std::fs::remove_dir_all(&tree);
+    out
 }
 
 /// The owner's signing key of the test images (`image/qemu/build.sh` makes it; the images
@@ -1212,13 +1238,20 @@ struct Setup {
     date_port: u16,
     /// The owner's webhook receiver (`[notify]`).
     hook: Webhook,
-    /// Files the guest may fetch with `wget` (`http://10.0.2.100:PORT/NAME`): update bundles.
-    files: FileServer,
 }
 
 impl Setup {
     /// `run`: the scenario's directory under `runs/`.
     async fn new(machine: &'static str, run: &str) -> Self {
+        Self::with(machine, run, false).await
+    }
+
+    /// [`Setup::new`] with `[update]` on the card, and a sync every 15 s.
+    async fn with_updates(machine: &'static str, run: &str) -> Self {
+        Self::with(machine, run, true).await
+    }
+
+    async fn with(machine: &'static str, run: &str, updates: bool) -> Self {
         let dir = run_dir(run);
         let board = if machine == "raspi4b" {
             "rpi4-64"
@@ -1240,9 +1273,8 @@ impl Setup {
         )
         .await;
         let hook = Webhook::start_for(&ca, &dir, Answer::Ok, &[GUEST_SERVICE_ADDR]).await;
-        configure_card(&card, &dir, &ca, &s3, date_port, hook.addr.port());
+        configure_card(&card, &dir, &ca, &s3, date_port, hook.addr.port(), updates);
         let client = Client::new(vec![ca.cert_der()]);
-        let files = FileServer::start(&dir.join("files"));
         Self {
             machine,
             board,
@@ -1253,31 +1285,43 @@ impl Setup {
             client,
             date_port,
             hook,
-            files,
         }
     }
 
-    /// An update bundle of this card's slot A contents (`image/bundle.sh`), for boards
-    /// `compatible`, signed by `signer` (a directory with `owner.cert.pem` and
-    /// `owner.key.pem`), where the guest can fetch it as `NAME.raucb`.
-    fn bundle(&self, name: &str, compatible: &str, signer: &Path) -> String {
-        let image = image(self.board);
-        let kernel = image.with_file_name("kernel.vfat");
-        let rootfs = work_dir().join("build/rootfs.squashfs");
-        let file = format!("{name}.raucb");
+    /// An update bundle (`image/bundle.sh`) of this card's kernel partition and `rootfs`,
+    /// carrying `version`, for boards `compatible`, signed by `signer` (a directory with
+    /// `owner.cert.pem` and `owner.key.pem`).
+    fn bundle(
+        &self,
+        name: &str,
+        rootfs: &Path,
+        version: &str,
+        compatible: &str,
+        signer: &Path,
+    ) -> Vec<u8> {
+        let kernel = image(self.board).with_file_name("kernel.vfat");
+        let out = self.dir.join("bundles").join(format!("{name}.raucb"));
+        std::fs::create_dir_all(out.parent().expect("bundles dir")).expect("bundles dir");
         run(Command::new(repo().join("image/bundle.sh"))
             .arg("--kernel")
             .arg(&kernel)
             .arg("--rootfs")
-            .arg(&rootfs)
-            .args(["--compatible", compatible, "--version", "0.1.0-update"])
+            .arg(rootfs)
+            .args(["--compatible", compatible, "--version", version])
             .arg("--cert")
             .arg(signer.join("owner.cert.pem"))
             .arg("--key")
             .arg(signer.join("owner.key.pem"))
             .arg("--out")
-            .arg(self.files.dir.join(&file)));
-        file
+            .arg(&out));
+        let bytes = std::fs::read(&out).expect("bundle");
+        let _ = std::fs::remove_file(&out);
+        bytes
+    }
+
+    /// The owner uploads `bundle` where the card's `[update]` looks.
+    fn publish(&self, bundle: Vec<u8>) {
+        self.s3.bucket.put(&update_key(), StoredObject::new(bundle));
     }
 
     async fn boot(&self, n: u32) -> Guest {
@@ -1289,12 +1333,7 @@ impl Setup {
             self.machine,
             &self.card,
             &self.dir.join(format!("boot-{n}")),
-            &[
-                self.s3.addr.port(),
-                self.date_port,
-                self.hook.addr.port(),
-                self.files.port,
-            ],
+            &[self.s3.addr.port(), self.date_port, self.hook.addr.port()],
             nic,
         );
         guest.name = format!("{} ({} card, boot {n})", self.machine, self.board);
@@ -1434,92 +1473,278 @@ fn virt_boots_syncs_survives_a_power_cut_and_shuts_down() {
     });
 }
 
-/// `-M virt`, an update by RAUC (issue 16, the first part: RAUC, the slots and the boot
-/// counting, with `rauc install` typed on the console where the appliance will run it): a
-/// bundle signed by another key and one for another board are refused and change nothing;
-/// a good one installs into slot B and makes it the first to try; after a power cut the Pi
-/// boots slot B through U-Boot's boot script, serves the site, and the appliance has RAUC
-/// mark B good.
+/// `-M virt`, updates from the bucket (issue 16), end to end: bundles the owner uploads
+/// beside the site, fetched after each sync, vetted, installed by RAUC into the other slot,
+/// rebooted into, committed or rolled back by the boot counter.
+///
+/// 1. Slot A refuses a bundle signed by a stranger, a tampered one and an older version: each
+///    refusal on `/api/status` with its reason, the boot state untouched.
+/// 2. A reader makes the Pi LIVE; a good bundle (0.2.0) then waits, and the status says why.
+///    The owner types `pi-failover update --now`; the power is cut half a second into the
+///    install. The next boot (A) finds the install interrupted, installs again at once (no
+///    readers), and reboots.
+/// 3. Slot B's first boot: the power is cut as it starts its trial. Its second: it serves,
+///    syncs, is marked good and the update committed.
+/// 4. A broken bundle (0.3.0, its appliance cannot start) goes into A; A on trial reboots
+///    three times, U-Boot goes back to B, which serves and reports "update to 0.3.0 rolled
+///    back" as ATTENTION, and does not fetch or install that bundle again.
 #[test]
-fn virt_installs_a_signed_update_into_the_other_slot_and_boots_it() {
+fn virt_updates_itself_from_the_bucket_and_rolls_back_a_broken_update() {
     one_guest(async {
-        let t = Setup::new("virt", "virt-update").await;
-        let mut guest = t.first_boot(Nic::AtPowerOn).await;
-        let good = t.bundle("good", "pi-failover-rpi3-64", &owner_keys());
-        let stranger = t.bundle("stranger", "pi-failover-rpi3-64", &stranger_keys(&t.dir));
-        let other_board = t.bundle("other-board", "pi-failover-rpi4-64", &owner_keys());
-        let port = t.files.port;
-        let install = |name: &str| {
-            format!(
-                "rm -f /tmp/install.log; \
-                 wget -q -O /data/u.raucb http://{GUEST_SERVICE_ADDR}:{port}/{name} || \
-                 echo 'no down''load'; \
-                 rauc install /data/u.raucb > /tmp/install.log 2>&1; echo \"rc=$?\"; \
-                 tail -n 4 /tmp/install.log; rm -f /data/u.raucb"
-            )
-        };
-        guest.log_in().await;
-        for (bundle, refusal) in [(&stranger, "signature"), (&other_board, "compatible")] {
-            let out = guest
-                .run_on_console(&install(bundle), Duration::from_secs(240))
-                .await;
-            if out.contains("no download")
-                || out.contains("rc=0")
-                || !out.to_lowercase().contains(refusal)
-            {
-                guest.fail(&format!(
-                    "{bundle} was not refused for its {refusal}: {out}"
-                ));
-            }
-            let state = boot_state(&t.card).unwrap_or_default();
-            if state.get("BOOT_ORDER").map(String::as_str) != Some("A B") {
-                guest.fail(&format!(
-                    "a refused {bundle} changed the boot state: {state:?}"
-                ));
-            }
-        }
-        let started = Instant::now();
-        let out = guest
-            .run_on_console(&install(&good), Duration::from_secs(300))
-            .await;
-        if out.contains("no download") || !out.contains("rc=0") || !out.contains("succeeded") {
-            guest.fail(&format!("the signed bundle did not install: {out}"));
-        }
-        println!(
-            "image_boot: {}: download and install of {} MB in {:.0?}",
-            guest.name,
-            std::fs::metadata(t.files.dir.join(&good)).map_or(0, |m| m.len() >> 20),
-            started.elapsed()
+        let t = Setup::with_updates("virt", "virt-update").await;
+        let owner = owner_keys();
+        let good_root = rootfs_variant(&t.dir, "0.2.0", false);
+        let good = t.bundle("good", &good_root, "0.2.0", COMPATIBLE, &owner);
+        let stranger = t.bundle(
+            "stranger",
+            &good_root,
+            "0.2.0",
+            COMPATIBLE,
+            &stranger_keys(&t.dir),
         );
-        let state = boot_state(&t.card).unwrap_or_default();
-        let get = |k: &str| state.get(k).map_or("", String::as_str);
-        if (get("BOOT_ORDER"), get("BOOT_B_LEFT")) != ("B A", "3") {
-            guest.fail(&format!("after the install, B is not first: {state:?}"));
+        let older_root = rootfs_variant(&t.dir, "0.0.9", false);
+        let older = t.bundle("older", &older_root, "0.0.9", COMPATIBLE, &owner);
+        let _ = std::fs::remove_file(&older_root);
+        // A byte of the signature changed after signing (RAUC's bundle ends with the CMS
+        // signature and its 8-byte length).
+        let mut tampered = good.clone();
+        let at = tampered.len() - 8 - 64;
+        tampered[at] ^= 0x55;
+        let mut guest = t.first_boot(Nic::AtPowerOn).await;
+        let boot_order = |want: &str, guest: &Guest, when: &str| {
+            let state = boot_state(&t.card).unwrap_or_default();
+            if state.get("BOOT_ORDER").map(String::as_str) != Some(want) {
+                guest.fail(&format!("{when}: the boot order is not {want}: {state:?}"));
+            }
+        };
+
+        // 1. Refused, each with its reason; nothing changes.
+        for (what, bundle, reason) in [
+            (
+                "signed by a stranger",
+                stranger,
+                "not a bundle signed by the owner",
+            ),
+            ("tampered", tampered, "not a bundle signed by the owner"),
+            ("older", older, "not newer than the running"),
+        ] {
+            let before = guest
+                .wait_for_status(Duration::from_secs(5), "no update status", |json| {
+                    json.get("update").map(|u| u.get("last_attempt").cloned())
+                })
+                .await;
+            t.publish(bundle);
+            let got = guest
+                .wait_for_status(
+                    Duration::from_secs(120),
+                    &format!("the bundle {what} was not refused for `{reason}`"),
+                    |json| {
+                        let a = json.pointer("/update/last_attempt")?;
+                        let why = a.get("reason")?.as_str()?;
+                        (Some(a) != before.as_ref()
+                            && a.get("result")? == "refused"
+                            && why.contains(reason))
+                        .then(|| why.to_owned())
+                    },
+                )
+                .await;
+            println!(
+                "image_boot: {}: the bundle {what} was refused: {got}",
+                guest.name
+            );
+            boot_order("A B", &guest, &format!("after the bundle {what}"));
         }
+
+        // 2. LIVE: the good bundle waits.
+        guest.read_as_a_browser(&t).await;
+        guest
+            .wait_for_status(Duration::from_secs(60), "not LIVE after a reader", |json| {
+                (json.get("mode")? == "LIVE").then_some(())
+            })
+            .await;
+        t.publish(good.clone());
+        let waiting = guest
+            .wait_for_status(
+                Duration::from_secs(120),
+                "the good bundle does not say it waits while the Pi is LIVE",
+                |json| {
+                    let waiting = json.pointer("/update/waiting")?.as_str()?;
+                    waiting
+                        .contains("serving readers")
+                        .then(|| waiting.to_owned())
+                },
+            )
+            .await;
+        println!("image_boot: {}: while LIVE: {waiting}", guest.name);
+        // Another sync later it still waits, nothing installed.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        boot_order("A B", &guest, "while LIVE");
+        if guest.console_log().contains("installing the update") {
+            guest.fail("the update was installed while the Pi was LIVE");
+        }
+        let at = guest.log_in().await;
+        let asked = Instant::now();
+        let said = guest
+            .run_on_console("pi-failover update --now", Duration::from_secs(60))
+            .await;
+        if !said.contains("asked the appliance to look for an update now") {
+            guest.fail(&format!("pi-failover update --now: {said}"));
+        }
+        guest
+            .wait_console("installing the update", at, Duration::from_secs(120))
+            .await;
+        println!(
+            "image_boot: {}: update --now to the install's start: {:.1} s",
+            guest.name,
+            asked.elapsed().as_secs_f64()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
         guest.pull_the_plug();
 
+        // The install was interrupted: slot A boots, installs again (quiet now), reboots.
         let mut guest = t.boot(2).await;
-        guest.wait_for_https(&t.client, "slot B").await;
-        guest.wait_for_site(&t.client, &t.site, SYNC_TIMEOUT).await;
+        guest.wait_console("rauc.slot=A", 0, BOOT_TIMEOUT).await;
+        let at = guest
+            .wait_console("the last update did not finish", 0, BOOT_TIMEOUT)
+            .await;
+        guest
+            .wait_console(
+                "installed; rebooting into it once quiet",
+                at,
+                Duration::from_secs(300),
+            )
+            .await;
+        println!(
+            "image_boot: {}: power-on to the update fetched, checked and installed: {:.1} s",
+            guest.name,
+            guest.powered_on.elapsed().as_secs_f64()
+        );
+        guest
+            .wait_reboot("into the new slot", Duration::from_secs(120))
+            .await;
+        let state = boot_state(&t.card).unwrap_or_default();
+        if (
+            state.get("BOOT_ORDER").map(String::as_str),
+            state.get("BOOT_B_LEFT").map(String::as_str),
+        ) != (Some("B A"), Some("3"))
+        {
+            panic!("after the install, B is not first with 3 tries: {state:?}");
+        }
+
+        // 3. Slot B's first boot: the power goes as soon as the appliance says the slot is
+        // on trial, before it can have served, synced and been marked good. Its second boot
+        // commits.
+        let mut guest = t.boot(3).await;
+        guest
+            .wait_console("this slot is on trial", 0, BOOT_TIMEOUT)
+            .await;
         if !guest
             .console_log()
             .contains("root=PARTUUID=5049f0a1-06 rauc.slot=B")
         {
             guest.fail("U-Boot's boot script did not boot slot B");
         }
-        // Serving and synced, the appliance has RAUC mark B good.
+        guest.pull_the_plug();
+        let state = boot_state(&t.card).unwrap_or_default();
+        assert_eq!(
+            state.get("BOOT_B_LEFT").map(String::as_str),
+            Some("2"),
+            "slot B's first boot was not counted, or B was marked good before the power cut: {state:?}"
+        );
+        let mut guest = t.boot(4).await;
+        guest
+            .wait_for_https(&t.client, "slot B after a power cut in its first boot")
+            .await;
+        guest.wait_for_site(&t.client, &t.site, SYNC_TIMEOUT).await;
         guest.wait_marked_good("B", &t.card).await;
-        guest.log_in().await;
-        let out = guest
-            .run_on_console(
-                "rauc status --output-format=json 2>/dev/null",
+        guest
+            .wait_for_status(
                 Duration::from_secs(60),
+                "the update to 0.2.0 is not committed",
+                |json| {
+                    let u = json.get("update")?;
+                    (u.get("booted")? == "B"
+                        && u.get("version")? == "0.2.0"
+                        && u.get("role")? == "established"
+                        && u.pointer("/last_attempt/result")? == "committed")
+                        .then_some(())
+                },
             )
             .await;
-        if !out.contains("\"booted\":\"B\"") {
-            guest.fail(&format!("RAUC does not say slot B is booted: {out}"));
+        println!(
+            "image_boot: {}: power-on to the update committed: {:.1} s",
+            guest.name,
+            guest.powered_on.elapsed().as_secs_f64()
+        );
+        // Both slots as RAUC sees them: B booted and good, holding 0.2.0.
+        let slots = guest
+            .wait_for_status(
+                Duration::from_secs(30),
+                "the slots are not reported",
+                |json| {
+                    let slots = json.pointer("/update/slots")?.as_array()?.clone();
+                    let b = slots.iter().find(|s| s["name"] == "B")?;
+                    (slots.len() == 2
+                        && b["state"] == "booted"
+                        && b["boot_status"] == "good"
+                        && b["version"] == "0.2.0")
+                        .then_some(slots)
+                },
+            )
+            .await;
+        println!("image_boot: {}: slots {slots:?}", guest.name);
+
+        // 4. A broken update goes into A and rolls back.
+        let broken_root = rootfs_variant(&t.dir, "0.3.0", true);
+        let broken = t.bundle("broken", &broken_root, "0.3.0", COMPATIBLE, &owner);
+        let _ = std::fs::remove_file(&broken_root);
+        let _ = std::fs::remove_file(&good_root);
+        t.publish(broken);
+        guest
+            .wait_console(
+                "installed; rebooting into it once quiet",
+                0,
+                Duration::from_secs(180),
+            )
+            .await;
+        guest
+            .wait_reboot("into the broken update", Duration::from_secs(120))
+            .await;
+        for n in 5..=7 {
+            let mut guest = t.boot(n).await;
+            guest.wait_console("rauc.slot=A", 0, BOOT_TIMEOUT).await;
+            guest
+                .wait_console("is on trial and pi-failover exited", 0, BOOT_TIMEOUT)
+                .await;
+            guest
+                .wait_reboot("a trial that failed", Duration::from_secs(120))
+                .await;
         }
-        guest.type_on_console("exit\n");
+        let mut guest = t.boot(8).await;
+        guest
+            .wait_for_https(&t.client, "slot B after the rollback")
+            .await;
+        if !guest.console_log().contains("rauc.slot=B") {
+            guest.fail("U-Boot did not go back to slot B after three failed boots of A");
+        }
+        let reason = guest
+            .wait_for_status(Duration::from_secs(60), "no rollback reported", |json| {
+                let reason = json.get("reason")?.as_str()?;
+                (json.get("mode")? == "ATTENTION"
+                    && reason.contains("update to 0.3.0 rolled back")
+                    && json.pointer("/update/last_attempt/result")? == "rolled-back")
+                    .then(|| reason.to_owned())
+            })
+            .await;
+        println!("image_boot: {}: ATTENTION: {reason}", guest.name);
+        // Not retried: two syncs later the bundle was not downloaded again, nothing installed.
+        let fetched = t.s3.bucket.downloads_of(&update_key());
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        if t.s3.bucket.downloads_of(&update_key()) != fetched
+            || guest.console_log().contains("installing the update")
+        {
+            guest.fail("the rolled-back bundle was fetched or installed again");
+        }
         t.shut_down_cleanly(guest).await;
     });
 }

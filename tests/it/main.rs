@@ -26,3 +26,4 @@ mod sync_s3;
 mod tls_acme;
 mod tls_s3;
 mod tls_scan;
+mod update_bundles;
