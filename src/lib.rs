@@ -8,6 +8,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod content_type;
+pub mod data_format;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod format;

@@ -28,6 +28,8 @@ pub(crate) const GENERATIONS: &str = "generations";
 pub(crate) const STAGING: &str = "staging";
 pub(crate) const CURRENT: &str = "current";
 pub(crate) const FILES: &str = "files";
+/// The layout drawn above, as `<data_dir>/site/FORMAT` names it (`crate::data_format`).
+pub(crate) const SITE_FORMAT: u32 = 1;
 pub(crate) const TMP: &str = "tmp";
 
 /// A file system call on the generations that failed, with what it was doing and where.

@@ -8,6 +8,10 @@
 //! `staging/`, fsynced, moved into `generations/`, and only then does `current` move, with one
 //! `rename(2)` of a new symlink over the old. A crash at any point leaves `current` on a whole
 //! generation; leftovers in `staging/` are removed at the next start.
+//!
+//! The store says which layout it has (`site/FORMAT`, `crate::data_format`): a build that
+//! finds a newer one takes no lock on it, so it serves the current generation and never
+//! syncs over it or cleans it up.
 
 use std::fs;
 use std::io;
@@ -16,7 +20,7 @@ use std::path::{Path, PathBuf};
 use super::newfile::TmpDir;
 use crate::generation::manifest::{Manifest, MANIFEST_FILE};
 pub use crate::generation::FsError as StoreError;
-use crate::generation::{at, CURRENT, FILES, GENERATIONS, SITE_DIR, STAGING, TMP};
+use crate::generation::{at, CURRENT, FILES, GENERATIONS, SITE_DIR, SITE_FORMAT, STAGING, TMP};
 
 /// Held while a sync runs; the lock is released when the file is closed.
 #[derive(Debug)]
@@ -94,6 +98,9 @@ impl GenerationStore {
             Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
             Err(e) => return Err(at("lock", &path)(e.into())),
         }
+        // A store a newer build wrote is served as it is, never cleaned up or synced over.
+        crate::data_format::writable(&self.base, SITE_FORMAT, "the site's generations")
+            .map_err(at("write", &self.base))?;
         self.recover()?;
         Ok(Some(StoreLock { _file: file }))
     }

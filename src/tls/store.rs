@@ -13,6 +13,9 @@
 //! does `current` move. A power cut at any point leaves `current` on a whole pair (or absent,
 //! before the first one): the key and its certificate never come from two installs. The files
 //! are created 0600 by the service user and never opened for writing again.
+//!
+//! `tls/FORMAT` names the layout (`crate::data_format`): a newer one is read (the installed
+//! pair is served) but never written.
 
 use std::fs;
 use std::io::{self, Write};
@@ -25,6 +28,21 @@ const STAGING: &str = "staging";
 pub(crate) const CERT_FILE: &str = "fullchain.pem";
 pub(crate) const KEY_FILE: &str = "privkey.pem";
 const SOURCE_FILE: &str = "source.json";
+/// This layout, as `<data_dir>/tls/FORMAT` names it (`crate::data_format`): a build that finds
+/// a newer one serves the pair installed but installs nothing there.
+const TLS_FORMAT: u32 = 1;
+
+/// Whether this build may write under `dir` (a certificate's directory in `tls/`).
+fn writable(dir: &Path) -> io::Result<()> {
+    let Some(tls) = dir.parent() else {
+        return Ok(());
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(tls)?;
+    crate::data_format::writable(tls, TLS_FORMAT, "the certificates in it")
+}
 
 /// The directory of the certificate called `id` (its source and location) under `data_dir`:
 /// a name safe on any filesystem, with a hash so two locations never share one.
@@ -67,6 +85,7 @@ pub(crate) fn installed_source(dir: &Path) -> Option<String> {
 
 /// Writes a new pair and makes it current, atomically; keeps the one before.
 pub fn install(dir: &Path, cert: &[u8], key: &[u8], source: &str) -> io::Result<()> {
+    writable(dir)?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -112,6 +131,7 @@ pub(crate) fn read_private(dir: &Path, name: &str) -> Option<Vec<u8>> {
 /// Writes a private file of the slot whole (0600, fsynced, renamed into place): a power cut
 /// leaves the old contents or the new, never half of them.
 pub(crate) fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    writable(dir)?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -159,6 +179,24 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A `tls/` a newer build wrote: the pair installed is still read (and served), nothing
+    /// is installed or written over it.
+    #[test]
+    fn certificates_a_newer_build_wrote_are_read_and_never_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = slot_dir(tmp.path(), "s3-bucket-tls/example.com/");
+        install(&dir, b"c1", b"k1", "1").unwrap();
+        let format = tmp.path().join("tls").join(crate::data_format::FORMAT_FILE);
+        assert_eq!(fs::read_to_string(&format).unwrap(), "1\n");
+        fs::write(&format, "2\n").unwrap();
+        let e = install(&dir, b"c2", b"k2", "2").unwrap_err();
+        assert!(e.to_string().contains("format 2"), "{e}");
+        assert!(write_private(&dir, "order.json", b"{}").is_err());
+        let (cert, _) = installed(&dir).unwrap();
+        assert_eq!(fs::read(cert).unwrap(), b"c1");
+        assert!(read_private(&dir, "order.json").is_none());
+    }
 
     #[test]
     fn installs_switch_whole_pairs_keep_one_back_and_hide_the_key() {

@@ -1422,3 +1422,44 @@ async fn multi_megabyte_text_files_cost_the_sync_little_memory() {
     // whole cost some 26 MB for the search index alone.
     assert!(extra_mb < 14.0, "compression cost {extra_mb:.1} MB");
 }
+
+/// After a rollback the data partition may hold a site store a newer build wrote: this build
+/// serves its current generation but never syncs over it, cleans it up or restamps it, and
+/// says why (`data_format`). The old code synced into a layout it did not know.
+#[tokio::test]
+async fn a_site_store_written_by_a_newer_build_is_served_and_never_synced_over() {
+    let t = Setup::new().await;
+    t.seed_site();
+    let syncer = t.syncer().await;
+    syncer.sync_once(false).await.expect("first sync");
+    let format = t.f.path("data/site/FORMAT");
+    assert_eq!(std::fs::read_to_string(&format).expect("stamped"), "1\n");
+    let before = t.read("index.html");
+
+    // A newer build's store: a higher format, and a staging leftover it may still need.
+    std::fs::write(&format, "2\n").expect("newer");
+    let newer_leftover = t.f.path("data/site/staging/999999");
+    std::fs::create_dir_all(&newer_leftover).expect("leftover");
+    t.s3.bucket
+        .put_body("index.html", "<p>changed in the bucket</p>");
+
+    let e = syncer
+        .sync_once(false)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.contains("format 2") && e.contains("newer pi-failover"),
+        "{e}"
+    );
+    assert_eq!(
+        t.read("index.html"),
+        before,
+        "the served generation is untouched"
+    );
+    assert!(
+        newer_leftover.is_dir(),
+        "the newer build's files were cleaned up"
+    );
+    assert_eq!(std::fs::read_to_string(&format).expect("stamp"), "2\n");
+}
