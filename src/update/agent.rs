@@ -142,6 +142,7 @@ impl Agent {
     async fn check(&mut self, source: &Source) -> Result<bool, String> {
         let state = self.journal.state();
         let dir = self.journal.dir();
+        let started = std::time::Instant::now();
         let fetched = fetch::fetch(&self.client, source, state.seen_etag.as_deref(), &dir)
             .await
             .map_err(|e| e.to_string())?;
@@ -155,7 +156,7 @@ impl Agent {
             }
             Fetched::Downloaded { path, etag, bytes } => (path, etag, bytes),
         };
-        tracing::info!(source = %source.location(), bytes, "a new bundle: checking it");
+        tracing::info!(source = %source.location(), bytes, download_seconds = started.elapsed().as_secs_f64(), "a new bundle: checking it");
         let result = self.vet_and_install(&path, &etag).await;
         let _ = std::fs::remove_file(&path);
         result
@@ -243,7 +244,7 @@ impl Agent {
         self.journal.set_waiting(None);
         match installed {
             Ok(_) => {
-                tracing::info!(version = %version, slot = %to, seconds = started.elapsed().as_secs(), "installed; rebooting into it once quiet");
+                tracing::info!(version = %version, slot = %to, install_seconds = started.elapsed().as_secs_f64(), "installed; rebooting into it once quiet");
                 self.journal
                     .record(|s| s.attempt = Some(attempt(Phase::Installed, None, installs)))
                     .map_err(|e| e.to_string())?;

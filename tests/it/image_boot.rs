@@ -1153,6 +1153,18 @@ fn one_guest(scenario: impl std::future::Future<Output = ()>) {
         .block_on(scenario);
 }
 
+/// The last `key=value` the appliance logged on the console (`?` when none).
+fn logged(console: &str, key: &str) -> String {
+    let field = format!(" {key}=");
+    console
+        .rsplit(&field)
+        .next()
+        .filter(|_| console.contains(&field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
 /// The bundle's key in the bucket: `<prefix><compatible>.raucb`.
 fn update_key() -> String {
     format!("{UPDATE_PREFIX}{COMPATIBLE}.raucb")
@@ -1615,9 +1627,13 @@ fn virt_updates_itself_from_the_bucket_and_rolls_back_a_broken_update() {
             )
             .await;
         println!(
-            "image_boot: {}: power-on to the update fetched, checked and installed: {:.1} s",
+            "image_boot: {}: power-on to the update fetched, checked and installed: {:.1} s \
+             (download {} s of {} bytes, install {} s)",
             guest.name,
-            guest.powered_on.elapsed().as_secs_f64()
+            guest.powered_on.elapsed().as_secs_f64(),
+            logged(&guest.console_log(), "download_seconds"),
+            logged(&guest.console_log(), "bytes"),
+            logged(&guest.console_log(), "install_seconds"),
         );
         guest
             .wait_reboot("into the new slot", Duration::from_secs(120))
