@@ -270,21 +270,16 @@ impl Agent {
     /// Waits until the Pi is neither LIVE nor DRAINING, or the owner asks for it now; the
     /// status says what waits. `false` at shutdown.
     async fn wait_quiet(&mut self, what: &str) -> bool {
-        let mut poll = tokio::time::interval(NOW_POLL);
-        loop {
-            if self.now_requested() || !*self.busy.borrow() {
-                self.journal.set_waiting(None);
-                return true;
-            }
-            self.journal.set_waiting(Some(format!(
-                "{what}; waiting: the Pi is serving readers (LIVE or DRAINING)"
-            )));
-            tokio::select! {
-                () = self.shutdown.cancelled() => return false,
-                _ = self.busy.changed() => {}
-                _ = poll.tick() => {}
-            }
-        }
+        let journal = self.journal.clone();
+        let now_file = journal.path(NOW_REQUEST);
+        until_quiet(
+            &mut self.busy,
+            || now_file.exists(),
+            |waiting| journal.set_waiting(waiting),
+            what,
+            &self.shutdown,
+        )
+        .await
     }
 
     async fn reboot_when_quiet(&mut self) {
@@ -302,7 +297,103 @@ impl Agent {
     }
 }
 
+/// Waits until `busy` (LIVE or DRAINING) is false or the owner asks for the update now
+/// (`now_requested`), telling `waiting` what waits and why meanwhile. `false` at shutdown.
+async fn until_quiet(
+    busy: &mut watch::Receiver<bool>,
+    now_requested: impl Fn() -> bool,
+    waiting: impl Fn(Option<String>),
+    what: &str,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut poll = tokio::time::interval(NOW_POLL);
+    loop {
+        if now_requested() || !*busy.borrow_and_update() {
+            waiting(None);
+            return true;
+        }
+        waiting(Some(format!(
+            "{what}; waiting: the Pi is serving readers (LIVE or DRAINING)"
+        )));
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            _ = busy.changed() => {}
+            _ = poll.tick() => {}
+        }
+    }
+}
+
 /// The slot RAUC installs into: the other of the two.
 fn other_slot(booted: &str) -> String {
     if booted == "A" { "B" } else { "A" }.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    /// An update that arrives while the Pi is LIVE waits, saying so, until it is not; the
+    /// owner's request ends the wait at once; shutdown ends it without installing.
+    #[tokio::test(start_paused = true)]
+    async fn an_update_waits_while_readers_are_served() {
+        let (busy_tx, mut busy) = watch::channel(true);
+        let said = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let now = std::sync::Arc::new(AtomicBool::new(false));
+        let stop = CancellationToken::new();
+        let waiter = {
+            let (said, now, stop) = (said.clone(), now.clone(), stop.clone());
+            tokio::spawn(async move {
+                until_quiet(
+                    &mut busy,
+                    || now.load(Ordering::Relaxed),
+                    |w| said.lock().expect("lock").push(w),
+                    "0.2.0 is downloaded and checked",
+                    &stop,
+                )
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert!(!waiter.is_finished(), "installed while LIVE");
+        assert!(said.lock().expect("lock").last().is_some_and(|w| w
+            .as_deref()
+            .is_some_and(|w| w.contains("waiting: the Pi is serving readers"))));
+        busy_tx.send(false).expect("send");
+        assert!(waiter.await.expect("join"), "the Pi is quiet: go");
+        assert_eq!(
+            said.lock().expect("lock").last(),
+            Some(&None),
+            "no longer waiting"
+        );
+
+        // The owner asks: no wait.
+        let (_busy_tx, mut busy) = watch::channel(true);
+        now.store(true, Ordering::Relaxed);
+        assert!(
+            until_quiet(
+                &mut busy,
+                || now.load(Ordering::Relaxed),
+                |_| {},
+                "x",
+                &stop
+            )
+            .await
+        );
+
+        // Shutdown: no install.
+        now.store(false, Ordering::Relaxed);
+        stop.cancel();
+        assert!(
+            !until_quiet(
+                &mut busy,
+                || now.load(Ordering::Relaxed),
+                |_| {},
+                "x",
+                &stop
+            )
+            .await
+        );
+    }
 }
