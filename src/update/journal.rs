@@ -158,7 +158,16 @@ impl Journal {
     /// an install).
     pub async fn refresh_slots(self: std::sync::Arc<Self>) {
         match super::slot::slots().await {
-            Ok(slots) => self.publish(|s| s.slots = slots),
+            Ok(mut slots) => self.publish(|s| {
+                // RAUC knows the versions of the bundles it installed; the slot the card was
+                // flashed with has none, and the booted one runs this build.
+                for slot in &mut slots {
+                    if slot.version.is_none() && slot.name == self.booted {
+                        slot.version = Some(s.version.clone());
+                    }
+                }
+                s.slots = slots;
+            }),
             Err(e) => tracing::warn!(error = %e, "rauc status"),
         }
     }
