@@ -110,32 +110,16 @@ impl Agent {
         let _ = std::fs::remove_file(self.journal.path(NOW_REQUEST));
     }
 
-    /// Waits for the next look: a sync ended, the owner asked, or the interval passed.
-    /// `false` at shutdown.
+    /// Waits for the next look (`next_look`). `false` at shutdown.
     async fn next_trigger(&mut self) -> bool {
-        let mut poll = tokio::time::interval(NOW_POLL);
-        poll.tick().await;
-        let deadline = tokio::time::sleep(self.settings.interval);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                () = self.shutdown.cancelled() => return false,
-                () = &mut deadline => return true,
-                changed = self.sync.changed() => {
-                    if changed.is_ok() {
-                        return true;
-                    }
-                    // The sync is gone (shutting down): the interval still counts.
-                    std::future::pending::<()>().await;
-                }
-                _ = poll.tick() => {
-                    if self.now_requested() {
-                        tracing::info!("the owner asked for an update now");
-                        return true;
-                    }
-                }
-            }
-        }
+        let now_file = self.journal.path(NOW_REQUEST);
+        next_look(
+            &mut self.sync,
+            self.settings.interval,
+            || now_file.exists(),
+            &self.shutdown,
+        )
+        .await
     }
 
     /// One look (module doc). `Ok(true)`: installed, reboot wanted.
@@ -297,6 +281,42 @@ impl Agent {
     }
 }
 
+/// Waits for the next look for a bundle: a sync ended, the owner asked (`now_requested`, looked
+/// at every [`NOW_POLL`]), or `interval` passed. `false` at shutdown.
+async fn next_look<T>(
+    sync: &mut watch::Receiver<T>,
+    interval: Duration,
+    now_requested: impl Fn() -> bool,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut poll = tokio::time::interval(NOW_POLL);
+    poll.tick().await;
+    let deadline = tokio::time::sleep(interval);
+    tokio::pin!(deadline);
+    // Once the sync is gone (the appliance shutting down), only the interval, the owner and
+    // the shutdown count: an arm that waited forever here once held the shutdown for its
+    // whole grace period.
+    let mut sync_open = true;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = &mut deadline => return true,
+            changed = sync.changed(), if sync_open => {
+                if changed.is_ok() {
+                    return true;
+                }
+                sync_open = false;
+            }
+            _ = poll.tick() => {
+                if now_requested() {
+                    tracing::info!("the owner asked for an update now");
+                    return true;
+                }
+            }
+        }
+    }
+}
+
 /// Waits until `busy` (LIVE or DRAINING) is false or the owner asks for the update now
 /// (`now_requested`), telling `waiting` what waits and why meanwhile. `false` at shutdown.
 async fn until_quiet(
@@ -394,6 +414,40 @@ mod tests {
                 &stop
             )
             .await
+        );
+    }
+
+    /// The next look comes after a sync, on the owner's request or at the interval; once the
+    /// sync is gone, a shutdown still ends the wait at once.
+    #[tokio::test(start_paused = true)]
+    async fn the_next_look_follows_syncs_the_owner_and_the_interval_and_ends_at_shutdown() {
+        let hour = Duration::from_secs(3600);
+        let stop = CancellationToken::new();
+        let (sync_tx, mut sync) = watch::channel(0u32);
+        let started = tokio::time::Instant::now();
+        let (looked, ()) = tokio::join!(next_look(&mut sync, hour, || false, &stop), async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            sync_tx.send(1).expect("send");
+        });
+        assert!(looked && started.elapsed() < hour, "after a sync");
+        let started = tokio::time::Instant::now();
+        assert!(next_look(&mut sync, hour, || true, &stop).await);
+        assert!(started.elapsed() <= NOW_POLL, "on the owner's request");
+        let started = tokio::time::Instant::now();
+        assert!(next_look(&mut sync, hour, || false, &stop).await);
+        assert!(started.elapsed() >= hour, "at the interval");
+
+        drop(sync_tx);
+        let waiter = tokio::spawn({
+            let stop = stop.clone();
+            async move { next_look(&mut sync, hour, || false, &stop).await }
+        });
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        stop.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(1), waiter).await;
+        assert!(
+            matches!(ended, Ok(Ok(false))),
+            "the shutdown did not end the wait once the sync was gone"
         );
     }
 }
