@@ -57,13 +57,18 @@ pub fn writable(dir: &Path, known: u32, what: &'static str) -> io::Result<()> {
     }
 }
 
-/// Writes the stamp whole (temporary file, fsync, rename) into `dir`, which exists (its
-/// owner made it with the mode it wants).
+/// Writes the stamp into `dir`, which exists (its owner made it with the mode it wants).
 fn stamp(dir: &Path, known: u32) -> io::Result<()> {
+    write_whole(dir, FORMAT_FILE, format!("{known}\n").as_bytes())
+}
+
+/// Writes `name` in `dir` whole: a temporary file beside it, fsync, rename over, fsync the
+/// directory. A power cut leaves the old contents or the new.
+pub fn write_whole(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    io::Write::write_all(&mut file, format!("{known}\n").as_bytes())?;
+    io::Write::write_all(&mut file, bytes)?;
     file.as_file().sync_all()?;
-    file.persist(dir.join(FORMAT_FILE)).map_err(|e| e.error)?;
+    file.persist(dir.join(name)).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()
 }
 

@@ -21,7 +21,6 @@
 //! new slot's trial, the old slot after a rollback, or an install a power cut interrupted.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -305,14 +304,7 @@ impl StateFile {
     }
 }
 
-/// Writes `name` in `dir` whole: a temporary file, fsync, rename over, fsync the directory.
-pub fn write_whole(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(dir.join(name)).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
-}
+pub use crate::data_format::write_whole;
 
 /// This boot's id (`/proc/sys/kernel/random/boot_id`): tells a restart of the appliance from
 /// a reboot.
